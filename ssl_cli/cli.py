@@ -1,0 +1,230 @@
+"""The ``ssl`` command line: one subcommand per registered task, plus ``ssl env``.
+
+Subcommands are generated from the task registry, and every flag's help text is
+the description of the recipe key it sets, so flags, recipes and docs cannot
+drift apart. Importing this module must not import torch or transformers: that
+keeps ``ssl --help`` instant (a test asserts it).
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+from typing import Annotated, Any, Optional
+
+import typer
+
+from ssl_cli import __version__
+from ssl_cli.errors import UserError
+from ssl_cli.tasks import all_tasks
+from ssl_cli.tasks.base import Flag, Task
+
+#: Flags every subcommand shares, named as in Hugging Face's example scripts.
+COMMON_FLAGS: tuple[Flag, ...] = (
+    Flag("model", "model.name_or_path", aliases=("--model-name-or-path",)),
+    Flag("data", "data.name"),
+    Flag("train-file", "data.train_file"),
+    Flag("validation-file", "data.validation_file"),
+    Flag("test-file", "data.test_file"),
+    Flag("eval-data", "data.eval_data"),
+    Flag("max-seq-length", "data.max_seq_length", int),
+    Flag("max-train-samples", "data.max_train_samples", int),
+    Flag("max-eval-samples", "data.max_eval_samples", int),
+    Flag("output-dir", "training.output_dir"),
+    Flag("per-device-train-batch-size", "training.per_device_train_batch_size", int),
+    Flag("per-device-eval-batch-size", "training.per_device_eval_batch_size", int),
+    Flag("learning-rate", "training.learning_rate", float),
+    Flag("num-train-epochs", "training.num_train_epochs", float),
+    Flag("max-steps", "training.max_steps", int),
+    Flag("gradient-accumulation-steps", "training.gradient_accumulation_steps", int),
+    Flag("warmup-ratio", "training.warmup_ratio", float),
+    Flag("seed", "training.seed", int),
+    Flag("mixed-precision", "training.mixed_precision"),
+    Flag("eval-steps", "training.eval_steps", int),
+    Flag("save-steps", "training.save_steps", int),
+    Flag("logging-steps", "training.logging_steps", int),
+    Flag("save-total-limit", "training.save_total_limit", int),
+    Flag("do-predict", "training.do_predict", bool),
+    Flag("overwrite", "training.overwrite", bool),
+    Flag("resume", "training.resume", bool),
+)
+
+app = typer.Typer(
+    name="ssl",
+    help="Fine-tune and pretrain self-supervised language models (Hugging Face + Accelerate).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _field_description(recipe_cls: type, dotted: str) -> str:
+    """The schema description of a dotted recipe key (the single source of help text)."""
+    cls: Any = recipe_cls
+    field = None
+    for part in dotted.split("."):
+        field = cls.model_fields[part]
+        cls = field.annotation
+    return (field.description or "") + f"  [recipe: {dotted}]"
+
+
+def _flag_parameter(flag: Flag, recipe_cls: type) -> inspect.Parameter:
+    help_text = _field_description(recipe_cls, flag.path)
+    decls = (f"--{flag.name}", *flag.aliases)
+    if flag.type is bool:
+        option = typer.Option(*decls, help=help_text)
+        annotation: Any = Annotated[bool, option]
+        default: Any = False
+    else:
+        option = typer.Option(*decls, help=help_text, show_default=False)
+        annotation = Annotated[Optional[flag.type], option]  # noqa: UP045 - typer needs Optional
+        default = None
+    return inspect.Parameter(flag.name.replace("-", "_"), inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+
+
+_META_PARAMETERS = (
+    inspect.Parameter(
+        "recipe",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[Optional[str], typer.Option("--recipe", help="YAML recipe file.")],  # noqa: UP045
+    ),
+    inspect.Parameter(
+        "set_",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[
+            Optional[list[str]],  # noqa: UP045
+            typer.Option("--set", help="Override any recipe key: --set training.learning_rate=3e-5 (repeatable)."),
+        ],
+    ),
+    inspect.Parameter(
+        "dry_run",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=False,
+        annotation=Annotated[bool, typer.Option("--dry-run", help="Print the resolved recipe and exit.")],
+    ),
+    inspect.Parameter(
+        "debug",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=False,
+        annotation=Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")],
+    ),
+)
+
+
+def flag_overrides(task: Task, values: dict[str, Any]) -> dict[str, Any]:
+    """Map parsed flag values to dotted recipe keys (unset flags are left out)."""
+    overrides: dict[str, Any] = {}
+    for flag in (*COMMON_FLAGS, *task.flags):
+        value = values.get(flag.name.replace("-", "_"))
+        if value is None or value is False:
+            continue
+        if flag.path == "data.eval_data":
+            value = [item.strip() for item in str(value).split(",") if item.strip()]
+        overrides[flag.path] = value
+    return overrides
+
+
+def _make_command(task: Task):
+    def command(**values: Any) -> None:
+        debug = values.pop("debug")
+        with _user_errors(debug):
+            from ssl_cli.config import resolve_recipe
+
+            recipe = resolve_recipe(
+                task.recipe_cls,
+                task.default_recipe(),
+                values.pop("recipe"),
+                values.pop("set_") or [],
+                flag_overrides(task, values),
+            )
+            if values.pop("dry_run"):
+                _print_recipe(recipe)
+                return
+            from ssl_cli.run import run_task
+
+            run_task(task, recipe)
+
+    parameters = [_flag_parameter(flag, task.recipe_cls) for flag in (*COMMON_FLAGS, *task.flags)]
+    parameters += list(_META_PARAMETERS)
+    command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in parameters}
+    command.__doc__ = task.help
+    command.__name__ = task.name.replace("-", "_")
+    return command
+
+
+class _user_errors:
+    """Turn UserError (and a few well-known library errors) into one line + exit 2."""
+
+    def __init__(self, debug: bool) -> None:
+        self.debug = debug
+
+    def __enter__(self) -> None:
+        if self.debug:
+            os.environ["SSL_DEBUG"] = "1"
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc is None or self.debug or not isinstance(exc, UserError):
+            return False
+        from rich.console import Console
+
+        Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {exc}", markup=True)
+        raise SystemExit(exc.exit_code)
+
+
+def _print_recipe(recipe: Any) -> None:
+    from rich.console import Console
+    from rich.syntax import Syntax
+
+    from ssl_cli.config import recipe_to_yaml
+
+    Console().print(Syntax(recipe_to_yaml(recipe), "yaml", theme="ansi_dark", background_color="default"))
+
+
+for _task in all_tasks().values():
+    app.command(name=_task.name, help=_task.help)(_make_command(_task))
+
+
+@app.command("env")
+def env_command() -> None:
+    """Print versions, devices and the Accelerate config found (paste it into bug reports)."""
+    from ssl_cli.envinfo import print_env
+
+    print_env()
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"ssl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """Fine-tune and pretrain self-supervised language models (Hugging Face + Accelerate)."""
+
+
+def normalise_argv(argv: list[str]) -> list[str]:
+    """Accept Hugging Face's underscore spelling: ``--max_seq_length`` == ``--max-seq-length``.
+
+    Only option names are rewritten, never values (``--set a.b_c=1`` keeps its value).
+    """
+    out = []
+    for arg in argv:
+        if arg.startswith("--") and "_" in arg.split("=", 1)[0]:
+            name, sep, value = arg.partition("=")
+            arg = name.replace("_", "-") + sep + value
+        out.append(arg)
+    return out
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(args=normalise_argv(sys.argv[1:]), prog_name="ssl")

@@ -1,0 +1,281 @@
+"""Typed recipes: YAML validated into pydantic models.
+
+Precedence, lowest first: the task's built-in defaults < the recipe file <
+``--set a.b=value`` overrides < first-class CLI flags. Every key has a type, a
+default and a description (the description is also the ``--help`` text of
+the matching flag and the docs' recipe reference), unknown keys are errors
+with a "did you mean" hint, and the resolved recipe is saved with the run.
+
+This module must stay importable without torch or transformers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ssl_cli.errors import UserError, did_you_mean
+
+
+class Section(BaseModel):
+    """A recipe section: unknown keys are errors, values are checked on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+
+class ModelConfig(Section):
+    name_or_path: str = Field(
+        "scratch:bert-tiny",
+        description="Hub id (bert-base-chinese), local directory in Hugging Face layout, or a "
+        "from-scratch spec scratch:bert-tiny|bert-mini|bert-small|bert-base (random weights plus "
+        "a WordPiece tokenizer trained on the run's own training text).",
+    )
+    revision: str | None = Field(None, description="Hub revision (branch, tag or commit) of the model.")
+    trust_remote_code: bool = Field(
+        False, description="Allow custom modelling code from the Hub. Off by default: it runs code you have not read."
+    )
+    gradient_checkpointing: bool = Field(
+        False, description="Recompute activations in the backward pass: less memory, about 30% slower."
+    )
+    scratch_vocab_size: int = Field(
+        8000, ge=100, description="Vocabulary size of the tokenizer trained for a scratch: model."
+    )
+    dropout: float | None = Field(
+        None, ge=0.0, lt=1.0, description="Override hidden and attention dropout of the model config (null keeps it)."
+    )
+
+
+class DataConfig(Section):
+    name: str | None = Field(
+        None,
+        description="Registered dataset (e.g. drcd, cmrc2018, squad, squad_v2), a local file or a directory. "
+        "Null uses train_file/validation_file/test_file.",
+    )
+    train_file: str | None = Field(None, description="Training data file (JSON, JSONL, CSV or Parquet).")
+    validation_file: str | None = Field(None, description="Evaluation data file.")
+    test_file: str | None = Field(None, description="Test data file; its predictions are written with do_predict.")
+    eval_data: list[str] = Field(
+        default_factory=list,
+        description="Extra datasets (names or paths) to evaluate the trained model on, each with its own "
+        "metrics: one model, several test sets (e.g. zero-shot cross-lingual transfer).",
+    )
+    validation_split_percentage: int = Field(
+        10,
+        ge=1,
+        le=50,
+        description="When the data has no validation split, hold out this percentage of it, grouped by "
+        "article/paragraph so that no context is in both splits.",
+    )
+    max_seq_length: int = Field(384, ge=16, description="Maximum tokens per feature (question + context window).")
+    max_train_samples: int | None = Field(None, ge=1, description="Truncate the training examples to this many.")
+    max_eval_samples: int | None = Field(None, ge=1, description="Truncate the evaluation examples to this many.")
+    max_predict_samples: int | None = Field(None, ge=1, description="Truncate the test examples to this many.")
+    preprocessing_num_workers: int | None = Field(None, ge=1, description="Processes for tokenisation (datasets.map).")
+    overwrite_cache: bool = Field(False, description="Ignore the datasets cache and preprocess again.")
+    strict: bool = Field(
+        False, description="Fail on malformed examples (e.g. answer_start not matching the context) instead of skipping them."
+    )
+
+
+class TrainingConfig(Section):
+    output_dir: str = Field("outputs/run", description="Where the model, checkpoints, metrics and logs are written.")
+    overwrite: bool = Field(False, description="Allow writing into a non-empty output_dir (its contents are replaced).")
+    resume: bool = Field(False, description="Resume from the newest complete checkpoint in output_dir.")
+    resume_from_checkpoint: str | None = Field(None, description="Resume from this checkpoint directory.")
+    do_train: bool = Field(True, description="Train.")
+    do_eval: bool = Field(True, description="Evaluate on the validation split (and eval_data).")
+    do_predict: bool = Field(False, description="Write predictions for the test split.")
+    seed: int = Field(42, description="Random seed for initialisation, shuffling and dropout.")
+    per_device_train_batch_size: int = Field(12, ge=1, description="Training batch size per process.")
+    per_device_eval_batch_size: int = Field(32, ge=1, description="Evaluation batch size per process.")
+    gradient_accumulation_steps: int = Field(1, ge=1, description="Batches accumulated into one optimizer step.")
+    learning_rate: float = Field(3e-5, gt=0, description="Peak learning rate of AdamW.")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay (not applied to biases and LayerNorm).")
+    adam_beta1: float = Field(0.9, ge=0, lt=1, description="AdamW beta1.")
+    adam_beta2: float = Field(0.999, ge=0, lt=1, description="AdamW beta2.")
+    adam_epsilon: float = Field(1e-8, gt=0, description="AdamW epsilon.")
+    max_grad_norm: float | None = Field(1.0, gt=0, description="Clip gradients to this norm (null: no clipping).")
+    num_train_epochs: float = Field(2.0, gt=0, description="Training epochs (ignored when max_steps is set).")
+    max_steps: int | None = Field(None, ge=1, description="Total optimizer steps; overrides num_train_epochs.")
+    lr_scheduler_type: Literal["linear", "cosine", "constant", "constant_with_warmup"] = Field(
+        "linear", description="Learning-rate schedule after warmup."
+    )
+    warmup_ratio: float = Field(0.1, ge=0, le=1, description="Fraction of the steps spent warming up.")
+    warmup_steps: int | None = Field(None, ge=0, description="Warmup steps; overrides warmup_ratio.")
+    mixed_precision: Literal["auto", "no", "fp16", "bf16"] = Field(
+        "auto",
+        description="auto: bf16 where the hardware supports it (CPU with AVX512-BF16/AMX, Ampere+ GPUs, TPU), "
+        "else fp32. fp16 needs a GPU.",
+    )
+    group_by_length: bool = Field(
+        True, description="Batch features of similar length together: far less padding, same randomness across epochs."
+    )
+    pad_to_multiple_of: int | None = Field(
+        None, ge=1, description="Pad each batch to a multiple of this (8 helps tensor cores). TPUs always pad to max_seq_length."
+    )
+    eval_strategy: Literal["no", "steps", "epoch"] = Field("epoch", description="When to evaluate during training.")
+    eval_steps: int | None = Field(None, ge=1, description="Evaluate every N steps (sets eval_strategy=steps).")
+    save_strategy: Literal["no", "steps", "epoch"] = Field("epoch", description="When to write checkpoints.")
+    save_steps: int | None = Field(None, ge=1, description="Checkpoint every N steps (sets save_strategy=steps).")
+    save_total_limit: int | None = Field(
+        2, ge=1, description="Keep at most this many checkpoints (the best one is never deleted)."
+    )
+    logging_steps: int = Field(20, ge=1, description="Log loss and learning rate every N steps.")
+    metric_for_best_model: str | None = Field(
+        None, description="Metric that picks the best checkpoint (e.g. f1); null uses the task's main metric."
+    )
+    greater_is_better: bool | None = Field(None, description="Direction of metric_for_best_model (default: from the task).")
+    load_best_model_at_end: bool = Field(
+        True, description="Finish with the weights of the best evaluated checkpoint, not the last."
+    )
+    early_stopping_patience: int | None = Field(
+        None, ge=1, description="Stop after this many evaluations without improvement."
+    )
+    report_to: list[str] = Field(
+        default_factory=lambda: ["tensorboard"],
+        description="Trackers: tensorboard, wandb, mlflow, comet_ml, aim, clearml, or none.",
+    )
+    dataloader_num_workers: int = Field(0, ge=0, description="Worker processes for data loading.")
+    torch_threads: int | None = Field(None, ge=1, description="CPU threads for torch (default: torch's choice).")
+
+    @model_validator(mode="after")
+    def _steps_imply_strategy(self) -> TrainingConfig:
+        """``eval_steps``/``save_steps`` alone should be enough, as users expect."""
+        if self.eval_steps is not None and self.eval_strategy == "epoch":
+            object.__setattr__(self, "eval_strategy", "steps")
+        if self.save_steps is not None and self.save_strategy == "epoch":
+            object.__setattr__(self, "save_strategy", "steps")
+        return self
+
+
+class Recipe(Section):
+    """The fields every task shares; each task subclasses it and adds its own section."""
+
+    task: str = Field(description="The subcommand this recipe is for.")
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def read_recipe_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML recipe with ``yaml.safe_load``; errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"recipe file not found: {path} (pass an existing YAML file to --recipe)")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise UserError(f"recipe {path}{where} is not valid YAML: {getattr(err, 'problem', err)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"recipe {path} must be a YAML mapping of sections (model:, data:, training:, ...)")
+    return data
+
+
+def parse_set_override(item: str) -> tuple[list[str], Any]:
+    """Split ``a.b=value``; the value is parsed as YAML (so ``3e-5``, ``true``, ``[a, b]`` work)."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise UserError(f"--set expects KEY=VALUE such as training.learning_rate=3e-5, got '{item}'")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def set_path(tree: dict[str, Any], path: list[str], value: Any) -> None:
+    """Set ``tree[a][b] = value`` creating intermediate mappings."""
+    node = tree
+    for part in path[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[path[-1]] = value
+
+
+def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Recursively merge ``update`` over ``base`` (new dict; lists are replaced, not appended)."""
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _field_names(model_cls: type[BaseModel], path: tuple[str | int, ...]) -> list[str]:
+    """Names of the fields that exist at ``path`` (for "did you mean")."""
+    cls: Any = model_cls
+    for part in path:
+        field = cls.model_fields.get(part) if isinstance(part, str) else None
+        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
+            return []
+        cls = field.annotation
+    return list(cls.model_fields)
+
+
+def _describe_error(recipe_cls: type[BaseModel], err: dict[str, Any]) -> str:
+    loc = tuple(err["loc"])
+    key = ".".join(str(p) for p in loc)
+    if err["type"] == "extra_forbidden":
+        hint = did_you_mean(str(loc[-1]), _field_names(recipe_cls, loc[:-1]))
+        return f"unknown recipe key '{key}'{hint}; see docs/recipe-reference.md for the keys"
+    if err["type"] == "missing":
+        return f"recipe key '{key}' is required"
+    value = err.get("input")
+    return f"recipe key '{key}' = {value!r}: {err['msg'].lower()}"
+
+
+def validate_recipe(recipe_cls: type[Recipe], data: dict[str, Any]) -> Recipe:
+    """Validate a merged recipe tree; the first problem becomes a one-line UserError."""
+    try:
+        return recipe_cls.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+        raise UserError(_describe_error(recipe_cls, errors[0]) + more) from None
+
+
+def resolve_recipe(
+    recipe_cls: type[Recipe],
+    defaults: dict[str, Any],
+    recipe_file: str | None,
+    set_items: list[str],
+    flags: dict[str, Any],
+) -> Recipe:
+    """Apply the precedence chain and validate once at the end."""
+    tree = deep_merge({}, defaults)
+    if recipe_file:
+        file_tree = read_recipe_file(recipe_file)
+        declared = file_tree.get("task")
+        if declared is not None and declared != defaults.get("task"):
+            raise UserError(
+                f"recipe {recipe_file} is for '{declared}', not '{defaults.get('task')}': run `ssl {declared} --recipe {recipe_file}`"
+            )
+        tree = deep_merge(tree, file_tree)
+    for item in set_items:
+        path, value = parse_set_override(item)
+        set_path(tree, path, value)
+    for dotted, value in flags.items():
+        if value is not None:
+            set_path(tree, dotted.split("."), value)
+    return validate_recipe(recipe_cls, tree)
+
+
+def recipe_to_yaml(recipe: Recipe, header: str = "") -> str:
+    """The resolved recipe as YAML that is itself a valid recipe."""
+    body = yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+    return (header + "\n" if header else "") + body

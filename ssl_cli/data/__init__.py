@@ -1,0 +1,1 @@
+"""Data: the dataset registry and local-file loading."""

@@ -1,0 +1,190 @@
+"""Local data files -> ``datasets.Dataset``, with errors that name the file and record.
+
+Formats: JSON lines, a JSON array, SQuAD-style nested JSON
+(``data[].paragraphs[].qas[]``), CSV/TSV and Parquet. Nested SQuAD JSON is
+flattened once into a JSON-lines file under the ``datasets`` cache (named by
+the source's content hash), so that loading and every later ``map`` are
+cached by ``datasets`` fingerprints like any other file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ssl_cli.errors import UserError
+
+SUFFIX_BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".tsv": "csv", ".parquet": "parquet"}
+
+# Official file names recognised inside a --data directory, per split.
+KNOWN_SPLIT_FILES = {
+    "train": ("DRCD_training.json", "cmrc2018_train.json", "train-v1.1.json", "train-v2.0.json"),
+    "validation": ("DRCD_dev.json", "cmrc2018_dev.json", "dev-v1.1.json", "dev-v2.0.json"),
+    "test": ("DRCD_test.json", "cmrc2018_trial.json"),
+}
+GENERIC_SPLIT_STEMS = {"train": ("train",), "validation": ("validation", "dev", "valid", "eval"), "test": ("test",)}
+
+
+def files_in_directory(directory: Path) -> dict[str, Path]:
+    """Find split files in a directory by official or conventional names."""
+    found: dict[str, Path] = {}
+    for split, names in KNOWN_SPLIT_FILES.items():
+        for name in names:
+            if (directory / name).is_file():
+                found.setdefault(split, directory / name)
+    for split, stems in GENERIC_SPLIT_STEMS.items():
+        for stem in stems:
+            for suffix in SUFFIX_BUILDERS:
+                if split not in found and (directory / f"{stem}{suffix}").is_file():
+                    found[split] = directory / f"{stem}{suffix}"
+    if not found:
+        raise UserError(
+            f"no data files found in {directory}: expected train/validation/test files (e.g. train.json, dev.json) "
+            "or official names such as DRCD_training.json, cmrc2018_dev.json, dev-v1.1.json"
+        )
+    return found
+
+
+def _cache_root() -> Path:
+    import datasets
+
+    root = Path(datasets.config.HF_DATASETS_CACHE) / "ssl_cli_flat"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_json_document(path: Path) -> Any | None:
+    """The parsed JSON document, or None when the file is JSON lines."""
+    text = path.read_text(encoding="utf-8-sig")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        if err.msg == "Extra data":  # several top-level values: JSON lines
+            return None
+        first_line = text.lstrip()[:1]
+        if first_line == "{" and "\n" in text.strip():
+            try:
+                json.loads(text.strip().splitlines()[0])
+                return None
+            except json.JSONDecodeError:
+                pass
+        raise UserError(f"{path} is not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
+
+
+def flatten_squad(document: dict[str, Any], path: Path) -> list[dict[str, Any]]:
+    """SQuAD nested JSON -> flat records (id, title, context, question, answers, is_impossible)."""
+    if "data" not in document or not isinstance(document["data"], list):
+        raise UserError(
+            f"{path}: SQuAD-style JSON needs a top-level 'data' list of articles "
+            "(data[].paragraphs[].qas[]); for flat records use JSON lines"
+        )
+    records = []
+    for a, article in enumerate(document["data"]):
+        title = article.get("title", "") if isinstance(article, dict) else ""
+        paragraphs = article.get("paragraphs") if isinstance(article, dict) else None
+        if not isinstance(paragraphs, list):
+            raise UserError(f"{path}: data[{a}] has no 'paragraphs' list")
+        for p, paragraph in enumerate(paragraphs):
+            where = f"data[{a}].paragraphs[{p}]"
+            context = paragraph.get("context")
+            if not isinstance(context, str):
+                raise UserError(f"{path}: {where} has no 'context' string")
+            for q, qa in enumerate(paragraph.get("qas", [])):
+                records.append(_flat_qa(qa, context, title, f"{where}.qas[{q}]", path))
+    return records
+
+
+def _flat_qa(qa: dict[str, Any], context: str, title: str, where: str, path: Path) -> dict[str, Any]:
+    for key in ("question", "id"):
+        if key not in qa:
+            raise UserError(f"{path}: {where} has no '{key}' field")
+    answers = qa.get("answers", [])
+    if not isinstance(answers, list):
+        raise UserError(f"{path}: {where}.answers must be a list of {{text, answer_start}}")
+    texts, starts = [], []
+    for n, answer in enumerate(answers):
+        if not isinstance(answer, dict) or "text" not in answer or "answer_start" not in answer:
+            raise UserError(f"{path}: {where}.answers[{n}] needs 'text' and 'answer_start'")
+        texts.append(str(answer["text"]))
+        starts.append(int(answer["answer_start"]))
+    return {
+        "id": str(qa["id"]),
+        "title": str(title),
+        "context": context,
+        "question": str(qa["question"]),
+        "answers": {"text": texts, "answer_start": starts},
+        "is_impossible": bool(qa.get("is_impossible", False)) or not texts,
+    }
+
+
+def _flattened_squad_file(path: Path, document: dict[str, Any]) -> Path:
+    """Write (once) the flat JSON-lines copy of a nested SQuAD file; atomic rename."""
+    target = _cache_root() / f"{path.stem}-{_sha256(path)[:16]}.jsonl"
+    if not target.exists():
+        records = flatten_squad(document, path)
+        tmp = target.with_suffix(f".tmp{os.getpid()}")
+        with tmp.open("w", encoding="utf-8") as handle:
+            for record in records:
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        tmp.replace(target)
+    return target
+
+
+def load_data_file(path: str | Path):
+    """Load one local file as a ``datasets.Dataset`` (cached by ``datasets``)."""
+    import datasets
+
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise UserError(f"data file not found: {path} (check the path, or pass a registered name such as drcd)")
+    if not path.is_file():
+        raise UserError(f"{path} is a directory: pass it with --data, or a file with --train-file/--validation-file")
+    if not os.access(path, os.R_OK):
+        raise UserError(f"data file is not readable: {path} (check its permissions)")
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIX_BUILDERS:
+        raise UserError(f"{path}: unsupported data format '{suffix}' (use .json, .jsonl, .csv, .tsv or .parquet)")
+    data_file = path
+    if suffix == ".json":
+        document = _read_json_document(path)
+        if isinstance(document, dict):
+            data_file = _flattened_squad_file(path, document)
+        elif document is not None and not isinstance(document, list):
+            raise UserError(f"{path}: expected a JSON list of records, JSON lines, or SQuAD-style {{'data': [...]}}")
+    kwargs: dict[str, Any] = {"delimiter": "\t"} if suffix == ".tsv" else {}
+    try:
+        loaded = datasets.load_dataset(SUFFIX_BUILDERS[suffix], data_files={"data": str(data_file)}, split="data", **kwargs)
+    except Exception as err:  # datasets raises many types for malformed files
+        raise UserError(f"could not read {path}: {str(err).splitlines()[0][:300]}") from None
+    if len(loaded) == 0:
+        raise UserError(f"{path} contains no records")
+    return loaded
+
+
+def download_file(url: str) -> Path:
+    """Download (or reuse the cached copy of) an official data file URL."""
+    import datasets
+
+    if datasets.config.HF_HUB_OFFLINE:
+        raise UserError(
+            f"cannot download {url}: offline mode (HF_HUB_OFFLINE/HF_DATASETS_OFFLINE is set). "
+            "Download the file elsewhere and pass it with --data DIR or --train-file/--validation-file"
+        )
+    try:
+        return Path(datasets.DownloadManager().download(url))
+    except Exception as err:
+        raise UserError(
+            f"cannot download {url} ({type(err).__name__}): the network is unreachable. "
+            "Download the file elsewhere and pass it with --data DIR or --train-file/--validation-file"
+        ) from None

@@ -1,0 +1,48 @@
+"""Resolve ``--data`` / ``--train-file`` / ... into raw ``datasets`` splits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ssl_cli.data.files import download_file, files_in_directory, load_data_file
+from ssl_cli.data.registry import load_hub_dataset, lookup, unknown_dataset_error
+from ssl_cli.errors import UserError
+
+
+def resolve_sources(data: Any, task: str) -> tuple[dict[str, tuple[Any, str]], dict[str, Any]]:
+    """Split name -> (Dataset, label for messages), plus facts about the source (metric, language).
+
+    ``data.name`` may be a registered dataset, a directory or a single file (a
+    single file is the training split); explicit split files override it.
+    """
+    explicit = {"train": data.train_file, "validation": data.validation_file, "test": data.test_file}
+    explicit = {split: Path(path).expanduser() for split, path in explicit.items() if path}
+    files: dict[str, Path] = {}
+    loaded: dict[str, tuple[Any, str]] = {}
+    info: dict[str, Any] = {}
+    if data.name:
+        path = Path(data.name).expanduser()
+        info["source"] = data.name
+        if path.is_dir():
+            files.update(files_in_directory(path))
+        elif path.is_file():
+            files["train"] = path
+        elif data.name.startswith(("/", ".", "~")) or Path(data.name).suffix in {".json", ".jsonl", ".csv", ".tsv", ".parquet"}:
+            raise UserError(f"data file not found: {data.name} (check the path)")
+        else:
+            source = lookup(data.name, task)
+            if source is None:
+                raise unknown_dataset_error(data.name, task)
+            info.update({"source": source.name, "metric": source.metric, "language": source.language})
+            if source.hub_id:
+                hub = load_hub_dataset(source)
+                loaded.update({split: (hub[split], f"{source.name}[{split}]") for split in hub if split not in explicit})
+            else:
+                files.update({split: download_file(url) for split, url in source.files.items() if split not in explicit})
+    files.update(explicit)
+    for split, path in files.items():
+        loaded[split] = (load_data_file(path), str(path))
+    if not loaded:
+        raise UserError("no data given: pass --data NAME|PATH, or --train-file/--validation-file")
+    return loaded, info

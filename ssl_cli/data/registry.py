@@ -1,0 +1,92 @@
+"""Registered datasets: ``--data drcd`` resolves to the real public source.
+
+Each entry names where the data lives (a Hub dataset id or the official file
+URLs), its language, and the metric its papers report. Loading code is the
+real one; on a machine without the network it fails fast with a one-line
+error telling the user to pass local files instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ssl_cli.errors import UserError, did_you_mean
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    name: str
+    task: str
+    language: str  # "zh" or "en"
+    metric: str
+    description: str
+    hub_id: str | None = None
+    hub_config: str | None = None
+    files: dict[str, str] = field(default_factory=dict)  # split -> official URL
+
+
+_DRCD = "https://raw.githubusercontent.com/DRCKnowledgeTeam/DRCD/master"
+_CMRC = "https://raw.githubusercontent.com/ymcui/cmrc2018/master/squad-style-data"
+
+REGISTRY: dict[str, DatasetSource] = {
+    s.name: s
+    for s in (
+        DatasetSource(
+            "drcd", "finetune-qa", "zh", "chinese",
+            "Delta Reading Comprehension Dataset (Traditional Chinese Wikipedia), official files",
+            files={
+                "train": f"{_DRCD}/DRCD_training.json",
+                "validation": f"{_DRCD}/DRCD_dev.json",
+                "test": f"{_DRCD}/DRCD_test.json",
+            },
+        ),
+        DatasetSource(
+            "cmrc2018", "finetune-qa", "zh", "chinese",
+            "CMRC 2018 span-extraction reading comprehension (Simplified Chinese), official files",
+            files={
+                "train": f"{_CMRC}/cmrc2018_train.json",
+                "validation": f"{_CMRC}/cmrc2018_dev.json",
+                "test": f"{_CMRC}/cmrc2018_trial.json",
+            },
+        ),
+        DatasetSource("squad", "finetune-qa", "en", "squad", "SQuAD v1.1", hub_id="rajpurkar/squad"),
+        DatasetSource("squad_v2", "finetune-qa", "en", "squad_v2", "SQuAD v2.0 (with unanswerable questions)",
+                      hub_id="rajpurkar/squad_v2"),
+    )
+}
+
+
+def lookup(name: str, task: str) -> DatasetSource | None:
+    """The registry entry for ``name`` if it is registered for ``task``.
+
+    A name that is neither registered nor an existing path gets a one-line
+    error listing the task's datasets.
+    """
+    source = REGISTRY.get(name.lower())
+    if source is not None and source.task != task:
+        raise UserError(f"dataset '{name}' is for `ssl {source.task}`, not `ssl {task}`")
+    return source
+
+
+def unknown_dataset_error(name: str, task: str) -> UserError:
+    names = sorted(n for n, s in REGISTRY.items() if s.task == task)
+    return UserError(
+        f"'{name}' is neither a registered dataset nor an existing path{did_you_mean(name, names)}; "
+        f"registered for {task}: {', '.join(names)}"
+    )
+
+
+def load_hub_dataset(source: DatasetSource):
+    """``datasets.load_dataset`` on the Hub id, failing fast and clearly when offline."""
+    import datasets
+
+    hint = "download the data elsewhere and pass --data DIR or --train-file/--validation-file"
+    if datasets.config.HF_HUB_OFFLINE:
+        raise UserError(f"dataset '{source.name}' lives on the Hugging Face Hub ({source.hub_id}) but offline mode is set: {hint}")
+    try:
+        return datasets.load_dataset(source.hub_id, source.hub_config)
+    except Exception as err:
+        raise UserError(
+            f"cannot load dataset '{source.name}' from the Hugging Face Hub ({source.hub_id}): "
+            f"{type(err).__name__}; {hint}"
+        ) from None

@@ -1,0 +1,47 @@
+"""``ssl env``: what a bug report needs (versions, devices, Accelerate config)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+from pathlib import Path
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def accelerate_config_path() -> Path | None:
+    """The config `accelerate launch` would read by default, if any."""
+    home = os.environ.get("HF_HOME", os.path.join(os.path.expanduser("~"), ".cache", "huggingface"))
+    path = Path(os.environ.get("ACCELERATE_CONFIG_FILE", Path(home) / "accelerate" / "default_config.yaml"))
+    return path if path.is_file() else None
+
+
+def print_env() -> None:
+    import torch
+    from rich.console import Console
+    from rich.table import Table
+
+    from ssl_cli import __version__
+    from ssl_cli.engine import cpu_supports_fast_bf16
+
+    table = Table(title="ssl env", show_header=False)
+    rows = [("ssl", __version__), ("python", platform.python_version()), ("platform", platform.platform())]
+    rows += [(p, _version(p)) for p in ("torch", "transformers", "datasets", "accelerate", "tokenizers", "evaluate")]
+    rows.append(("cpu threads", str(torch.get_num_threads())))
+    rows.append(("cpu bf16 (AVX512-BF16/AMX)", str(cpu_supports_fast_bf16())))
+    rows.append(("cuda", f"{torch.cuda.device_count()} device(s)" if torch.cuda.is_available() else "not available"))
+    if torch.cuda.is_available():
+        rows += [(f"cuda:{i}", torch.cuda.get_device_name(i)) for i in range(torch.cuda.device_count())]
+    rows.append(("mps", str(getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available())))
+    config = accelerate_config_path()
+    rows.append(("accelerate config", str(config) if config else "none (defaults: single process)"))
+    rows.append(("HF_HUB_OFFLINE", os.environ.get("HF_HUB_OFFLINE", "unset")))
+    for key, value in rows:
+        table.add_row(key, value)
+    Console().print(table)

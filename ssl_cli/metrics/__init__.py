@@ -1,0 +1,1 @@
+"""Metrics and post-processing, pure Python/numpy."""

@@ -1,0 +1,157 @@
+"""Models and tokenizers: a Hub id, a local directory, or a from-scratch spec.
+
+``scratch:bert-tiny`` (and -mini, -small, -base) builds a randomly initialised
+BERT plus a WordPiece tokenizer trained on the run's own training text, with
+BERT's normalisation (CJK characters are split one per token, as in Google's
+Chinese BERT). It is the offline default, the tests' model, and the "random
+initialisation" baseline against pretrained checkpoints.
+
+Only safetensors weights are loaded, and ``trust_remote_code`` stays off
+unless the recipe asks for it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ssl_cli.errors import UserError, did_you_mean
+
+SCRATCH_SPECS: dict[str, dict[str, int]] = {
+    "bert-tiny": {"num_hidden_layers": 2, "hidden_size": 128, "num_attention_heads": 2, "intermediate_size": 512},
+    "bert-mini": {"num_hidden_layers": 4, "hidden_size": 256, "num_attention_heads": 4, "intermediate_size": 1024},
+    "bert-small": {"num_hidden_layers": 4, "hidden_size": 512, "num_attention_heads": 8, "intermediate_size": 2048},
+    "bert-base": {"num_hidden_layers": 12, "hidden_size": 768, "num_attention_heads": 12, "intermediate_size": 3072},
+}
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    kind: str  # "scratch", "local" or "hub"
+    name: str  # spec name, path or Hub id
+
+
+def classify_model(name_or_path: str) -> ModelSource:
+    """Decide how ``--model`` is loaded; a path that does not exist is an error, not a Hub id."""
+    if name_or_path.startswith("scratch:"):
+        spec = name_or_path.split(":", 1)[1]
+        if spec not in SCRATCH_SPECS:
+            raise UserError(
+                f"unknown scratch model '{spec}'{did_you_mean(spec, SCRATCH_SPECS)}; choose from "
+                + ", ".join(f"scratch:{s}" for s in SCRATCH_SPECS)
+            )
+        return ModelSource("scratch", spec)
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise UserError(f"{path} is not a model directory (no config.json): pass a directory saved by save_pretrained")
+        return ModelSource("local", str(path))
+    looks_like_path = name_or_path.startswith(("/", ".", "~")) or name_or_path.count("/") > 1 or "\\" in name_or_path
+    if looks_like_path:
+        raise UserError(f"model path does not exist: {name_or_path} (check the path, or pass a Hub id / scratch:bert-tiny)")
+    return ModelSource("hub", name_or_path)
+
+
+def train_wordpiece_tokenizer(texts: Iterator[str], vocab_size: int, model_max_length: int):
+    """A BERT WordPiece tokenizer trained on ``texts`` (CJK split per character)."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import BertTokenizerFast
+
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, min_frequency=1)
+    tok.train_from_iterator(texts, trainer)
+    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+    )
+    tok.decoder = decoders.WordPiece()
+    return BertTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=model_max_length,
+        do_lower_case=True,
+        tokenize_chinese_chars=True,
+    )
+
+
+def _offline_hint(name: str) -> str:
+    return (
+        f"cannot load model '{name}' from the Hugging Face Hub (unreachable or offline): download it elsewhere "
+        f"and pass --model /path/to/{name.split('/')[-1]}, or use --model scratch:bert-base"
+    )
+
+
+def load_tokenizer(source: ModelSource, model_cfg: Any):
+    from transformers import AutoTokenizer
+
+    kwargs = {"revision": model_cfg.revision, "trust_remote_code": model_cfg.trust_remote_code}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source.name, **kwargs)
+    except OSError:
+        if source.kind == "hub":
+            raise UserError(_offline_hint(source.name)) from None
+        raise UserError(f"no tokenizer files in {source.name} (tokenizer.json or vocab.txt); save the tokenizer with the model") from None
+    if not getattr(tokenizer, "is_fast", False):
+        raise UserError(f"{source.name} has no fast tokenizer; offset mappings need one (add tokenizer.json)")
+    return tokenizer
+
+
+def scratch_config(spec: str, vocab_size: int, max_positions: int, model_cfg: Any, **kwargs: Any):
+    from transformers import BertConfig
+
+    config = BertConfig(vocab_size=vocab_size, max_position_embeddings=max_positions, **SCRATCH_SPECS[spec], **kwargs)
+    _apply_dropout(config, model_cfg)
+    return config
+
+
+def _apply_dropout(config: Any, model_cfg: Any) -> None:
+    if model_cfg.dropout is not None:
+        for attr in ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout", "attention_dropout"):
+            if hasattr(config, attr):
+                setattr(config, attr, model_cfg.dropout)
+
+
+def load_model(source: ModelSource, model_cfg: Any, auto_cls: Any, tokenizer: Any, max_positions: int, **model_kwargs: Any):
+    """Instantiate the task head (random for scratch:, else from safetensors weights)."""
+    from transformers import AutoConfig
+
+    if source.kind == "scratch":
+        config = scratch_config(source.name, len(tokenizer), max_positions, model_cfg, pad_token_id=tokenizer.pad_token_id, **model_kwargs)
+        return auto_cls.from_config(config)
+    common = {"revision": model_cfg.revision, "trust_remote_code": model_cfg.trust_remote_code}
+    try:
+        config = AutoConfig.from_pretrained(source.name, **common, **model_kwargs)
+    except OSError:
+        if source.kind == "hub":
+            raise UserError(_offline_hint(source.name)) from None
+        raise
+    except ValueError as err:
+        raise UserError(f"cannot load the config of {source.name}: {str(err).splitlines()[0]}") from None
+    _apply_dropout(config, model_cfg)
+    try:
+        return auto_cls.from_pretrained(source.name, config=config, use_safetensors=True, **common)
+    except OSError as err:
+        if source.kind == "hub":
+            raise UserError(_offline_hint(source.name)) from None
+        raise UserError(
+            f"cannot load weights from {source.name}: {str(err).splitlines()[0][:200]} "
+            "(only model.safetensors is loaded; convert .bin weights with save_pretrained)"
+        ) from None
+
+
+def hub_timeouts() -> None:
+    """Fail fast rather than hang when the Hub is unreachable (users can raise these)."""
+    os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
+    os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "30")

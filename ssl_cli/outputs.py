@@ -1,0 +1,88 @@
+"""Run outputs in Hugging Face layout: results JSON and a model card."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically (temp file + rename), so readers never see half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_model_card(out: Path, task: Any, recipe: Any, splits: Any, results: dict[str, Any], command: str) -> None:
+    """README.md with the metadata header the Hub reads, the data, the metrics and the command."""
+    model = recipe.model.name_or_path
+    source = splits.info.get("source") or recipe.data.train_file or recipe.data.name or "local files"
+    lines = [
+        "---",
+        "library_name: transformers",
+        f"pipeline_tag: {_pipeline_tag(task.name)}",
+        "tags:",
+        "- ssl",
+        f"- {task.name}",
+        f"base_model: {model}" if not model.startswith("scratch:") else "base_model: null",
+        "---",
+        "",
+        f"# {out.name}",
+        "",
+        f"Trained with `ssl {task.name}` from **{model}** on **{source}**.",
+        "",
+        "## Command",
+        "",
+        "```bash",
+        command,
+        "```",
+        "",
+        "The full resolved recipe is in `recipe.yaml`; `ssl "
+        f"{task.name} --recipe recipe.yaml` reproduces the run.",
+        "",
+        "## Results",
+        "",
+        "| metric | value |",
+        "|---|---|",
+    ]
+    for key, value in results.items():
+        if isinstance(value, float):
+            lines.append(f"| {key} | {value:.4f} |")
+        elif isinstance(value, (int, str)):
+            lines.append(f"| {key} | {value} |")
+    training = recipe.training
+    lines += [
+        "",
+        "## Training hyperparameters",
+        "",
+        f"- learning_rate: {training.learning_rate}",
+        f"- per_device_train_batch_size: {training.per_device_train_batch_size}",
+        f"- gradient_accumulation_steps: {training.gradient_accumulation_steps}",
+        f"- num_train_epochs: {training.num_train_epochs} (max_steps: {training.max_steps})",
+        f"- max_seq_length: {recipe.data.max_seq_length}",
+        f"- seed: {training.seed}",
+        f"- mixed_precision: {results.get('mixed_precision', training.mixed_precision)}",
+        f"- num_processes: {results.get('num_processes', 1)}",
+        "",
+        "## Use",
+        "",
+        "```python",
+        "from transformers import pipeline",
+        f'pipe = pipeline("{_pipeline_tag(task.name)}", model="{out}")',
+        "```",
+        "",
+    ]
+    (out / "README.md").write_text("\n".join(lines), encoding="utf-8")
+
+
+def _pipeline_tag(task_name: str) -> str:
+    return {
+        "finetune-qa": "question-answering",
+        "finetune-glue": "text-classification",
+        "nli": "text-classification",
+        "tag-pos": "token-classification",
+        "pretrain-mlm": "fill-mask",
+        "pretrain-clm": "text-generation",
+    }.get(task_name, "feature-extraction")

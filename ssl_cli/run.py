@@ -1,0 +1,249 @@
+"""Run one task end to end: data -> tokenizer/model -> features -> engine -> outputs.
+
+Generic over tasks: everything task-specific is behind the ``Task`` protocol,
+everything device/precision/distribution-specific is behind ``Engine``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from ssl_cli.config import recipe_to_yaml
+from ssl_cli.errors import UserError
+from ssl_cli.tasks.base import EvalSet, Task
+
+SCRATCH_TOKENIZER_DIR = "scratch-tokenizer"
+
+
+def check_output_dir(training: Any) -> Path | None:
+    """Refuse to clobber a non-empty output dir; return the checkpoint to resume from, if any."""
+    from ssl_cli.engine import list_checkpoints
+
+    out = Path(training.output_dir)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output_dir {out} is a file; pass a directory to --output-dir")
+    if training.resume_from_checkpoint:
+        checkpoint = Path(training.resume_from_checkpoint)
+        if not checkpoint.is_dir():
+            raise UserError(f"checkpoint not found: {checkpoint} (check training.resume_from_checkpoint)")
+        return checkpoint
+    if training.resume:
+        checkpoints = list_checkpoints(out) if out.is_dir() else []
+        if not checkpoints:
+            raise UserError(f"nothing to resume: no complete checkpoint in {out} (run without --resume)")
+        return checkpoints[-1]
+    non_empty = out.is_dir() and any(out.iterdir())
+    if non_empty and not training.overwrite:
+        raise UserError(f"output_dir {out} is not empty: pass --overwrite to replace it, or --resume to continue its run")
+    return None
+
+
+def check_strategies(training: Any) -> None:
+    """Best-model selection needs a checkpoint at every evaluation, as in Hugging Face's Trainer."""
+    if not (training.load_best_model_at_end and training.do_train and training.eval_strategy != "no"):
+        return
+    if training.save_strategy == "no":
+        return
+    if training.eval_strategy != training.save_strategy:
+        raise UserError(
+            f"load_best_model_at_end needs eval_strategy ({training.eval_strategy}) == save_strategy "
+            f"({training.save_strategy}): set both, or training.load_best_model_at_end: false"
+        )
+    if training.eval_strategy == "steps" and (training.save_steps or 1) % (training.eval_steps or 1):
+        raise UserError(
+            f"save_steps ({training.save_steps}) must be a multiple of eval_steps ({training.eval_steps}) "
+            "when load_best_model_at_end is on"
+        )
+
+
+def _clear_dir(out: Path) -> None:
+    for child in out.iterdir():
+        shutil.rmtree(child) if child.is_dir() else child.unlink()
+
+
+def run_task(task: Task, recipe: Any) -> dict[str, Any]:
+    """Train and/or evaluate as the recipe says; returns all_results."""
+    from ssl_cli.models import hub_timeouts
+
+    hub_timeouts()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    training = recipe.training
+    resume_from = check_output_dir(training)
+    check_strategies(training)
+    out = Path(training.output_dir)
+
+    from ssl_cli.engine import Engine
+
+    engine = Engine(training, out)
+    if engine.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        if training.overwrite and resume_from is None:
+            _clear_dir(out)
+    engine.wait()
+    _quiet_libraries(engine.is_main_process)
+
+    with engine.main_process_first():
+        splits = task.load_splits(recipe)
+    tokenizer, model = _build_model(task, recipe, splits, engine, out, resume_from)
+    with engine.main_process_first():
+        train_features = task.prepare_train(splits.train, tokenizer, recipe) if splits.train is not None else None
+        for eval_set in splits.evals:
+            eval_set.features = task.prepare_eval(eval_set, tokenizer, recipe)
+
+    from ssl_cli.collate import PaddingCollator
+
+    fixed = recipe.data.max_seq_length if engine.needs_static_shapes else None
+    sequence_columns = task.model_input_columns() + [c for c in task.label_columns() if c == "labels"]
+    scalar_labels = [c for c in task.label_columns() if c != "labels"]
+    train_collate = PaddingCollator(sequence_columns, scalar_labels, pad_token_id=tokenizer.pad_token_id or 0,
+                                    pad_to_multiple_of=training.pad_to_multiple_of, fixed_length=fixed)
+    eval_collate = PaddingCollator(task.model_input_columns(), ["feature_index"], pad_token_id=tokenizer.pad_token_id or 0,
+                                   pad_to_multiple_of=training.pad_to_multiple_of, fixed_length=fixed)
+
+    def evaluate_set(model_: Any, eval_set: EvalSet) -> tuple[dict[str, float], dict[str, Any]]:
+        wanted = (*task.model_input_columns(), "feature_index")
+        features = eval_set.features.select_columns([c for c in eval_set.features.column_names if c in wanted])
+        outputs = engine.predict(model_, features, eval_collate, task.output_names, eval_set.features["length"])
+        return task.score(eval_set, outputs, recipe)
+
+    primary = next((e for e in splits.evals if e.name == "eval"), None)
+    metric_name = training.metric_for_best_model or task.main_metric
+    greater = training.greater_is_better if training.greater_is_better is not None else task.greater_is_better
+
+    def evaluate_during_training(model_: Any) -> dict[str, float]:
+        metrics, _ = evaluate_set(model_, primary)
+        return {f"eval_{k}": v for k, v in metrics.items()}
+
+    results: dict[str, Any] = {}
+    if train_features is not None:
+        keep = [c for c in (*sequence_columns, *scalar_labels) if c in train_features.column_names]
+        tracker_config = _flat_config(recipe.model_dump(mode="json"))
+        result = engine.train(
+            model, train_features.select_columns(keep), train_collate, train_features["length"],
+            evaluate_during_training if primary is not None else None, metric_name, greater, tracker_config, resume_from,
+        )
+        model = engine.model
+        results.update(result.metrics)
+        results["train_features"] = len(train_features)
+    else:
+        model = engine.accelerator.prepare(model)
+
+    for eval_set in splits.evals:
+        metrics, artefacts = evaluate_set(model, eval_set)
+        prefix = "eval" if eval_set.name == "eval" else ("predict" if eval_set.name == "test" else f"eval_{eval_set.name}")
+        results.update({f"{prefix}_{k}": v for k, v in metrics.items()})
+        results[f"{prefix}_samples"] = len(eval_set.examples)
+        if engine.is_main_process:
+            eval_set.info["files"] = task.write_predictions(eval_set, artefacts, str(out))
+            eval_set.info["metrics"] = metrics
+    results.update(engine.describe())
+    if engine.is_main_process:
+        _save_outputs(task, recipe, engine.unwrap(model), tokenizer, splits, results, out)
+        _print_summary(task, splits, results, out)
+    engine.wait()
+    engine.end()
+    return results
+
+
+def _build_model(task: Task, recipe: Any, splits: Any, engine: Any, out: Path, resume_from: Path | None):
+    """Tokenizer and model; a scratch: tokenizer is trained once (main process) and shared."""
+    import transformers
+
+    from ssl_cli.models import classify_model, load_model, load_tokenizer, train_wordpiece_tokenizer
+
+    source = classify_model(recipe.model.name_or_path)
+    max_positions = max(512, recipe.data.max_seq_length)
+    if source.kind == "scratch":
+        saved = out / SCRATCH_TOKENIZER_DIR
+        with engine.main_process_first():
+            if saved.is_dir():
+                tokenizer = transformers.AutoTokenizer.from_pretrained(str(saved))
+            else:
+                if splits.train is None:
+                    raise UserError("a scratch: model needs training data to build its tokenizer (do_train is off)")
+                tokenizer = train_wordpiece_tokenizer(
+                    task.training_texts(splits.train), recipe.model.scratch_vocab_size, max_positions
+                )
+                if engine.is_main_process:
+                    tokenizer.save_pretrained(str(saved))
+    else:
+        tokenizer = load_tokenizer(source, recipe.model)
+    transformers.set_seed(recipe.training.seed)
+    model = load_model(source, recipe.model, task.auto_model_class(), tokenizer, max_positions,
+                       **task.model_kwargs(splits, recipe))
+    if recipe.model.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    return tokenizer, model
+
+
+def _quiet_libraries(main: bool) -> None:
+    import datasets
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    datasets.logging.set_verbosity_error()
+    if not main or not sys.stderr.isatty():
+        datasets.disable_progress_bars()
+
+
+def _flat_config(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten the recipe for trackers (TensorBoard hparams take scalars only)."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flat_config(value, f"{name}."))
+        elif isinstance(value, (int, float, str, bool)):
+            flat[name] = value
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+def _save_outputs(task: Task, recipe: Any, model: Any, tokenizer: Any, splits: Any, results: dict[str, Any], out: Path) -> None:
+    from ssl_cli.outputs import write_json, write_model_card
+
+    model.save_pretrained(str(out))
+    tokenizer.save_pretrained(str(out))
+    command = "ssl " + " ".join(sys.argv[1:]) if Path(sys.argv[0]).name in ("ssl", "__main__.py") else " ".join(sys.argv)
+    header = f"# Resolved recipe of this run. Re-run it with:\n#   ssl {task.name} --recipe {out / 'recipe.yaml'}"
+    (out / "recipe.yaml").write_text(recipe_to_yaml(recipe, header), encoding="utf-8")
+    write_json(out / "all_results.json", results)
+    write_json(out / "train_results.json", {k: v for k, v in results.items() if k.startswith("train") or k == "epoch"})
+    eval_keys = {k: v for k, v in results.items() if k.startswith("eval")}
+    if eval_keys:
+        write_json(out / "eval_results.json", eval_keys)
+    predict_keys = {k: v for k, v in results.items() if k.startswith("predict")}
+    if predict_keys:
+        write_json(out / "predict_results.json", predict_keys)
+    write_model_card(out, task, recipe, splits, results, command)
+
+
+def _print_summary(task: Task, splits: Any, results: dict[str, Any], out: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(stderr=False)
+    table = Table(title=f"ssl {task.name}: results")
+    table.add_column("set")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for eval_set in splits.evals:
+        for name, value in eval_set.info.get("metrics", {}).items():
+            if name.endswith("total"):
+                continue
+            table.add_row(eval_set.name, f"{name} ({eval_set.info['metric']})" if name in ("exact_match", "f1") else name,
+                          f"{value:.2f}")
+    if "train_samples_per_second" in results:
+        table.add_row("train", "samples/s", f"{results['train_samples_per_second']:.1f}")
+        table.add_row("train", "runtime (s)", f"{results['train_runtime']:.1f}")
+    console.print(table)
+    files = sorted({f for e in splits.evals for f in e.info.get("files", [])})
+    console.print(f"model: [bold]{out}[/]  (AutoModel*.from_pretrained / pipeline load it directly)")
+    if files:
+        console.print("predictions: " + ", ".join(str(out / f) for f in files))
+    console.print("metrics: " + str(out / "all_results.json"))

@@ -1,0 +1,111 @@
+"""The task protocol: what a subcommand must declare to run on the shared engine.
+
+A task owns its data (loading, schema, preprocessing), its AutoModel head, its
+collation, its post-processing and its metrics. The engine owns everything
+else: devices, precision, the optimiser, accumulation, checkpoints, logging.
+Adding a subcommand is one module in ``ssl_cli/tasks/`` that defines ``TASK``,
+one recipe under ``recipes/`` and one test file.
+
+Heavy imports (torch, transformers, datasets) go inside methods so that the
+CLI can import every task module to build ``--help`` without loading them.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ssl_cli.config import Recipe
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    from datasets import Dataset
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A first-class CLI flag and the recipe key it sets (its help is that key's description)."""
+
+    name: str  # kebab-case, without the leading dashes
+    path: str  # dotted recipe key
+    type: type = str
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass
+class EvalSet:
+    """One evaluation dataset: raw examples, model features, and how to score them."""
+
+    name: str  # "eval", "test" or the label of an --eval-data entry
+    examples: Dataset
+    features: Dataset | None = None
+    info: dict[str, Any] = field(default_factory=dict)  # task-specific, e.g. the metric to use
+
+
+@dataclass
+class Splits:
+    """Raw data for one run, before tokenisation."""
+
+    train: Dataset | None
+    evals: list[EvalSet]
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Task(ABC):
+    """Base class of every subcommand's task."""
+
+    name: ClassVar[str]  # the subcommand, e.g. "finetune-qa"
+    help: ClassVar[str]
+    recipe_cls: ClassVar[type[Recipe]]
+    flags: ClassVar[tuple[Flag, ...]] = ()
+    main_metric: ClassVar[str]
+    greater_is_better: ClassVar[bool] = True
+    output_names: ClassVar[tuple[str, ...]]  # model outputs gathered at evaluation
+    tiny_recipe: ClassVar[str]  # recipes/ file used by the demo and tests
+
+    def default_recipe(self) -> dict[str, Any]:
+        """Built-in defaults, lowest precedence."""
+        return {"task": self.name}
+
+    @abstractmethod
+    def load_splits(self, recipe: Any) -> Splits:
+        """Read raw train/eval/test data (no tokenisation)."""
+
+    @abstractmethod
+    def training_texts(self, train: Dataset) -> Iterator[str]:
+        """Text a scratch: tokenizer is trained on."""
+
+    def model_kwargs(self, splits: Splits, recipe: Any) -> dict[str, Any]:
+        """Extra ``from_pretrained``/config arguments for the head (e.g. num_labels)."""
+        return {}
+
+    @abstractmethod
+    def auto_model_class(self) -> Any:
+        """The ``transformers`` AutoModel class of the head."""
+
+    @abstractmethod
+    def prepare_train(self, examples: Dataset, tokenizer: Any, recipe: Any) -> Dataset:
+        """Tokenise training examples into model features with labels."""
+
+    @abstractmethod
+    def prepare_eval(self, eval_set: EvalSet, tokenizer: Any, recipe: Any) -> Dataset:
+        """Tokenise evaluation examples into features (with what post-processing needs)."""
+
+    def model_input_columns(self) -> list[str]:
+        """Feature columns fed to the model (the rest stay for post-processing)."""
+        return ["input_ids", "attention_mask", "token_type_ids"]
+
+    def label_columns(self) -> list[str]:
+        return []
+
+    @abstractmethod
+    def score(
+        self, eval_set: EvalSet, outputs: dict[str, np.ndarray], recipe: Any
+    ) -> tuple[dict[str, float], dict[str, Any]]:
+        """Post-process gathered model outputs into (metrics, artefacts to write)."""
+
+    def write_predictions(self, eval_set: EvalSet, artefacts: dict[str, Any], output_dir: str) -> list[str]:
+        """Write prediction files; return their names."""
+        return []

@@ -1,0 +1,380 @@
+"""``ssl finetune-qa``: extractive question answering (DRCD, CMRC 2018, SQuAD v1/v2).
+
+Question + context are tokenised into ``doc_stride`` windows with offset
+mappings; an answer outside a window is labelled at [CLS]. Predictions are
+mapped back to character spans of the original context (so Chinese,
+full-width punctuation and whitespace survive untouched), and scored with the
+official metric of the dataset: SQuAD EM/F1 for English, CMRC/DRCD
+character-level EM/F1 for Chinese.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from ssl_cli.config import Recipe, Section
+from ssl_cli.errors import UserError
+from ssl_cli.tasks.base import EvalSet, Flag, Splits, Task
+
+
+class QAConfig(Section):
+    doc_stride: int = Field(128, ge=1, description="Overlap in tokens between consecutive windows of a long context.")
+    max_answer_length: int = Field(30, ge=1, description="Longest answer, in tokens, the post-processing may return.")
+    n_best_size: int = Field(20, ge=1, description="Answer candidates kept per question (eval_nbest_predictions.json).")
+    version_2_with_negative: bool | None = Field(
+        None, description="Some questions have no answer (SQuAD v2). Null: detect from the data."
+    )
+    null_score_diff_threshold: float = Field(
+        0.0, description="Predict no answer when null score - best span score exceeds this (SQuAD v2)."
+    )
+    metric: Literal["auto", "squad", "squad_v2", "chinese"] = Field(
+        "auto", description="Scoring: auto picks it from the dataset (chinese for CJK text, squad_v2 with no-answer questions)."
+    )
+
+
+class QARecipe(Recipe):
+    qa: QAConfig = Field(default_factory=QAConfig)
+
+
+QA_COLUMNS = ["id", "title", "context", "question", "answers"]
+
+
+def _cjk_ratio(texts: list[str]) -> float:
+    sample = "".join(texts)[:20000]
+    if not sample:
+        return 0.0
+    return sum(1 for ch in sample if "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf") / len(sample)
+
+
+def canonical_answers(record: dict[str, Any], where: str) -> dict[str, list]:
+    """Accept answers as {text: [...], answer_start: [...]}, a list of dicts, or answer_text/answer_start columns."""
+    answers = record.get("answers")
+    if answers is None and "answer_text" in record:
+        text, start = record.get("answer_text"), record.get("answer_start")
+        if text is None or text == "":
+            return {"text": [], "answer_start": []}
+        return {"text": [str(text)], "answer_start": [int(start if start is not None else -1)]}
+    if answers is None:
+        return {"text": [], "answer_start": []}
+    if isinstance(answers, list):
+        try:
+            return {"text": [str(a["text"]) for a in answers], "answer_start": [int(a["answer_start"]) for a in answers]}
+        except (TypeError, KeyError):
+            raise UserError(f"{where}: 'answers' must be a list of {{text, answer_start}} objects") from None
+    if isinstance(answers, dict) and "text" in answers:
+        texts = answers["text"] if isinstance(answers["text"], list) else [answers["text"]]
+        starts = answers.get("answer_start", [-1] * len(texts))
+        starts = starts if isinstance(starts, list) else [starts]
+        return {"text": [str(t) for t in texts], "answer_start": [int(s) for s in starts]}
+    raise UserError(f"{where}: 'answers' must be {{text: [...], answer_start: [...]}} or a list of such objects")
+
+
+def canonicalise(dataset: Any, source: str) -> Any:
+    """Any supported QA schema -> columns id, title, context, question, answers; errors name file, record, field."""
+    missing = [c for c in ("context", "question") if c not in dataset.column_names]
+    if missing:
+        raise UserError(
+            f"{source}: QA records need 'context' and 'question' fields; missing {', '.join(missing)} "
+            f"(found: {', '.join(dataset.column_names)})"
+        )
+
+    def convert(record: dict[str, Any], index: int) -> dict[str, Any]:
+        where = f"{source} record {index}"
+        for key in ("context", "question"):
+            if not isinstance(record[key], str) or not record[key].strip():
+                raise UserError(f"{where}: field '{key}' must be a non-empty string")
+        return {
+            "id": str(record["id"]) if record.get("id") not in (None, "") else f"{Path(source).stem}-{index}",
+            "title": str(record.get("title") or ""),
+            "context": record["context"],
+            "question": record["question"],
+            "answers": canonical_answers(record, where),
+        }
+
+    extra = [c for c in dataset.column_names if c not in QA_COLUMNS]
+    return dataset.map(convert, with_indices=True, remove_columns=extra, desc="checking QA schema")
+
+
+def answer_mismatches(dataset: Any) -> list[int]:
+    """Rows whose first answer's ``answer_start`` does not point at its text in the context."""
+    bad = []
+    for i, (context, answers) in enumerate(zip(dataset["context"], dataset["answers"])):
+        if answers["text"]:
+            text, start = answers["text"][0], answers["answer_start"][0]
+            if start < 0 or context[start : start + len(text)] != text:
+                bad.append(i)
+    return bad
+
+
+def split_by_group(dataset: Any, percentage: int, seed: int) -> tuple[Any, Any]:
+    """Hold out ``percentage`` of the articles (title, else context) for validation."""
+    import numpy as np
+
+    keys = [t or c for t, c in zip(dataset["title"], dataset["context"])]
+    groups = sorted(set(keys))
+    rng = np.random.default_rng(seed)
+    rng.shuffle(groups)
+    n_val = max(1, round(len(groups) * percentage / 100))
+    if len(groups) < 2:
+        raise UserError("cannot hold out a validation split: the data has a single article/context; pass --validation-file")
+    held = set(groups[:n_val])
+    val_idx = [i for i, k in enumerate(keys) if k in held]
+    train_idx = [i for i, k in enumerate(keys) if k not in held]
+    return dataset.select(train_idx), dataset.select(val_idx)
+
+
+class QATask(Task):
+    name = "finetune-qa"
+    help = "Extractive question answering: start/end spans over stride windows (DRCD, CMRC 2018, SQuAD v1/v2)."
+    recipe_cls = QARecipe
+    flags = (
+        Flag("doc-stride", "qa.doc_stride", int),
+        Flag("max-answer-length", "qa.max_answer_length", int),
+        Flag("n-best-size", "qa.n_best_size", int),
+        Flag("null-score-diff-threshold", "qa.null_score_diff_threshold", float),
+        Flag("version-2-with-negative", "qa.version_2_with_negative", bool),
+    )
+    main_metric = "f1"
+    output_names = ("start_logits", "end_logits")
+    tiny_recipe = "recipes/qa/tiny-zh-offline.yaml"
+
+    # ------------------------------------------------------------------ data
+
+    def auto_model_class(self) -> Any:
+        from transformers import AutoModelForQuestionAnswering
+
+        return AutoModelForQuestionAnswering
+
+    def load_splits(self, recipe: QARecipe) -> Splits:
+        from ssl_cli.data.loading import resolve_sources
+
+        data, training = recipe.data, recipe.training
+        raw, source_info = resolve_sources(data, self.name)
+        splits = {name: canonicalise(ds, label) for name, (ds, label) in raw.items()}
+        train = splits.get("train") if training.do_train else None
+        validation = splits.get("validation")
+        if train is not None and validation is None and training.do_eval:
+            train, validation = split_by_group(train, data.validation_split_percentage, training.seed)
+            source_info["validation_held_out_percent"] = data.validation_split_percentage
+        if training.do_train and train is None:
+            raise UserError("no training data: pass --data NAME|PATH or --train-file FILE (or set training.do_train: false)")
+        if train is not None:
+            train = self._drop_mismatched_answers(train, raw["train"][1], data.strict)
+            if data.max_train_samples:
+                train = train.select(range(min(data.max_train_samples, len(train))))
+            if len(train) == 0:
+                raise UserError("the training set is empty after filtering; check the data or max_train_samples")
+        evals = []
+        if training.do_eval and validation is not None:
+            evals.append(self._eval_set("eval", validation, data.max_eval_samples, source_info, recipe))
+        for name in data.eval_data:
+            extra, info = resolve_sources(data.model_copy(update={"name": name, "train_file": None, "validation_file": None,
+                                                                 "test_file": None}), self.name)
+            key = "validation" if "validation" in extra else next(iter(extra))
+            ds = canonicalise(extra[key][0], extra[key][1])
+            evals.append(self._eval_set(_label(name), ds, data.max_eval_samples, info, recipe))
+        if training.do_predict:
+            if "test" not in splits:
+                raise UserError("do_predict needs a test split: pass --test-file FILE (or a dataset with a test split)")
+            evals.append(self._eval_set("test", splits["test"], data.max_predict_samples, source_info, recipe))
+        if training.do_eval and not evals:
+            raise UserError("do_eval needs validation data: pass --validation-file FILE, or set training.do_eval: false")
+        return Splits(train=train, evals=evals, info=source_info)
+
+    def _drop_mismatched_answers(self, train: Any, source: str, strict: bool) -> Any:
+        bad = answer_mismatches(train)
+        if not bad:
+            return train
+        first = train[bad[0]]
+        message = (f"{source}: {len(bad)} training question(s) have an answer_start that does not match the context, "
+                   f"e.g. id {first['id']} (answer {first['answers']['text'][0]!r} at {first['answers']['answer_start'][0]})")
+        if strict:
+            raise UserError(message + "; fix the offsets, or drop data.strict to skip them")
+        from rich.console import Console
+
+        Console(stderr=True).print(f"[yellow]warning:[/] {message}; skipped for training (scoring uses the text)")
+        keep = sorted(set(range(len(train))) - set(bad))
+        return train.select(keep)
+
+    def _eval_set(self, name: str, ds: Any, limit: int | None, info: dict[str, Any], recipe: QARecipe) -> EvalSet:
+        if limit:
+            ds = ds.select(range(min(limit, len(ds))))
+        if len(ds) == 0:
+            raise UserError(f"the {name} set is empty after filtering")
+        has_no_answer = any(not a["text"] for a in ds["answers"])
+        has_answers = any(a["text"] for a in ds["answers"])
+        v2 = recipe.qa.version_2_with_negative
+        if v2 is None:
+            v2 = info.get("metric") == "squad_v2" or (has_no_answer and has_answers)
+        metric = recipe.qa.metric
+        if metric == "auto":
+            metric = info.get("metric") or ("chinese" if _cjk_ratio(ds["context"][:200]) > 0.2 else "squad")
+            if metric == "squad" and v2:
+                metric = "squad_v2"
+        return EvalSet(name, ds, info={"metric": metric, "version_2_with_negative": v2, "has_answers": has_answers,
+                                        "source": info.get("source", name)})
+
+    def training_texts(self, train: Any) -> Iterator[str]:
+        for batch in train.iter(batch_size=1000):
+            yield from batch["question"]
+            yield from batch["context"]
+
+    # ------------------------------------------------------------------ features
+
+    def _check_lengths(self, examples: Any, tokenizer: Any, recipe: QARecipe) -> None:
+        """max_seq_length must leave room for the longest question, the special tokens and the stride."""
+        questions = [q.lstrip() for q in examples["question"][:5000]]
+        longest = max((len(ids) for ids in tokenizer(questions, add_special_tokens=False)["input_ids"]), default=0)
+        specials = tokenizer.num_special_tokens_to_add(pair=True)
+        need = longest + specials + recipe.qa.doc_stride
+        if need >= recipe.data.max_seq_length:
+            raise UserError(
+                f"max_seq_length {recipe.data.max_seq_length} is not larger than the longest question ({longest} tokens) "
+                f"+ {specials} special tokens + doc_stride {recipe.qa.doc_stride}: raise --max-seq-length above {need} "
+                "or lower --doc-stride"
+            )
+
+    def _tokenize(self, examples: dict[str, list], tokenizer: Any, recipe: QARecipe) -> Any:
+        pad_on_right = tokenizer.padding_side == "right"
+        questions = [q.lstrip() for q in examples["question"]]
+        first, second = (questions, examples["context"]) if pad_on_right else (examples["context"], questions)
+        return tokenizer(
+            first,
+            second,
+            truncation="only_second" if pad_on_right else "only_first",
+            max_length=recipe.data.max_seq_length,
+            stride=recipe.qa.doc_stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+            padding=False,
+        ), (1 if pad_on_right else 0)
+
+    def prepare_train(self, examples: Any, tokenizer: Any, recipe: QARecipe) -> Any:
+        self._check_lengths(examples, tokenizer, recipe)
+
+        def features(batch: dict[str, list]) -> dict[str, list]:
+            enc, context_id = self._tokenize(batch, tokenizer, recipe)
+            starts, ends = label_windows(enc, batch["answers"], context_id, tokenizer.cls_token_id)
+            return {
+                "input_ids": enc["input_ids"],
+                "attention_mask": enc["attention_mask"],
+                **({"token_type_ids": enc["token_type_ids"]} if "token_type_ids" in enc else {}),
+                "start_positions": starts,
+                "end_positions": ends,
+                "length": [len(ids) for ids in enc["input_ids"]],
+            }
+
+        return examples.map(
+            features, batched=True, remove_columns=examples.column_names, num_proc=recipe.data.preprocessing_num_workers,
+            load_from_cache_file=not recipe.data.overwrite_cache, desc="tokenizing train",
+        )
+
+    def prepare_eval(self, eval_set: EvalSet, tokenizer: Any, recipe: QARecipe) -> Any:
+        examples = eval_set.examples
+        self._check_lengths(examples, tokenizer, recipe)
+
+        def features(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
+            enc, context_id = self._tokenize(batch, tokenizer, recipe)
+            sample_map = enc["overflow_to_sample_mapping"]
+            offsets = [
+                [off if seq == context_id else None for off, seq in zip(enc["offset_mapping"][i], enc.sequence_ids(i))]
+                for i in range(len(enc["input_ids"]))
+            ]
+            return {
+                "input_ids": enc["input_ids"],
+                "attention_mask": enc["attention_mask"],
+                **({"token_type_ids": enc["token_type_ids"]} if "token_type_ids" in enc else {}),
+                "example_index": [indices[s] for s in sample_map],
+                "offset_mapping": offsets,
+                "length": [len(ids) for ids in enc["input_ids"]],
+            }
+
+        feats = examples.map(
+            features, batched=True, with_indices=True, remove_columns=examples.column_names,
+            num_proc=recipe.data.preprocessing_num_workers, load_from_cache_file=not recipe.data.overwrite_cache,
+            desc=f"tokenizing {eval_set.name}",
+        )
+        return feats.add_column("feature_index", list(range(len(feats))))
+
+    def label_columns(self) -> list[str]:
+        return ["start_positions", "end_positions"]
+
+    # ------------------------------------------------------------------ scoring
+
+    def score(self, eval_set: EvalSet, outputs: dict[str, Any], recipe: QARecipe) -> tuple[dict[str, float], dict[str, Any]]:
+        from ssl_cli.metrics.qa import best_null_threshold, score_qa
+        from ssl_cli.metrics.qa_postprocess import postprocess_predictions
+
+        examples, feats, info = eval_set.examples, eval_set.features, eval_set.info
+        predictions, nbest, diffs = postprocess_predictions(
+            examples["id"], examples["context"], feats["example_index"], outputs["start_logits"], outputs["end_logits"],
+            feats["offset_mapping"], n_best_size=recipe.qa.n_best_size, max_answer_length=recipe.qa.max_answer_length,
+            version_2_with_negative=info["version_2_with_negative"],
+            null_score_diff_threshold=recipe.qa.null_score_diff_threshold,
+        )
+        artefacts = {"predictions": predictions, "nbest": nbest, "null_odds": diffs}
+        if not info["has_answers"]:
+            return {}, artefacts  # a test split without gold answers: predictions only
+        references = {ex_id: answers["text"] for ex_id, answers in zip(examples["id"], examples["answers"])}
+        metrics = score_qa(predictions, references, info["metric"])
+        if info["version_2_with_negative"]:
+            best_texts = {q: (c[0]["text"] if c else "") for q, c in nbest.items()}
+            metrics["best_f1"], metrics["best_f1_thresh"] = best_null_threshold(best_texts, diffs, references, info["metric"])
+        return metrics, artefacts
+
+    def write_predictions(self, eval_set: EvalSet, artefacts: dict[str, Any], output_dir: str) -> list[str]:
+        prefix = "eval" if eval_set.name == "eval" else eval_set.name
+        files = {f"{prefix}_predictions.json": artefacts["predictions"], f"{prefix}_nbest_predictions.json": artefacts["nbest"]}
+        if artefacts["null_odds"]:
+            files[f"{prefix}_null_odds.json"] = artefacts["null_odds"]
+        for name, content in files.items():
+            Path(output_dir, name).write_text(json.dumps(content, ensure_ascii=False, indent=2), encoding="utf-8")
+        return list(files)
+
+
+def label_windows(enc: Any, answers: list[dict[str, list]], context_id: int, cls_id: int) -> tuple[list[int], list[int]]:
+    """Start/end token labels for every window; [CLS] when the answer is not fully inside it.
+
+    Uses the window's offset mapping, so labels are exact at character level
+    whatever the tokenizer does to the text (CJK per character, WordPiece).
+    """
+    starts, ends = [], []
+    for i, offsets in enumerate(enc["offset_mapping"]):
+        ids = enc["input_ids"][i]
+        cls_index = ids.index(cls_id) if cls_id in ids else 0
+        answer = answers[enc["overflow_to_sample_mapping"][i]]
+        if not answer["text"]:
+            starts.append(cls_index)
+            ends.append(cls_index)
+            continue
+        start_char = answer["answer_start"][0]
+        end_char = start_char + len(answer["text"][0])
+        seq_ids = enc.sequence_ids(i)
+        first = seq_ids.index(context_id)
+        last = len(seq_ids) - 1 - seq_ids[::-1].index(context_id)
+        if not (offsets[first][0] <= start_char and offsets[last][1] >= end_char):
+            starts.append(cls_index)
+            ends.append(cls_index)
+            continue
+        token_start = first
+        while token_start <= last and offsets[token_start][0] <= start_char:
+            token_start += 1
+        token_end = last
+        while token_end >= first and offsets[token_end][1] >= end_char:
+            token_end -= 1
+        starts.append(token_start - 1)
+        ends.append(token_end + 1)
+    return starts, ends
+
+
+def _label(name: str) -> str:
+    stem = Path(name).stem if ("/" in name or "." in name) else name
+    return "".join(ch if ch.isalnum() else "_" for ch in stem).strip("_").lower() or "extra"
+
+
+TASK = QATask()

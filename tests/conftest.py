@@ -1,0 +1,49 @@
+"""Test set-up: offline, isolated caches, and helpers that drive the real CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# Offline and isolated before anything imports huggingface_hub/datasets (they read these at import).
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="ssl-test-hf-"))
+os.environ.pop("ACCELERATE_MIXED_PRECISION", None)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, check: bool = False, env: dict[str, str] | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run ``ssl ARGS`` as a user would (a fresh process: real imports, real exit code)."""
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-m", "ssl_cli", *args], cwd=ROOT, capture_output=True, text=True, env=full_env, timeout=timeout
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"ssl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory) -> dict[str, Path]:
+    """The generated Traditional-Chinese QA set (small: fast tests)."""
+    from ssl_cli.demo import write_demo_data
+
+    return write_demo_data(tmp_path_factory.mktemp("demo-data"), n_train=120, n_dev=20, seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_run_args(demo_data) -> list[str]:
+    """Flags for a seconds-long training run on the generated data."""
+    return [
+        "finetune-qa", "--recipe", "recipes/qa/tiny-zh-offline.yaml",
+        "--train-file", str(demo_data["train"]), "--validation-file", str(demo_data["dev"]),
+        "--max-steps", "6", "--per-device-train-batch-size", "8", "--logging-steps", "2",
+    ]

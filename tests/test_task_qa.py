@@ -1,0 +1,157 @@
+"""`ssl finetune-qa` end to end: CLI in, files and metrics out."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import yaml
+
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_run_args, demo_data):
+    """One short run with an extra eval set and a test split (shared by the checks below)."""
+    from ssl_cli.demo import write_demo_data
+
+    simplified = write_demo_data(tmp_path_factory.mktemp("simplified"), n_train=4, n_dev=6, seed=5, simplified=True)
+    out = tmp_path_factory.mktemp("run") / "qa"
+    proc = run_cli(*tiny_run_args, "--output-dir", str(out), "--eval-data", str(simplified["dev"]),
+                   "--test-file", str(demo_data["dev"]), "--do-predict", check=True)
+    return out, proc
+
+
+def test_output_dir_has_hugging_face_layout(trained):
+    out, _ = trained
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "all_results.json",
+                 "eval_results.json", "train_results.json", "recipe.yaml", "README.md", "train_log.jsonl",
+                 "eval_predictions.json", "eval_nbest_predictions.json", "test_predictions.json"):
+        assert (out / name).is_file(), name
+    assert not list(out.glob("*.bin")), "weights must be safetensors only"
+
+
+def test_results_have_eval_keys_and_process_count(trained):
+    out, _ = trained
+    results = json.loads((out / "all_results.json").read_text())
+    assert results["num_processes"] == 1
+    assert results["train_steps"] == 6
+    assert 0 <= results["eval_f1"] <= 100 and 0 <= results["eval_exact_match"] <= results["eval_f1"] + 1e-9
+    assert results["eval_samples"] == 20 * 8
+    assert "eval_dev_f1" in results, "the --eval-data set gets its own metrics"
+    assert "predict_samples" in results
+
+
+def test_logs_every_logging_step(trained):
+    out, _ = trained
+    steps = [json.loads(line)["step"] for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert steps == [2, 4, 6]
+
+
+def test_predictions_cover_every_question_and_come_from_the_context(trained, demo_data):
+    out, _ = trained
+    predictions = json.loads((out / "eval_predictions.json").read_text())
+    dev = json.loads(demo_data["dev"].read_text())
+    for article in dev["data"]:
+        paragraph = article["paragraphs"][0]
+        for qa in paragraph["qas"]:
+            assert predictions[qa["id"]] in paragraph["context"]
+    nbest = json.loads((out / "eval_nbest_predictions.json").read_text())
+    first = next(iter(nbest.values()))
+    assert {"text", "probability", "start_logit", "end_logit"} <= set(first[0])
+
+
+def test_saved_recipe_reruns_as_a_recipe(trained):
+    out, _ = trained
+    saved = yaml.safe_load((out / "recipe.yaml").read_text())
+    assert saved["task"] == "finetune-qa" and saved["training"]["max_steps"] == 6
+    proc = run_cli("finetune-qa", "--recipe", str(out / "recipe.yaml"), "--dry-run", check=True)
+    assert "max_steps: 6" in proc.stdout
+
+
+def test_model_card_names_data_metrics_and_command(trained):
+    out, _ = trained
+    card = (out / "README.md").read_text()
+    assert "pipeline_tag: question-answering" in card and "eval_f1" in card and "ssl finetune-qa" in card
+
+
+def test_automodel_and_pipeline_load_the_output(trained, demo_data):
+    from transformers import AutoModelForQuestionAnswering, pipeline
+
+    out, _ = trained
+    AutoModelForQuestionAnswering.from_pretrained(out)
+    qa = pipeline("question-answering", model=str(out), device="cpu")
+    context = "陳志明出生於臺北，後來搬到高雄居住。"
+    answer = qa(question="陳志明出生於哪裡？", context=context)
+    assert answer["answer"] in context
+
+
+def test_refuses_to_overwrite_without_flag(trained, tiny_run_args):
+    out, _ = trained
+    before = sorted(p.name for p in out.iterdir())
+    proc = run_cli(*tiny_run_args, "--output-dir", str(out))
+    assert proc.returncode == 2 and "--overwrite" in proc.stderr and "Traceback" not in proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == before
+
+
+def test_resume_mid_epoch_reproduces_the_uninterrupted_run(tmp_path, tiny_run_args):
+    """Stop after checkpoint-3 (of 6 steps, mid-epoch), resume: identical final weights."""
+    from safetensors.torch import load_file
+
+    common = [*tiny_run_args, "--save-steps", "3", "--save-total-limit", "5", "--set", "model.dropout=0.1",
+              "--set", "training.eval_strategy=no", "--set", "training.load_best_model_at_end=false"]
+    full = tmp_path / "full"
+    run_cli(*common, "--output-dir", str(full), check=True)
+    assert (full / "checkpoint-3").is_dir() and (full / "checkpoint-6").is_dir()
+
+    cut = tmp_path / "cut"
+    shutil.copytree(full, cut)
+    shutil.rmtree(cut / "checkpoint-6")
+    for name in ("model.safetensors", "all_results.json", "train_log.jsonl"):
+        (cut / name).unlink()
+    state = json.loads((cut / "checkpoint-3" / "trainer_state.json").read_text())
+    assert state["global_step"] == 3 and state["batches_in_epoch"] == 3
+    proc = run_cli(*common, "--output-dir", str(cut), "--resume", check=True)
+    assert "resumed from" in proc.stderr
+
+    a, b = load_file(full / "model.safetensors"), load_file(cut / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert (a[key] == b[key]).all(), key
+    assert json.loads((cut / "all_results.json").read_text())["eval_f1"] == json.loads(
+        (full / "all_results.json").read_text())["eval_f1"]
+
+
+def test_no_half_written_checkpoints_are_left(tmp_path, tiny_run_args):
+    out = tmp_path / "ck"
+    run_cli(*tiny_run_args, "--save-steps", "2", "--save-total-limit", "2", "--set", "training.eval_strategy=no",
+            "--set", "training.load_best_model_at_end=false", "--output-dir", str(out), check=True)
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-4", "checkpoint-6"]
+    assert not list(out.glob(".checkpoint-*"))
+
+
+def test_best_checkpoint_survives_rotation(tmp_path, tiny_run_args):
+    out = tmp_path / "best"
+    run_cli(*tiny_run_args, "--eval-steps", "2", "--save-steps", "2", "--save-total-limit", "1", "--output-dir", str(out),
+            check=True)
+    evals = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines() if "eval_f1" in line]
+    assert [e["step"] for e in evals] == [2, 4, 6]
+    # the first of equal scores is the best: only a strictly better score replaces it
+    best_step = next(e["step"] for e in evals if e["eval_f1"] == max(x["eval_f1"] for x in evals))
+    kept = sorted(p.name for p in out.glob("checkpoint-*"))
+    assert f"checkpoint-{best_step}" in kept and "checkpoint-6" in kept
+
+
+def test_learns_the_generated_task(tmp_path):
+    """The demo set is learnable: a short from-scratch run lands far above chance."""
+    from ssl_cli.demo import write_demo_data
+
+    data = write_demo_data(tmp_path / "data", n_train=300, n_dev=25, seed=3)
+    out = tmp_path / "learn"
+    run_cli("finetune-qa", "--recipe", "recipes/qa/tiny-zh-offline.yaml", "--train-file", str(data["train"]),
+            "--validation-file", str(data["dev"]), "--output-dir", str(out), "--num-train-epochs", "6", check=True)
+    results = json.loads((out / "all_results.json").read_text())
+    assert results["eval_f1"] > 50, results
