@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ssl_cli.errors import UserError, did_you_mean
 
@@ -117,9 +117,9 @@ class TrainingConfig(Section):
         None, ge=1, description="Pad each batch to a multiple of this (8 helps tensor cores). TPUs always pad to max_seq_length."
     )
     eval_strategy: Literal["no", "steps", "epoch"] = Field("epoch", description="When to evaluate during training.")
-    eval_steps: int | None = Field(None, ge=1, description="Evaluate every N steps (sets eval_strategy=steps).")
+    eval_steps: int | None = Field(None, ge=1, description="Evaluate every N steps (implies eval_strategy=steps).")
     save_strategy: Literal["no", "steps", "epoch"] = Field("epoch", description="When to write checkpoints.")
-    save_steps: int | None = Field(None, ge=1, description="Checkpoint every N steps (sets save_strategy=steps).")
+    save_steps: int | None = Field(None, ge=1, description="Checkpoint every N steps (implies save_strategy=steps).")
     save_total_limit: int | None = Field(
         2, ge=1, description="Keep at most this many checkpoints (the best one is never deleted)."
     )
@@ -141,12 +141,18 @@ class TrainingConfig(Section):
     dataloader_num_workers: int = Field(0, ge=0, description="Worker processes for data loading.")
     torch_threads: int | None = Field(None, ge=1, description="CPU threads for torch (default: torch's choice).")
 
+    @field_validator("eval_strategy", "save_strategy", "mixed_precision", mode="before")
+    @classmethod
+    def _yaml_no_is_not_false(cls, value: Any) -> Any:
+        """YAML 1.1 reads a bare ``no`` as False; here it means the choice "no"."""
+        return "no" if value is False else value
+
     @model_validator(mode="after")
     def _steps_imply_strategy(self) -> TrainingConfig:
-        """``eval_steps``/``save_steps`` alone should be enough, as users expect."""
-        if self.eval_steps is not None and self.eval_strategy == "epoch":
+        """Giving ``eval_steps``/``save_steps`` means evaluating/saving every that many steps."""
+        if self.eval_steps is not None:
             object.__setattr__(self, "eval_strategy", "steps")
-        if self.save_steps is not None and self.save_strategy == "epoch":
+        if self.save_steps is not None:
             object.__setattr__(self, "save_strategy", "steps")
         return self
 

@@ -103,6 +103,22 @@ def tune_cpu_allocator() -> None:
         libc.mallopt(m_trim_threshold, (1 << 31) - 1)
 
 
+def launched_on_cpu_only() -> bool:
+    """Several processes (``accelerate launch``/torchrun) on a machine with no GPU or TPU.
+
+    Measured here: ``accelerate launch --multi_gpu --num_processes 2`` starts two
+    workers on a CPU-only machine, but an ``Accelerator()`` in each reports
+    ``DistributedType.NO`` and they would train as two independent runs. With
+    ``cpu=True`` they join one gloo process group (MULTI_CPU).
+    """
+    import importlib.util
+
+    import torch
+
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    return world_size > 1 and not torch.cuda.is_available() and importlib.util.find_spec("torch_xla") is None
+
+
 def parameter_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
     """AdamW groups: no weight decay on biases and normalisation weights."""
     decay, no_decay = [], []
@@ -142,6 +158,7 @@ class Engine:
         self.mixed_precision = resolve_mixed_precision(training.mixed_precision)
         self.trackers = available_trackers(training.report_to)
         self.accelerator = Accelerator(
+            cpu=launched_on_cpu_only(),
             mixed_precision=self.mixed_precision,
             gradient_accumulation_steps=training.gradient_accumulation_steps,
             log_with=self.trackers or None,
@@ -196,7 +213,7 @@ class Engine:
         if self.is_main_process:
             from rich.console import Console
 
-            Console(stderr=True, highlight=False).print(*args)
+            Console(stderr=True, highlight=False, soft_wrap=True).print(*args)
 
     def end(self) -> None:
         self.accelerator.end_training()

@@ -185,6 +185,7 @@ def _quiet_libraries(main: bool) -> None:
     import transformers
 
     transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
     datasets.logging.set_verbosity_error()
     if not main or not sys.stderr.isatty():
         datasets.disable_progress_bars()

