@@ -21,7 +21,7 @@ def launch(*args: str, num_processes: int = 2) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env, timeout=900)
 
 
-def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path, tiny_run_args):
+def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path, tiny_run_args, demo_data):
     # no length grouping: then a global batch of 8 is exactly two consecutive batches of 4
     common = [*tiny_run_args, "--set", "training.group_by_length=false", "--set", "training.eval_strategy=no",
               "--set", "training.save_strategy=no", "--mixed-precision", "no", "--learning-rate", "1e-4"]
@@ -46,7 +46,7 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path, ti
 
     # The same trained model evaluated by two processes scores exactly as by one.
     both = tmp_path / "eval2"
-    proc = launch("finetune-qa", "--recipe", "recipes/qa/tiny-zh-offline.yaml", "--model", str(one), "--validation-file", tiny_run_args[tiny_run_args.index("--validation-file") + 1],
+    proc = launch("finetune-qa", "--recipe", "recipes/qa/tiny-zh-offline.yaml", "--model", str(one), "--validation-file", str(demo_data["dev"]),
                   "--set", "training.do_train=false", "--per-device-eval-batch-size", "3", "--output-dir", str(both))
     assert proc.returncode == 0, proc.stderr[-3000:]
     r3 = json.loads((both / "all_results.json").read_text())
