@@ -241,7 +241,11 @@ class Engine:
         sampler = BatchSampler(
             lengths, cfg.per_device_train_batch_size, seed=cfg.seed, shuffle=True, group_by_length=cfg.group_by_length
         )
-        loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_fn, num_workers=cfg.dataloader_num_workers)
+        # A private generator: iter(DataLoader) draws a worker seed from it. From the global RNG,
+        # that draw would shift dropout after ``--resume`` and break exact continuation.
+        loader_rng = torch.Generator().manual_seed(cfg.seed)
+        loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_fn,
+                            num_workers=cfg.dataloader_num_workers, generator=loader_rng)
         optimizer = torch.optim.AdamW(
             parameter_groups(model, cfg.weight_decay), lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2),
             eps=cfg.adam_epsilon,
