@@ -108,27 +108,51 @@ def load_tokenizer(source: ModelSource, model_cfg: Any):
     return tokenizer
 
 
-def scratch_config(spec: str, vocab_size: int, max_positions: int, model_cfg: Any, **kwargs: Any):
+def scratch_config(spec: str, vocab_size: int, max_positions: int, model_cfg: Any, training_on_cpu: bool = False,
+                   **kwargs: Any):
     from transformers import BertConfig
 
     config = BertConfig(vocab_size=vocab_size, max_position_embeddings=max_positions, **SCRATCH_SPECS[spec], **kwargs)
-    _apply_dropout(config, model_cfg)
+    _apply_dropout(config, model_cfg, training_on_cpu)
     return config
 
 
-def _apply_dropout(config: Any, model_cfg: Any) -> None:
-    if model_cfg.dropout is not None:
-        for attr in ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout", "attention_dropout"):
-            if hasattr(config, attr):
-                setattr(config, attr, model_cfg.dropout)
+HIDDEN_DROPOUT_ATTRS = ("hidden_dropout_prob", "dropout")
+ATTENTION_DROPOUT_ATTRS = ("attention_probs_dropout_prob", "attention_dropout")
 
 
-def load_model(source: ModelSource, model_cfg: Any, auto_cls: Any, tokenizer: Any, max_positions: int, **model_kwargs: Any):
+def resolve_attention_dropout(model_cfg: Any, training_on_cpu: bool) -> float | None:
+    """The attention dropout to set on the config, or None to keep the config's own.
+
+    ``auto`` drops it to 0 for CPU training: PyTorch's fused CPU attention has
+    no dropout, so any attention dropout sends every layer down the unfused
+    path, which stores the full (heads x seq x seq) probabilities for backward.
+    """
+    value = model_cfg.attention_dropout
+    if value == "auto":
+        if model_cfg.dropout is not None:
+            return model_cfg.dropout
+        return 0.0 if training_on_cpu else None
+    return model_cfg.dropout if value is None else value
+
+
+def _apply_dropout(config: Any, model_cfg: Any, training_on_cpu: bool) -> None:
+    overrides = {attr: model_cfg.dropout for attr in HIDDEN_DROPOUT_ATTRS}
+    attention = resolve_attention_dropout(model_cfg, training_on_cpu)
+    overrides.update({attr: attention for attr in ATTENTION_DROPOUT_ATTRS})
+    for attr, value in overrides.items():
+        if value is not None and hasattr(config, attr):
+            setattr(config, attr, value)
+
+
+def load_model(source: ModelSource, model_cfg: Any, auto_cls: Any, tokenizer: Any, max_positions: int,
+               training_on_cpu: bool = False, **model_kwargs: Any):
     """Instantiate the task head (random for scratch:, else from safetensors weights)."""
     from transformers import AutoConfig
 
     if source.kind == "scratch":
-        config = scratch_config(source.name, len(tokenizer), max_positions, model_cfg, pad_token_id=tokenizer.pad_token_id, **model_kwargs)
+        config = scratch_config(source.name, len(tokenizer), max_positions, model_cfg, training_on_cpu,
+                                pad_token_id=tokenizer.pad_token_id, **model_kwargs)
         return auto_cls.from_config(config)
     common = {"revision": model_cfg.revision, "trust_remote_code": model_cfg.trust_remote_code}
     try:
@@ -139,7 +163,7 @@ def load_model(source: ModelSource, model_cfg: Any, auto_cls: Any, tokenizer: An
         raise
     except ValueError as err:
         raise UserError(f"cannot load the config of {source.name}: {str(err).splitlines()[0]}") from None
-    _apply_dropout(config, model_cfg)
+    _apply_dropout(config, model_cfg, training_on_cpu)
     try:
         return auto_cls.from_pretrained(source.name, config=config, use_safetensors=True, **common)
     except OSError as err:

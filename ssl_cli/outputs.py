@@ -69,8 +69,7 @@ def write_model_card(out: Path, task: Any, recipe: Any, splits: Any, results: di
         "## Use",
         "",
         "```python",
-        "from transformers import pipeline",
-        f'pipe = pipeline("{_pipeline_tag(task.name)}", model="{out}")',
+        *_pipeline_use(task.name, out),
         "```",
         "",
     ]
@@ -86,3 +85,13 @@ def _pipeline_tag(task_name: str) -> str:
         "pretrain-mlm": "fill-mask",
         "pretrain-clm": "text-generation",
     }.get(task_name, "feature-extraction")
+
+
+def _pipeline_use(task_name: str, out: Path) -> list[str]:
+    """How to load the output with ``pipeline``: QA needs ssl's own task (transformers 5 removed its own)."""
+    if task_name == "finetune-qa":
+        return ["import ssl_cli.pipelines  # registers extractive-question-answering",
+                "from transformers import pipeline", "",
+                f'qa = pipeline("extractive-question-answering", model="{out}")',
+                'qa(question="...", context="...")']
+    return ["from transformers import pipeline", f'pipe = pipeline("{_pipeline_tag(task_name)}", model="{out}")']

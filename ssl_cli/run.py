@@ -174,6 +174,7 @@ def _build_model(task: Task, recipe: Any, splits: Any, engine: Any, out: Path, r
         tokenizer = load_tokenizer(source, recipe.model)
     transformers.set_seed(recipe.training.seed)
     model = load_model(source, recipe.model, task.auto_model_class(), tokenizer, max_positions,
+                       training_on_cpu=engine.device.type == "cpu" and splits.train is not None,
                        **task.model_kwargs(splits, recipe))
     if recipe.model.gradient_checkpointing:
         model.gradient_checkpointing_enable()

@@ -39,7 +39,7 @@ def test_every_window_labels_the_answer_exactly_or_cls(tokenizer, context, quest
     assert len(enc["input_ids"]) >= 2, "the context should need several windows"
     starts, ends = label_windows(enc, [{"text": [answer], "answer_start": [start_char]}], 1, tokenizer.cls_token_id)
     inside = 0
-    for w, (s, e) in enumerate(zip(starts, ends)):
+    for w, (s, e) in enumerate(zip(starts, ends, strict=True)):
         offsets = enc["offset_mapping"][w]
         if s == 0:
             assert e == 0
@@ -61,5 +61,5 @@ def test_no_answer_is_labelled_at_cls(tokenizer):
 def test_full_width_punctuation_offsets_round_trip(tokenizer):
     enc = tokenizer(["？"], ["「故宮」，！"], return_offsets_mapping=True)
     seq = enc.sequence_ids(0)
-    pieces = ["「故宮」，！"[a:b] for (a, b), s in zip(enc["offset_mapping"][0], seq) if s == 1]
+    pieces = ["「故宮」，！"[a:b] for (a, b), s in zip(enc["offset_mapping"][0], seq, strict=True) if s == 1]
     assert "".join(pieces) == "「故宮」，！"

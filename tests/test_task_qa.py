@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import yaml
@@ -81,16 +82,24 @@ def test_model_card_names_data_metrics_and_command(trained):
 def test_automodel_and_pipeline_load_the_output(trained, demo_data):
     from transformers import AutoModelForQuestionAnswering, pipeline
 
+    import ssl_cli.pipelines  # noqa: F401  (registers extractive-question-answering)
+
     out, _ = trained
     model = AutoModelForQuestionAnswering.from_pretrained(out)
     assert model.config.architectures == ["BertForQuestionAnswering"]
-    try:
-        qa = pipeline("question-answering", model=str(out), device="cpu")
-    except KeyError as err:  # transformers 5.x removed the question-answering pipeline task
-        pytest.skip(f"this transformers has no question-answering pipeline: {err}")
-    context = "陳志明出生於臺北，後來搬到高雄居住。"
-    answer = qa(question="陳志明出生於哪裡？", context=context)
-    assert answer["answer"] in context
+    qa = pipeline("extractive-question-answering", model=str(out), device="cpu")
+    record = json.loads(Path(demo_data["dev"]).read_text())["data"][0]["paragraphs"][0]
+    context, question = record["context"], record["qas"][0]["question"]
+    answer = qa(question=question, context=context)
+    assert answer["answer"] == context[answer["start"]:answer["end"]] and answer["answer"]
+    assert 0 < answer["score"] <= 1
+    # small windows: the answer still maps back into the full context, and top_k lists the best first
+    ranked = qa({"question": question, "context": context}, top_k=3, max_seq_length=64, doc_stride=16)
+    assert len(ranked) == 3 and ranked[0]["score"] >= ranked[1]["score"] >= ranked[2]["score"]
+    assert all(r["answer"] == context[r["start"]:r["end"]] for r in ranked)
+    # the pipeline and the CLI's evaluation agree on the answer
+    predictions = json.loads((out / "eval_predictions.json").read_text())
+    assert answer["answer"] == predictions[record["qas"][0]["id"]]
 
 
 def test_refuses_to_overwrite_without_flag(trained, tiny_run_args):

@@ -70,7 +70,7 @@ def best_spans_for_example(
     """
     candidates: list[Candidate] = []
     null_score = np.inf
-    for start, end, offs in zip(starts, ends, offsets):
+    for start, end, offs in zip(starts, ends, offsets, strict=True):
         length = min(len(offs), len(start))
         null_score = min(null_score, float(start[0] + end[0]))
         mask = context_mask(offs, length)
@@ -160,7 +160,7 @@ def postprocess_predictions(
                 "end_logit": c.end_logit,
                 "offsets": [c.start_char, c.end_char],
             }
-            for c, p in zip(cands, probs)
+            for c, p in zip(cands, probs, strict=True)
         ]
         best = cands[0] if cands else None
         if version_2_with_negative:

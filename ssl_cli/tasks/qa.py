@@ -103,7 +103,7 @@ def canonicalise(dataset: Any, source: str) -> Any:
 def answer_mismatches(dataset: Any) -> list[int]:
     """Rows whose first answer's ``answer_start`` does not point at its text in the context."""
     bad = []
-    for i, (context, answers) in enumerate(zip(dataset["context"], dataset["answers"])):
+    for i, (context, answers) in enumerate(zip(dataset["context"], dataset["answers"], strict=True)):
         if answers["text"]:
             text, start = answers["text"][0], answers["answer_start"][0]
             if start < 0 or context[start : start + len(text)] != text:
@@ -115,7 +115,7 @@ def split_by_group(dataset: Any, percentage: int, seed: int) -> tuple[Any, Any]:
     """Hold out ``percentage`` of the articles (title, else context) for validation."""
     import numpy as np
 
-    keys = [t or c for t, c in zip(dataset["title"], dataset["context"])]
+    keys = [t or c for t, c in zip(dataset["title"], dataset["context"], strict=True)]
     groups = sorted(set(keys))
     rng = np.random.default_rng(seed)
     rng.shuffle(groups)
@@ -239,20 +239,9 @@ class QATask(Task):
                 "or lower --doc-stride"
             )
 
-    def _tokenize(self, examples: dict[str, list], tokenizer: Any, recipe: QARecipe) -> Any:
-        pad_on_right = tokenizer.padding_side == "right"
-        questions = [q.lstrip() for q in examples["question"]]
-        first, second = (questions, examples["context"]) if pad_on_right else (examples["context"], questions)
-        return tokenizer(
-            first,
-            second,
-            truncation="only_second" if pad_on_right else "only_first",
-            max_length=recipe.data.max_seq_length,
-            stride=recipe.qa.doc_stride,
-            return_overflowing_tokens=True,
-            return_offsets_mapping=True,
-            padding=False,
-        ), (1 if pad_on_right else 0)
+    def _tokenize(self, examples: dict[str, list], tokenizer: Any, recipe: QARecipe) -> tuple[Any, int]:
+        return tokenize_windows(tokenizer, examples["question"], examples["context"], recipe.data.max_seq_length,
+                                recipe.qa.doc_stride)
 
     def prepare_train(self, examples: Any, tokenizer: Any, recipe: QARecipe) -> Any:
         self._check_lengths(examples, tokenizer, recipe)
@@ -281,10 +270,7 @@ class QATask(Task):
         def features(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
             enc, context_id = self._tokenize(batch, tokenizer, recipe)
             sample_map = enc["overflow_to_sample_mapping"]
-            offsets = [
-                [off if seq == context_id else None for off, seq in zip(enc["offset_mapping"][i], enc.sequence_ids(i))]
-                for i in range(len(enc["input_ids"]))
-            ]
+            offsets = context_offsets(enc, context_id)
             return {
                 "input_ids": enc["input_ids"],
                 "attention_mask": enc["attention_mask"],
@@ -320,7 +306,7 @@ class QATask(Task):
         artefacts = {"predictions": predictions, "nbest": nbest, "null_odds": diffs}
         if not info["has_answers"]:
             return {}, artefacts  # a test split without gold answers: predictions only
-        references = {ex_id: answers["text"] for ex_id, answers in zip(examples["id"], examples["answers"])}
+        references = {ex_id: answers["text"] for ex_id, answers in zip(examples["id"], examples["answers"], strict=True)}
         metrics = score_qa(predictions, references, info["metric"])
         if info["version_2_with_negative"]:
             best_texts = {q: (c[0]["text"] if c else "") for q, c in nbest.items()}
@@ -335,6 +321,35 @@ class QATask(Task):
         for name, content in files.items():
             Path(output_dir, name).write_text(json.dumps(content, ensure_ascii=False, indent=2), encoding="utf-8")
         return list(files)
+
+
+def tokenize_windows(tokenizer: Any, questions: list[str], contexts: list[str], max_seq_length: int,
+                     doc_stride: int, padding: bool | str = False, return_tensors: str | None = None) -> tuple[Any, int]:
+    """Question + context windows of ``max_seq_length`` overlapping by ``doc_stride`` tokens.
+
+    Only the context is truncated (on whichever side the tokenizer pads), and
+    offsets are kept so spans map back to characters. Returns the encoding and
+    the sequence id of the context (1 when it comes second).
+    """
+    pad_on_right = tokenizer.padding_side == "right"
+    questions = [q.lstrip() for q in questions]  # leading spaces waste window room (as run_qa.py)
+    first, second = (questions, contexts) if pad_on_right else (contexts, questions)
+    enc = tokenizer(
+        first, second, truncation="only_second" if pad_on_right else "only_first", max_length=max_seq_length,
+        stride=doc_stride, return_overflowing_tokens=True, return_offsets_mapping=True, padding=padding,
+        return_tensors=return_tensors,
+    )
+    return enc, (1 if pad_on_right else 0)
+
+
+def context_offsets(enc: Any, context_id: int) -> list[list[Any]]:
+    """Per window, the character offsets of context tokens and None for question and special tokens."""
+    mapping = enc["offset_mapping"]
+    mapping = mapping.tolist() if hasattr(mapping, "tolist") else mapping  # tensors when return_tensors is set
+    return [
+        [off if seq == context_id else None for off, seq in zip(mapping[i], enc.sequence_ids(i), strict=True)]
+        for i in range(len(mapping))
+    ]
 
 
 def label_windows(enc: Any, answers: list[dict[str, list]], context_id: int, cls_id: int) -> tuple[list[int], list[int]]:

@@ -1,0 +1,112 @@
+"""An extractive question-answering pipeline for models trained with ``ssl finetune-qa``.
+
+transformers 5 removed the ``question-answering`` pipeline task (its error
+points to chat models). Extractive QA models still need one, so importing
+this module registers ``extractive-question-answering`` with the same windows
+(``max_seq_length``/``doc_stride``) and the same exact span search that
+``ssl finetune-qa`` scores with::
+
+    import ssl_cli.pipelines  # registers the task
+    from transformers import pipeline
+
+    qa = pipeline("extractive-question-answering", model="outputs/drcd")
+    qa(question="...", context="...")  # {"answer", "score", "start", "end"}
+
+Windows and the answer-length limit default to those in the ``recipe.yaml``
+saved with the model, so answers match ``ssl finetune-qa``'s evaluation.
+Where transformers still ships ``question-answering`` (4.x), that task works
+on the same output directories too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from transformers import AutoModelForQuestionAnswering
+from transformers.pipelines import PIPELINE_REGISTRY, Pipeline
+
+from ssl_cli.metrics.qa_postprocess import postprocess_predictions
+from ssl_cli.tasks.qa import context_offsets, tokenize_windows
+
+TASK = "extractive-question-answering"
+
+
+class ExtractiveQAPipeline(Pipeline):
+    """Question + context -> the best span of the context (or the ``top_k`` best)."""
+
+    _load_processor = False
+    _load_image_processor = False
+    _load_feature_extractor = False
+    _load_tokenizer = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.settings = {"max_seq_length": 384, "doc_stride": 128, "max_answer_length": 30,
+                         **recipe_settings(Path(str(getattr(self.model, "name_or_path", ""))))}
+
+    def __call__(self, inputs: Any = None, *, question: str | None = None, context: str | None = None, **kwargs: Any):
+        """``qa(question=..., context=...)``, ``qa({"question": ..., "context": ...})`` or a list of such dicts."""
+        if inputs is None:
+            if question is None or context is None:
+                raise ValueError("give question= and context= (or a dict / list of dicts with those keys)")
+            inputs = {"question": question, "context": context}
+        return super().__call__(inputs, **kwargs)
+
+    def _sanitize_parameters(self, max_seq_length: int | None = None, doc_stride: int | None = None,
+                             max_answer_length: int | None = None, top_k: int | None = None, **_: Any):
+        preprocess = {k: v for k, v in (("max_seq_length", max_seq_length), ("doc_stride", doc_stride)) if v is not None}
+        postprocess = {k: v for k, v in (("max_answer_length", max_answer_length), ("top_k", top_k)) if v is not None}
+        return preprocess, {}, postprocess
+
+    def preprocess(self, inputs: dict[str, str], max_seq_length: int | None = None,
+                   doc_stride: int | None = None) -> dict[str, Any]:
+        if not isinstance(inputs, dict) or not {"question", "context"} <= inputs.keys():
+            raise ValueError("each input needs 'question' and 'context'")
+        max_seq_length = min(max_seq_length or self.settings["max_seq_length"], self.tokenizer.model_max_length)
+        doc_stride = doc_stride or self.settings["doc_stride"]
+        enc, context_id = tokenize_windows(self.tokenizer, [inputs["question"]], [inputs["context"]], max_seq_length,
+                                           doc_stride, padding=True, return_tensors="pt")
+        model_inputs = {name: enc[name] for name in self.tokenizer.model_input_names if name in enc}
+        return {"model_inputs": model_inputs, "offsets": context_offsets(enc, context_id), "context": inputs["context"]}
+
+    def _forward(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        out = self.model(**inputs["model_inputs"])
+        return {"start_logits": out.start_logits, "end_logits": out.end_logits, "offsets": inputs["offsets"],
+                "context": inputs["context"]}
+
+    def postprocess(self, outputs: dict[str, Any], max_answer_length: int | None = None, top_k: int = 1):
+        max_answer_length = max_answer_length or self.settings["max_answer_length"]
+        start = outputs["start_logits"].float().cpu().numpy()
+        end = outputs["end_logits"].float().cpu().numpy()
+        _, nbest, _ = postprocess_predictions(
+            ["q"], [outputs["context"]], np.zeros(len(start), dtype=int), start, end, outputs["offsets"],
+            n_best_size=max(top_k, 20), max_answer_length=max_answer_length,  # scores: softmax over the 20 best
+        )
+        answers = [{"answer": c["text"], "score": c["probability"], "start": c["offsets"][0], "end": c["offsets"][1]}
+                   for c in nbest["q"][:top_k]]
+        if not answers:
+            answers = [{"answer": "", "score": 0.0, "start": 0, "end": 0}]
+        return answers[0] if top_k == 1 else answers
+
+
+def recipe_settings(model_dir: Path) -> dict[str, int]:
+    """Window and answer-length settings from the ``recipe.yaml`` that ``ssl`` saved with the model, if any."""
+    import yaml
+
+    path = model_dir / "recipe.yaml"
+    if not path.is_file():
+        return {}
+    try:
+        recipe = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError:
+        return {}
+    data, qa = recipe.get("data") or {}, recipe.get("qa") or {}
+    found = {"max_seq_length": data.get("max_seq_length"), "doc_stride": qa.get("doc_stride"),
+             "max_answer_length": qa.get("max_answer_length")}
+    return {key: value for key, value in found.items() if isinstance(value, int)}
+
+
+PIPELINE_REGISTRY.register_pipeline(TASK, pipeline_class=ExtractiveQAPipeline, pt_model=AutoModelForQuestionAnswering,
+                                    type="text")
