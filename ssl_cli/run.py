@@ -97,8 +97,9 @@ def run_task(task: Task, recipe: Any) -> dict[str, Any]:
     from ssl_cli.collate import PaddingCollator
 
     fixed = recipe.data.max_seq_length if engine.needs_static_shapes else None
-    sequence_columns = task.model_input_columns() + [c for c in task.label_columns() if c == "labels"]
-    scalar_labels = [c for c in task.label_columns() if c != "labels"]
+    sequence_labels = task.sequence_label_columns()
+    sequence_columns = task.model_input_columns() + [c for c in task.label_columns() if c in sequence_labels]
+    scalar_labels = [c for c in task.label_columns() if c not in sequence_labels]
     train_collate = PaddingCollator(sequence_columns, scalar_labels, pad_token_id=tokenizer.pad_token_id or 0,
                                     pad_to_multiple_of=training.pad_to_multiple_of, fixed_length=fixed)
     eval_collate = PaddingCollator(task.model_input_columns(), ["feature_index"], pad_token_id=tokenizer.pad_token_id or 0,

@@ -9,6 +9,7 @@ cached by ``datasets`` fingerprints like any other file.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -141,8 +142,12 @@ def _flattened_squad_file(path: Path, document: dict[str, Any]) -> Path:
     return target
 
 
-def load_data_file(path: str | Path):
-    """Load one local file as a ``datasets.Dataset`` (cached by ``datasets``)."""
+def load_data_file(path: str | Path, column_names: list[str] | None = None):
+    """Load one local file as a ``datasets.Dataset`` (cached by ``datasets``).
+
+    TSV is read as GLUE distributes it: no quoting (sentences hold stray
+    quote marks), and ``column_names`` for files without a header (CoLA).
+    """
     import datasets
 
     path = Path(path).expanduser()
@@ -162,7 +167,13 @@ def load_data_file(path: str | Path):
             data_file = _flattened_squad_file(path, document)
         elif document is not None and not isinstance(document, list):
             raise UserError(f"{path}: expected a JSON list of records, JSON lines, or SQuAD-style {{'data': [...]}}")
-    kwargs: dict[str, Any] = {"delimiter": "\t"} if suffix == ".tsv" else {}
+    kwargs: dict[str, Any] = {}
+    if suffix == ".tsv":
+        kwargs.update(delimiter="\t", quoting=csv.QUOTE_NONE)
+    if suffix in (".tsv", ".csv"):
+        kwargs.update(keep_default_na=False)  # a sentence "NA" or "null" is text, not a missing value
+        if column_names:
+            kwargs.update(column_names=column_names)
     try:
         loaded = datasets.load_dataset(SUFFIX_BUILDERS[suffix], data_files={"data": str(data_file)}, split="data", **kwargs)
     except Exception as err:  # datasets raises many types for malformed files

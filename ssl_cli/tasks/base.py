@@ -15,6 +15,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ssl_cli.config import Recipe
@@ -98,6 +99,11 @@ class Task(ABC):
         return ["input_ids", "attention_mask", "token_type_ids"]
 
     def label_columns(self) -> list[str]:
+        """Training label columns, passed to the model under their own names."""
+        return []
+
+    def sequence_label_columns(self) -> list[str]:
+        """Label columns with one value per token (padded with -100); the rest are one value per example."""
         return []
 
     @abstractmethod
@@ -109,3 +115,10 @@ class Task(ABC):
     def write_predictions(self, eval_set: EvalSet, artefacts: dict[str, Any], output_dir: str) -> list[str]:
         """Write prediction files; return their names."""
         return []
+
+
+def eval_set_label(name: str) -> str:
+    """The key of an --eval-data entry in results: a file's stem, or the registered name (xnli/zh -> xnli_zh)."""
+    path = Path(name).expanduser()
+    stem = path.stem if path.suffix or path.exists() else name
+    return "".join(ch if ch.isalnum() else "_" for ch in stem).strip("_").lower() or "extra"

@@ -19,7 +19,7 @@ from pydantic import Field
 
 from ssl_cli.config import Recipe, Section
 from ssl_cli.errors import UserError
-from ssl_cli.tasks.base import EvalSet, Flag, Splits, Task
+from ssl_cli.tasks.base import EvalSet, Flag, Splits, Task, eval_set_label
 
 
 class QAConfig(Section):
@@ -177,7 +177,7 @@ class QATask(Task):
                                                                  "test_file": None}), self.name)
             key = "validation" if "validation" in extra else next(iter(extra))
             ds = canonicalise(extra[key][0], extra[key][1])
-            evals.append(self._eval_set(_label(name), ds, data.max_eval_samples, info, recipe))
+            evals.append(self._eval_set(eval_set_label(name), ds, data.max_eval_samples, info, recipe))
         if training.do_predict:
             if "test" not in splits:
                 raise UserError("do_predict needs a test split: pass --test-file FILE (or a dataset with a test split)")
@@ -385,11 +385,6 @@ def label_windows(enc: Any, answers: list[dict[str, list]], context_id: int, cls
         starts.append(token_start - 1)
         ends.append(token_end + 1)
     return starts, ends
-
-
-def _label(name: str) -> str:
-    stem = Path(name).stem if ("/" in name or "." in name) else name
-    return "".join(ch if ch.isalnum() else "_" for ch in stem).strip("_").lower() or "extra"
 
 
 TASK = QATask()
