@@ -149,9 +149,10 @@ class TrainingConfig(Section):
     torch_threads: int | None = Field(None, ge=1, description="CPU threads for torch (default: torch's choice).")
     trim_cpu_memory: bool = Field(
         True,
-        description="On Linux CPUs, hand freed memory back to the OS after every batch (malloc_trim). Batch shapes "
-        "change every step, which fragments the heap; trimming cut peak RSS by 12% for 13% less speed "
-        "(MiniLM, seq 384, benchmarks/README.md). Set false for speed when memory is plentiful.",
+        description="On Linux CPUs, hand free heap memory back to the OS after a batch that left 256 MB or more "
+        "free (malloc_trim). Batch shapes change every step, which fragments the heap; trimming cut peak RSS by "
+        "12% for 13% less speed (MiniLM, seq 384, benchmarks/README.md). Set false for speed when memory is "
+        "plentiful.",
     )
 
     @field_validator("eval_strategy", "save_strategy", "mixed_precision", mode="before")

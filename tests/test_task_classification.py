@@ -92,6 +92,20 @@ def test_cola_tsv_without_header_and_its_metric(tmp_path):
     assert results["eval_samples"] == 50  # the first row was not eaten as a header
 
 
+def test_string_labels_in_a_glue_tsv_become_ids(tmp_path):
+    """RTE as distributed: a TSV whose labels are words; they must reach the model as ids, not strings."""
+    names = ["entailment", "not_entailment"]
+    rows = [{"index": i, "sentence1": r["sentence"], "sentence2": "it was good", "label": names[1 - r["label"]]}
+            for i, r in enumerate(sentiment(64, 9))]
+    train, dev = write_table(rows[:48], tmp_path / "train.tsv"), write_table(rows[48:], tmp_path / "dev.tsv")
+    out = tmp_path / "rte"
+    run_cli(*TINY, "--task", "rte", "--train-file", str(train), "--validation-file", str(dev), "--max-steps", "2",
+            "--output-dir", str(out), check=True)
+    predictions = [json.loads(line) for line in (out / "eval_predictions.jsonl").read_text().splitlines()]
+    assert [p["label"] for p in predictions] == [r["label"] for r in rows[48:]]
+    assert json.loads((out / "config.json").read_text())["label2id"] == {"entailment": 0, "not_entailment": 1}
+
+
 @pytest.mark.parametrize(
     ("case", "expected"),
     [

@@ -313,9 +313,16 @@ class ClassificationTask(Task):
 
         if len(rows) == 0:
             raise UserError(f"{source}: no examples left after dropping rows without a gold label")
+        import datasets
+
+        features = datasets.Features({"text": datasets.Value("string"), "idx": datasets.Value("int64")})
+        if pair:
+            features["text_pair"] = datasets.Value("string")
+        if label:  # explicit, or datasets would keep a replaced column's old type (string labels stay strings)
+            features["label"] = datasets.Value("float32" if labels["regression"] else "int64")
         # a map (not an in-memory table), so the tokenised features downstream are cached by fingerprint
-        return rows.map(convert, batched=True, with_indices=True, remove_columns=rows.column_names,
-                             desc=f"reading {Path(source).name}")
+        return rows.map(convert, batched=True, with_indices=True, remove_columns=rows.column_names, features=features,
+                        desc=f"reading {Path(source).name}")
 
     def normalise_label(self, key: str) -> str:
         """Spelling variants of one label map to one name (NLI lower-cases them)."""
