@@ -18,10 +18,18 @@ import json
 import os
 import random
 import tempfile
-import time
 from pathlib import Path
 
-from common import RESULTS, SHARED_DATA, answer_as_worker, model_or_skip, run_ssl, run_worker, write_markdown_table
+from common import (
+    RESULTS,
+    SHARED_DATA,
+    answer_as_worker,
+    model_or_skip,
+    run_ssl,
+    run_worker,
+    train_baseline,
+    write_markdown_table,
+)
 
 GLUE = SHARED_DATA / "glue"
 MAX_LEN, BATCH, LR = 128, 32, 5e-5
@@ -62,15 +70,7 @@ def worker_trainer(args: argparse.Namespace) -> dict:
     """run_glue.py's recipe on transformers.Trainer: pad_to_max_length (default) or dynamic padding."""
     import datasets
     import numpy as np
-    from transformers import (
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-        DataCollatorWithPadding,
-        Trainer,
-        TrainingArguments,
-        default_data_collator,
-        set_seed,
-    )
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
 
     set_seed(args.seed)
     _, columns, labels = TASKS[args.task]
@@ -89,15 +89,9 @@ def worker_trainer(args: argparse.Namespace) -> dict:
 
     train = load(args.train).map(tokenize, batched=True, remove_columns=list(columns))
     dev = load(args.dev).map(tokenize, batched=True, remove_columns=list(columns))
-    targs = TrainingArguments(output_dir=str(Path(args.work) / f"trainer-{args.task}-{args.padding}-{args.seed}"),
-                              per_device_train_batch_size=BATCH, per_device_eval_batch_size=64, learning_rate=LR,
-                              num_train_epochs=1, seed=args.seed, report_to=[], save_strategy="no", logging_steps=50,
-                              use_cpu=True, dataloader_num_workers=0)
-    collator = default_data_collator if padded else DataCollatorWithPadding(tokenizer)
-    trainer = Trainer(model=model, args=targs, train_dataset=train, data_collator=collator, processing_class=tokenizer)
-    start = time.perf_counter()
-    metrics = trainer.train().metrics
-    wall = time.perf_counter() - start
+    trainer, metrics, wall = train_baseline(
+        model, tokenizer, train, padded=padded, output_dir=Path(args.work) / f"trainer-{args.task}-{args.padding}-{args.seed}",
+        batch=BATCH, eval_batch=64, learning_rate=LR, seed=args.seed)
     predictions = trainer.predict(dev).predictions.argmax(axis=1)
     accuracy = float(np.mean(predictions == np.array(dev["label"])))
     return {"train_samples_per_second": metrics["train_samples_per_second"], "wall_time": wall, "accuracy": accuracy}

@@ -19,10 +19,9 @@ import argparse
 import json
 import os
 import tempfile
-import time
 from pathlib import Path
 
-from common import RESULTS, SHARED_DATA, answer_as_worker, model_or_skip, run_ssl, run_worker
+from common import RESULTS, SHARED_DATA, answer_as_worker, model_or_skip, run_ssl, run_worker, train_baseline
 
 SCRIPT = str(Path(__file__).resolve())
 DATA = SHARED_DATA / "qa" / "squad_v1.1_dev_part1.json"
@@ -82,20 +81,12 @@ def worker_ssl(args: argparse.Namespace) -> dict:
 def worker_trainer(args: argparse.Namespace) -> dict:
     """Hugging Face's run_qa.py recipe on transformers.Trainer (train features exactly as run_qa.py builds them)."""
     import numpy as np
-    from transformers import (
-        AutoModelForQuestionAnswering,
-        AutoTokenizer,
-        DataCollatorWithPadding,
-        Trainer,
-        TrainingArguments,
-        default_data_collator,
-        set_seed,
-    )
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer, set_seed
 
     from ssl_cli.data.files import load_data_file
     from ssl_cli.metrics.qa import score_qa
     from ssl_cli.metrics.qa_postprocess import postprocess_predictions
-    from ssl_cli.tasks.qa import canonicalise, label_windows
+    from ssl_cli.tasks.qa import canonicalise, context_offsets, label_windows, tokenize_windows
 
     set_seed(args.seed)
     padded = args.padding == "max_length"
@@ -104,10 +95,10 @@ def worker_trainer(args: argparse.Namespace) -> dict:
     train = canonicalise(load_data_file(args.train), args.train)
     dev = canonicalise(load_data_file(args.dev), args.dev)
 
-    def tokenize(batch):
-        return tokenizer([q.lstrip() for q in batch["question"]], batch["context"], truncation="only_second",
-                         max_length=MAX_LEN, stride=STRIDE, return_overflowing_tokens=True, return_offsets_mapping=True,
-                         padding="max_length" if padded else False)
+    def tokenize(batch):  # run_qa.py's windows, padded to MAX_LEN in its default configuration
+        enc, _ = tokenize_windows(tokenizer, batch["question"], batch["context"], MAX_LEN, STRIDE,
+                                  padding="max_length" if padded else False)
+        return enc
 
     def train_features(batch):
         enc = tokenize(batch)
@@ -120,21 +111,14 @@ def worker_trainer(args: argparse.Namespace) -> dict:
     def eval_features(batch, indices):
         enc = tokenize(batch)
         enc["example_index"] = [indices[s] for s in enc.pop("overflow_to_sample_mapping")]
-        enc["offset_mapping"] = [[o if s == 1 else None for o, s in zip(enc["offset_mapping"][i], enc.sequence_ids(i), strict=True)]
-                                 for i in range(len(enc["input_ids"]))]
+        enc["offset_mapping"] = context_offsets(enc, 1)
         return enc
 
     train_ds = train.map(train_features, batched=True, remove_columns=train.column_names)
     eval_ds = dev.map(eval_features, batched=True, with_indices=True, remove_columns=dev.column_names)
-    collator = default_data_collator if padded else DataCollatorWithPadding(tokenizer)
-    targs = TrainingArguments(output_dir=str(Path(args.work) / f"trainer-{args.padding}-{args.seed}"),
-                              per_device_train_batch_size=BATCH, per_device_eval_batch_size=32, learning_rate=LR,
-                              num_train_epochs=1, seed=args.seed, report_to=[], save_strategy="no", logging_steps=50,
-                              use_cpu=True, dataloader_num_workers=0)
-    trainer = Trainer(model=model, args=targs, train_dataset=train_ds, data_collator=collator, processing_class=tokenizer)
-    start = time.perf_counter()
-    metrics = trainer.train().metrics
-    wall = time.perf_counter() - start
+    trainer, metrics, wall = train_baseline(
+        model, tokenizer, train_ds, padded=padded, output_dir=Path(args.work) / f"trainer-{args.padding}-{args.seed}",
+        batch=BATCH, eval_batch=32, learning_rate=LR, seed=args.seed)
     model_inputs = eval_ds.remove_columns(["example_index", "offset_mapping"])
     output = trainer.predict(model_inputs)
     start_logits, end_logits = output.predictions

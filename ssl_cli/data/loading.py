@@ -46,3 +46,12 @@ def resolve_sources(data: Any, task: str) -> tuple[dict[str, tuple[Any, str]], d
     if not loaded:
         raise UserError("no data given: pass --data NAME|PATH, or --train-file/--validation-file")
     return loaded, info
+
+
+def resolve_eval_source(data: Any, name: str, task: str) -> tuple[Any, str, dict[str, Any]]:
+    """One ``--eval-data`` entry: its validation split (else its only/first split), label and source facts."""
+    splits, info = resolve_sources(
+        data.model_copy(update={"name": name, "train_file": None, "validation_file": None, "test_file": None}), task
+    )
+    ds, source = splits["validation"] if "validation" in splits else next(iter(splits.values()))
+    return ds, source, info

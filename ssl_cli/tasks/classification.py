@@ -37,14 +37,9 @@ class TaskSpec:
     text: tuple[str, ...]
     pair: tuple[str, ...] = ()
     label: tuple[str, ...] = ("label",)
-    labels: tuple[str, ...] | None = None  # None: regression (labels: null) or inferred (infer_labels)
+    labels: tuple[str, ...] | None = None  # None: regression, or the label set is read from the data
     regression: bool = False
     headerless_columns: tuple[str, ...] = ()  # TSV as distributed without a header (CoLA)
-    language: str = "en"
-
-    @property
-    def metric(self) -> str:
-        return self.name
 
 
 _BINARY = ("0", "1")
@@ -63,12 +58,12 @@ TASK_SPECS: dict[str, TaskSpec] = {
         TaskSpec("rte", ("sentence1",), ("sentence2",), ("label",), _NLI2),
         TaskSpec("wnli", ("sentence1",), ("sentence2",), ("label",), _BINARY),
         # CLUE (Simplified Chinese); tnews/iflytek label sets are read from the data
-        TaskSpec("afqmc", ("sentence1",), ("sentence2",), ("label",), _BINARY, language="zh"),
-        TaskSpec("tnews", ("sentence",), (), ("label", "label_desc"), language="zh"),
-        TaskSpec("iflytek", ("sentence",), (), ("label", "label_des"), language="zh"),
-        TaskSpec("ocnli", ("sentence1",), ("sentence2",), ("label",), ("neutral", "entailment", "contradiction"), language="zh"),
-        TaskSpec("cmnli", ("sentence1",), ("sentence2",), ("label",), ("neutral", "entailment", "contradiction"), language="zh"),
-        TaskSpec("csl", ("abst",), ("keyword",), ("label",), _BINARY, language="zh"),
+        TaskSpec("afqmc", ("sentence1",), ("sentence2",), ("label",), _BINARY),
+        TaskSpec("tnews", ("sentence",), (), ("label", "label_desc")),
+        TaskSpec("iflytek", ("sentence",), (), ("label", "label_des")),
+        TaskSpec("ocnli", ("sentence1",), ("sentence2",), ("label",), ("neutral", "entailment", "contradiction")),
+        TaskSpec("cmnli", ("sentence1",), ("sentence2",), ("label",), ("neutral", "entailment", "contradiction")),
+        TaskSpec("csl", ("abst",), ("keyword",), ("label",), _BINARY),
     )
 }
 
@@ -181,46 +176,45 @@ class ClassificationTask(Task):
         return TASK_SPECS
 
     def load_splits(self, recipe: ClassificationRecipe) -> Splits:
-        from ssl_cli.data.loading import resolve_sources
+        from ssl_cli.data.loading import resolve_eval_source, resolve_sources
 
         data, training = recipe.data, recipe.training
         raw, info = resolve_sources(data, self.name)
         spec = self.spec_for(recipe, info.get("source"))
         tables = {split: self._read_table(ds, source, spec) for split, (ds, source) in raw.items()}
+        sources = {split: source for split, (_, source) in raw.items()}
         train = tables.get("train") if training.do_train else None
         if training.do_train and train is None:
             raise UserError("no training data: pass --data NAME|PATH or --train-file FILE (or set training.do_train: false)")
         validation_names = [s for s in tables if s.startswith("validation")]
         if train is not None and not validation_names and training.do_eval:
             held = train.train_test_split(test_size=data.validation_split_percentage / 100, seed=training.seed)
-            tables["train"], tables["validation"], train = held["train"], held["test"], held["train"]
+            train, tables["validation"] = held["train"], held["test"]
+            sources["validation"] = f"{sources['train']} (held out)"
             validation_names = ["validation"]
             info["validation_held_out_percent"] = data.validation_split_percentage
         labels = self._label_space(recipe, spec, train if train is not None else tables[validation_names[0]]
                                    if validation_names else next(iter(tables.values())))
         info.update(labels, task_name=spec.name if spec else None)
         if train is not None:
-            train = self._canonical(train, raw["train"][1] if "train" in raw else "train", spec, recipe, labels,
-                                    data.max_train_samples, needs_label=True)
+            train = self._canonical(train, sources["train"], spec, recipe, labels, data.max_train_samples, needs_label=True)
         evals = []
         if training.do_eval:
-            for split in validation_names:
-                name = "eval" if split == "validation" else f"eval_{split.removeprefix('validation_')}"
-                ds = self._canonical(tables[split], raw.get(split, (None, split))[1], spec, recipe, labels,
-                                     data.max_eval_samples, needs_label=True)
-                evals.append(EvalSet(name if name == "eval" else name.removeprefix("eval_"), ds, info=dict(info)))
+            for split in validation_names:  # validation, or MNLI's validation_matched / validation_mismatched
+                name = "eval" if split == "validation" else split.removeprefix("validation_")
+                ds = self._canonical(tables[split], sources[split], spec, recipe, labels, data.max_eval_samples,
+                                     needs_label=True)
+                evals.append(EvalSet(name, ds, info=dict(info)))
         for extra_name in data.eval_data:
-            extra, extra_info = resolve_sources(data.model_copy(update={"name": extra_name, "train_file": None,
-                                                                       "validation_file": None, "test_file": None}), self.name)
-            key = "validation" if "validation" in extra else next(iter(extra))
+            extra, extra_source, extra_info = resolve_eval_source(data, extra_name, self.name)
             extra_spec = self.spec_named(self.task_of_source(extra_info.get("source"))) or spec
-            ds = self._read_table(extra[key][0], extra[key][1], extra_spec)
-            ds = self._canonical(ds, extra[key][1], extra_spec, recipe, labels, data.max_eval_samples, needs_label=True)
+            ds = self._read_table(extra, extra_source, extra_spec)
+            ds = self._canonical(ds, extra_source, extra_spec, recipe, labels, data.max_eval_samples, needs_label=True)
             evals.append(EvalSet(eval_set_label(extra_name), ds, info={**info, **extra_info}))
         if training.do_predict:
             if "test" not in tables:
                 raise UserError("do_predict needs a test split: pass --test-file FILE (or a dataset with a test split)")
-            ds = self._canonical(tables["test"], raw["test"][1], spec, recipe, labels, data.max_predict_samples,
+            ds = self._canonical(tables["test"], sources["test"], spec, recipe, labels, data.max_predict_samples,
                                  needs_label=False)
             evals.append(EvalSet("test", ds, info=dict(info)))
         if training.do_eval and not evals:

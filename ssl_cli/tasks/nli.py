@@ -22,8 +22,8 @@ NLI_SPECS: dict[str, TaskSpec] = {
     "mnli": TaskSpec("mnli", _PREMISE, _HYPOTHESIS, _LABEL, NLI_LABELS),
     "snli": TaskSpec("snli", _PREMISE, _HYPOTHESIS, _LABEL, NLI_LABELS),
     "xnli": TaskSpec("xnli", _PREMISE, _HYPOTHESIS, _LABEL, NLI_LABELS),
-    "ocnli": TaskSpec("ocnli", ("sentence1",), ("sentence2",), _LABEL, _CLUE_ORDER, language="zh"),
-    "cmnli": TaskSpec("cmnli", ("sentence1",), ("sentence2",), _LABEL, _CLUE_ORDER, language="zh"),
+    "ocnli": TaskSpec("ocnli", ("sentence1",), ("sentence2",), _LABEL, _CLUE_ORDER),
+    "cmnli": TaskSpec("cmnli", ("sentence1",), ("sentence2",), _LABEL, _CLUE_ORDER),
 }
 LABEL_ALIASES = {"entails": "entailment", "entailed": "entailment", "contradictory": "contradiction",
                  "contradicts": "contradiction", "neutrality": "neutral"}

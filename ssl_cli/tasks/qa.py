@@ -151,7 +151,7 @@ class QATask(Task):
         return AutoModelForQuestionAnswering
 
     def load_splits(self, recipe: QARecipe) -> Splits:
-        from ssl_cli.data.loading import resolve_sources
+        from ssl_cli.data.loading import resolve_eval_source, resolve_sources
 
         data, training = recipe.data, recipe.training
         raw, source_info = resolve_sources(data, self.name)
@@ -173,10 +173,8 @@ class QATask(Task):
         if training.do_eval and validation is not None:
             evals.append(self._eval_set("eval", validation, data.max_eval_samples, source_info, recipe))
         for name in data.eval_data:
-            extra, info = resolve_sources(data.model_copy(update={"name": name, "train_file": None, "validation_file": None,
-                                                                 "test_file": None}), self.name)
-            key = "validation" if "validation" in extra else next(iter(extra))
-            ds = canonicalise(extra[key][0], extra[key][1])
+            extra, source, info = resolve_eval_source(data, name, self.name)
+            ds = canonicalise(extra, source)
             evals.append(self._eval_set(eval_set_label(name), ds, data.max_eval_samples, info, recipe))
         if training.do_predict:
             if "test" not in splits:
