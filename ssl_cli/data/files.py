@@ -1,10 +1,11 @@
 """Local data files -> ``datasets.Dataset``, with errors that name the file and record.
 
 Formats: JSON lines, a JSON array, SQuAD-style nested JSON
-(``data[].paragraphs[].qas[]``), CSV/TSV and Parquet. Nested SQuAD JSON is
-flattened once into a JSON-lines file under the ``datasets`` cache (named by
-the source's content hash), so that loading and every later ``map`` are
-cached by ``datasets`` fingerprints like any other file.
+(``data[].paragraphs[].qas[]``), CSV/TSV, Parquet, CoNLL-U and CoNLL-2003-style
+column files. Nested SQuAD JSON and CoNLL files are flattened once into a
+JSON-lines file under the ``datasets`` cache (named by the source's content
+hash), so that loading and every later ``map`` are cached by ``datasets``
+fingerprints like any other file.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import csv
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ssl_cli.data.conll import is_conll_file, read_conll
 from ssl_cli.errors import UserError
 
 SUFFIX_BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".tsv": "csv", ".parquet": "parquet"}
@@ -27,6 +30,8 @@ KNOWN_SPLIT_FILES = {
     "test": ("DRCD_test.json", "cmrc2018_trial.json"),
 }
 GENERIC_SPLIT_STEMS = {"train": ("train",), "validation": ("validation", "dev", "valid", "eval"), "test": ("test",)}
+DIRECTORY_SUFFIXES = (*SUFFIX_BUILDERS, ".conllu", ".conll")
+UD_SPLIT_NAMES = {"train": "train", "validation": "dev", "test": "test"}  # en_ewt-ud-dev.conllu
 
 
 def files_in_directory(directory: Path) -> dict[str, Path]:
@@ -38,13 +43,17 @@ def files_in_directory(directory: Path) -> dict[str, Path]:
                 found.setdefault(split, directory / name)
     for split, stems in GENERIC_SPLIT_STEMS.items():
         for stem in stems:
-            for suffix in SUFFIX_BUILDERS:
+            for suffix in DIRECTORY_SUFFIXES:
                 if split not in found and (directory / f"{stem}{suffix}").is_file():
                     found[split] = directory / f"{stem}{suffix}"
+    for split, ud_name in UD_SPLIT_NAMES.items():  # a Universal Dependencies treebank folder
+        treebank = sorted(directory.glob(f"*-ud-{ud_name}.conllu"))
+        if split not in found and treebank:
+            found[split] = treebank[0]
     if not found:
         raise UserError(
-            f"no data files found in {directory}: expected train/validation/test files (e.g. train.json, dev.json) "
-            "or official names such as DRCD_training.json, cmrc2018_dev.json, dev-v1.1.json"
+            f"no data files found in {directory}: expected train/validation/test files (e.g. train.json, dev.json, "
+            "dev.conllu) or official names such as DRCD_training.json, cmrc2018_dev.json, en_ewt-ud-dev.conllu"
         )
     return found
 
@@ -129,11 +138,11 @@ def _flat_qa(qa: dict[str, Any], context: str, title: str, where: str, path: Pat
     }
 
 
-def _flattened_squad_file(path: Path, document: dict[str, Any]) -> Path:
-    """Write (once) the flat JSON-lines copy of a nested SQuAD file; atomic rename."""
-    target = _cache_root() / f"{path.stem}-{_sha256(path)[:16]}.jsonl"
+def _flattened_file(path: Path, read_records: Callable[[], list[dict[str, Any]]], kind: str) -> Path:
+    """Write (once) a JSON-lines copy of ``read_records()`` named by the source's content; atomic rename."""
+    target = _cache_root() / f"{path.stem}-{kind}-{_sha256(path)[:16]}.jsonl"
     if not target.exists():
-        records = flatten_squad(document, path)
+        records = read_records()
         tmp = target.with_suffix(f".tmp{os.getpid()}")
         with tmp.open("w", encoding="utf-8") as handle:
             for record in records:
@@ -148,8 +157,6 @@ def load_data_file(path: str | Path, column_names: list[str] | None = None):
     TSV is read as GLUE distributes it: no quoting (sentences hold stray
     quote marks), and ``column_names`` for files without a header (CoLA).
     """
-    import datasets
-
     path = Path(path).expanduser()
     if not path.exists():
         raise UserError(f"data file not found: {path} (check the path, or pass a registered name such as drcd)")
@@ -158,13 +165,16 @@ def load_data_file(path: str | Path, column_names: list[str] | None = None):
     if not os.access(path, os.R_OK):
         raise UserError(f"data file is not readable: {path} (check its permissions)")
     suffix = path.suffix.lower()
+    if is_conll_file(path):
+        return _load_json_lines(_flattened_file(path, lambda: read_conll(path), "conll"), path)
     if suffix not in SUFFIX_BUILDERS:
-        raise UserError(f"{path}: unsupported data format '{suffix}' (use .json, .jsonl, .csv, .tsv or .parquet)")
+        raise UserError(f"{path}: unsupported data format '{suffix}' "
+                        "(use .json, .jsonl, .csv, .tsv, .parquet, .conllu or .conll)")
     data_file = path
     if suffix == ".json":
         document = _read_json_document(path)
         if isinstance(document, dict):
-            data_file = _flattened_squad_file(path, document)
+            data_file = _flattened_file(path, lambda: flatten_squad(document, path), "squad")
         elif document is not None and not isinstance(document, list):
             raise UserError(f"{path}: expected a JSON list of records, JSON lines, or SQuAD-style {{'data': [...]}}")
     kwargs: dict[str, Any] = {}
@@ -174,8 +184,18 @@ def load_data_file(path: str | Path, column_names: list[str] | None = None):
         kwargs.update(keep_default_na=False)  # a sentence "NA" or "null" is text, not a missing value
         if column_names:
             kwargs.update(column_names=column_names)
+    return _load_with_builder(SUFFIX_BUILDERS[suffix], data_file, path, kwargs)
+
+
+def _load_json_lines(data_file: Path, path: Path):
+    return _load_with_builder("json", data_file, path, {})
+
+
+def _load_with_builder(builder: str, data_file: Path, path: Path, kwargs: dict[str, Any]):
+    import datasets
+
     try:
-        loaded = datasets.load_dataset(SUFFIX_BUILDERS[suffix], data_files={"data": str(data_file)}, split="data", **kwargs)
+        loaded = datasets.load_dataset(builder, data_files={"data": str(data_file)}, split="data", **kwargs)
     except Exception as err:  # datasets raises many types for malformed files
         raise UserError(f"could not read {path}: {str(err).splitlines()[0][:300]}") from None
     if len(loaded) == 0:
@@ -193,9 +213,28 @@ def download_file(url: str) -> Path:
             "Download the file elsewhere and pass it with --data DIR or --train-file/--validation-file"
         )
     try:
-        return Path(datasets.DownloadManager().download(url))
+        cached = Path(datasets.DownloadManager().download(url))
     except Exception as err:
         raise UserError(
             f"cannot download {url} ({type(err).__name__}): the network is unreachable. "
             "Download the file elsewhere and pass it with --data DIR or --train-file/--validation-file"
         ) from None
+    return with_url_suffix(cached, url)
+
+
+def with_url_suffix(cached: Path, url: str) -> Path:
+    """The download under a name ending like the URL (the cache names files by hash, and the format is read
+    from the suffix): a symlink beside it, or a copy where links are not allowed."""
+    import shutil
+    from urllib.parse import urlparse
+
+    suffix = Path(urlparse(url).path).suffix
+    if not suffix or cached.suffix == suffix:
+        return cached
+    named = cached.with_name(cached.name + suffix)
+    if not named.exists():
+        try:
+            named.symlink_to(cached.name)
+        except OSError:
+            shutil.copyfile(cached, named)
+    return named

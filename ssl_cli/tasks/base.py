@@ -65,6 +65,11 @@ class Task(ABC):
     greater_is_better: ClassVar[bool] = True
     output_names: ClassVar[tuple[str, ...]]  # model outputs gathered at evaluation
     tiny_recipe: ClassVar[str]  # recipes/ file used by the demo and tests
+    pretokenized_input: ClassVar[bool] = False  # text arrives split into words (tagging)
+
+    def main_metric_for(self, splits: Splits) -> str:
+        """The metric that picks the best checkpoint when the recipe names none (may depend on the data)."""
+        return self.main_metric
 
     def default_recipe(self) -> dict[str, Any]:
         """Built-in defaults, lowest precedence."""
