@@ -61,13 +61,19 @@ class DataConfig(Section):
         description="Registered dataset (e.g. drcd, cmrc2018, squad, squad_v2), a local file or a directory. "
         "Null uses train_file/validation_file/test_file.",
     )
-    train_file: str | None = Field(None, description="Training data file (JSON, JSONL, CSV or Parquet).")
+    train_file: str | None = Field(
+        None, description="Training data file: JSON, JSONL, CSV, TSV, Parquet, CoNLL-U/CoNLL (tagging) or .txt (pretraining)."
+    )
     validation_file: str | None = Field(None, description="Evaluation data file.")
     test_file: str | None = Field(None, description="Test data file; its predictions are written with do_predict.")
     eval_data: list[str] = Field(
         default_factory=list,
         description="Extra datasets (names or paths) to evaluate the trained model on, each with its own "
         "metrics: one model, several test sets (e.g. zero-shot cross-lingual transfer).",
+    )
+    text_sample_by: Literal["line", "paragraph", "document"] = Field(
+        "line", description="How a .txt file splits into examples: one per line, one per blank-line-separated "
+        "paragraph, or the whole file.",
     )
     validation_split_percentage: int = Field(
         10,

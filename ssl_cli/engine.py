@@ -337,6 +337,7 @@ class Engine:
         start_time, start_step, start_examples = time.perf_counter(), state.global_step, state.examples_seen
         running_loss, running_batches, stop = 0.0, 0, state.global_step >= total_steps
         loss_sum_total, loss_count_total = 0.0, 0
+        tokens_seen = 0  # real (unpadded) tokens of this session, for train_tokens_per_second
 
         model.train()
         with progress:
@@ -345,6 +346,8 @@ class Engine:
                     break
                 state.epoch = epoch
                 sampler.use_epoch(epoch)
+                if hasattr(collate_fn, "set_epoch"):  # per-epoch masks (MLM), drawn before the loader starts
+                    collate_fn.set_epoch(epoch)
                 epoch_loader = loader
                 if state.batches_in_epoch:
                     epoch_loader = acc.skip_first_batches(loader, state.batches_in_epoch)
@@ -361,6 +364,8 @@ class Engine:
                     if self._heap is not None:
                         self._heap.after_batch()  # see TrainingConfig.trim_cpu_memory
                     state.examples_seen += len(next(iter(batch.values()))) * acc.num_processes
+                    if "attention_mask" in batch:
+                        tokens_seen += int(batch["attention_mask"].sum()) * acc.num_processes
                     running_loss += loss.detach().float().item()
                     running_batches += 1
                     if not acc.sync_gradients:
@@ -411,6 +416,7 @@ class Engine:
             "train_runtime": runtime,
             "train_samples": len(dataset),
             "train_samples_per_second": examples / max(runtime, 1e-9),
+            "train_tokens_per_second": tokens_seen / max(runtime, 1e-9),
             "train_steps_per_second": trained_steps / max(runtime, 1e-9),
             "train_steps": state.global_step,
             "epoch": state.epoch + state.batches_in_epoch / max(len(loader), 1),
@@ -458,7 +464,7 @@ class Engine:
 
     # ------------------------------------------------------------------ evaluation
 
-    def predict(self, model: Any, dataset: Any, collate_fn: Callable, output_names: tuple[str, ...],
+    def predict(self, model: Any, dataset: Any, collate_fn: Callable, reduce: Callable[[Any, Any], dict[str, Any]],
                 lengths: list[int]) -> dict[str, np.ndarray]:
         """Model outputs for every feature, gathered from all processes, in dataset order.
 
@@ -472,12 +478,16 @@ class Engine:
         batches = sorted_eval_order(lengths, self.cfg.per_device_eval_batch_size)
         loader = acc.prepare_data_loader(DataLoader(dataset, batch_sampler=batches, collate_fn=collate_fn))
         model.eval()
-        rows: dict[str, list[np.ndarray | None]] = {name: [None] * len(dataset) for name in output_names}
+        rows: dict[str, list[np.ndarray | None]] = {}
         with torch.no_grad():
             for batch in loader:
                 index = batch.pop("feature_index")
-                out = model(**batch)
-                tensors = [out[name].float() for name in output_names]
+                labels = batch.pop("labels", None)
+                reduced = reduce(model(**batch), labels)
+                output_names = tuple(reduced)
+                for name in output_names:
+                    rows.setdefault(name, [None] * len(dataset))
+                tensors = [reduced[name].float() for name in output_names]
                 tensors = [acc.pad_across_processes(t, dim=1, pad_index=-1e4) if t.dim() > 1 else t for t in tensors]
                 index, *tensors = acc.gather_for_metrics((index, *tensors))
                 index = index.cpu().numpy()

@@ -25,7 +25,12 @@ SCRATCH_SPECS: dict[str, dict[str, int]] = {
     "bert-mini": {"num_hidden_layers": 4, "hidden_size": 256, "num_attention_heads": 4, "intermediate_size": 1024},
     "bert-small": {"num_hidden_layers": 4, "hidden_size": 512, "num_attention_heads": 8, "intermediate_size": 2048},
     "bert-base": {"num_hidden_layers": 12, "hidden_size": 768, "num_attention_heads": 12, "intermediate_size": 3072},
+    # GPT-2 family (pretrain-clm): byte-level BPE tokenizer trained on the corpus
+    "gpt2-tiny": {"n_layer": 2, "n_embd": 128, "n_head": 2},
+    "gpt2-mini": {"n_layer": 4, "n_embd": 256, "n_head": 4},
+    "gpt2-small": {"n_layer": 12, "n_embd": 768, "n_head": 12},
 }
+GPT2_SPECIAL_TOKENS = ["<|endoftext|>", "<|pad|>"]
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
@@ -145,15 +150,41 @@ def _set_prefix_space(tokenizer: Any) -> None:
 
 def scratch_config(spec: str, vocab_size: int, max_positions: int, model_cfg: Any, training_on_cpu: bool = False,
                    **kwargs: Any):
-    from transformers import BertConfig
+    from transformers import BertConfig, GPT2Config
 
-    config = BertConfig(vocab_size=vocab_size, max_position_embeddings=max_positions, **SCRATCH_SPECS[spec], **kwargs)
+    if spec.startswith("gpt2"):
+        config = GPT2Config(vocab_size=vocab_size, n_positions=max_positions, **SCRATCH_SPECS[spec], **kwargs)
+    else:
+        config = BertConfig(vocab_size=vocab_size, max_position_embeddings=max_positions, **SCRATCH_SPECS[spec], **kwargs)
     _apply_dropout(config, model_cfg, training_on_cpu)
     return config
 
 
-HIDDEN_DROPOUT_ATTRS = ("hidden_dropout_prob", "dropout")
-ATTENTION_DROPOUT_ATTRS = ("attention_probs_dropout_prob", "attention_dropout")
+def train_scratch_tokenizer(spec: str, texts: Iterator[str], vocab_size: int, model_max_length: int):
+    """The tokenizer a scratch: model is built with: WordPiece for BERT, byte-level BPE for GPT-2."""
+    if spec.startswith("gpt2"):
+        return train_bytelevel_tokenizer(texts, vocab_size, model_max_length)
+    return train_wordpiece_tokenizer(texts, vocab_size, model_max_length)
+
+
+def train_bytelevel_tokenizer(texts: Iterator[str], vocab_size: int, model_max_length: int):
+    """A GPT-2-style byte-level BPE tokenizer trained on ``texts`` (no unknown tokens, any script)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=max(vocab_size, 300), special_tokens=GPT2_SPECIAL_TOKENS,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(texts, trainer)
+    eos, pad = GPT2_SPECIAL_TOKENS
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=eos, eos_token=eos, unk_token=eos, pad_token=pad,
+                                   model_max_length=model_max_length)
+
+
+HIDDEN_DROPOUT_ATTRS = ("hidden_dropout_prob", "dropout", "resid_pdrop", "embd_pdrop")
+ATTENTION_DROPOUT_ATTRS = ("attention_probs_dropout_prob", "attention_dropout", "attn_pdrop")
 
 
 def resolve_attention_dropout(model_cfg: Any, training_on_cpu: bool) -> float | None:
@@ -186,8 +217,11 @@ def load_model(source: ModelSource, model_cfg: Any, auto_cls: Any, tokenizer: An
     from transformers import AutoConfig
 
     if source.kind == "scratch":
+        special = {"pad_token_id": tokenizer.pad_token_id}
+        if source.name.startswith("gpt2"):
+            special.update(bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id)
         config = scratch_config(source.name, len(tokenizer), max_positions, model_cfg, training_on_cpu,
-                                pad_token_id=tokenizer.pad_token_id, **model_kwargs)
+                                **special, **model_kwargs)
         return auto_cls.from_config(config)
     common = {"revision": model_cfg.revision, "trust_remote_code": model_cfg.trust_remote_code}
     try:

@@ -100,15 +100,18 @@ def run_task(task: Task, recipe: Any) -> dict[str, Any]:
     sequence_labels = task.sequence_label_columns()
     sequence_columns = task.model_input_columns() + [c for c in task.label_columns() if c in sequence_labels]
     scalar_labels = [c for c in task.label_columns() if c not in sequence_labels]
-    train_collate = PaddingCollator(sequence_columns, scalar_labels, pad_token_id=tokenizer.pad_token_id or 0,
-                                    pad_to_multiple_of=training.pad_to_multiple_of, fixed_length=fixed)
-    eval_collate = PaddingCollator(task.model_input_columns(), ["feature_index"], pad_token_id=tokenizer.pad_token_id or 0,
-                                   pad_to_multiple_of=training.pad_to_multiple_of, fixed_length=fixed)
+    train_collate = task.wrap_collator(
+        PaddingCollator(sequence_columns, scalar_labels, pad_token_id=tokenizer.pad_token_id or 0,
+                        pad_to_multiple_of=training.pad_to_multiple_of, fixed_length=fixed), tokenizer, recipe)
+    eval_collate = task.wrap_collator(
+        PaddingCollator(task.model_input_columns() + sequence_labels, ["feature_index"],
+                        pad_token_id=tokenizer.pad_token_id or 0, pad_to_multiple_of=training.pad_to_multiple_of,
+                        fixed_length=fixed), tokenizer, recipe)
 
     def evaluate_set(model_: Any, eval_set: EvalSet) -> tuple[dict[str, float], dict[str, Any]]:
-        wanted = (*task.model_input_columns(), "feature_index")
+        wanted = (*task.model_input_columns(), *task.collator_columns(), "feature_index")
         features = eval_set.features.select_columns([c for c in eval_set.features.column_names if c in wanted])
-        outputs = engine.predict(model_, features, eval_collate, task.output_names, eval_set.features["length"])
+        outputs = engine.predict(model_, features, eval_collate, task.eval_tensors, eval_set.features["length"])
         return task.score(eval_set, outputs, recipe)
 
     primary = next((e for e in splits.evals if e.name == "eval"), None)
@@ -121,7 +124,7 @@ def run_task(task: Task, recipe: Any) -> dict[str, Any]:
 
     results: dict[str, Any] = {}
     if train_features is not None:
-        keep = [c for c in (*sequence_columns, *scalar_labels) if c in train_features.column_names]
+        keep = [c for c in (*sequence_columns, *scalar_labels, *task.collator_columns()) if c in train_features.column_names]
         tracker_config = _flat_config(recipe.model_dump(mode="json"))
         result = engine.train(
             model, train_features.select_columns(keep), train_collate, train_features["length"],
@@ -141,6 +144,8 @@ def run_task(task: Task, recipe: Any) -> dict[str, Any]:
         if engine.is_main_process:
             eval_set.info["files"] = task.write_predictions(eval_set, artefacts, str(out))
             eval_set.info["metrics"] = metrics
+    if "eval_perplexity" in results:  # where run_mlm.py / run_clm.py put it
+        results["perplexity"] = results["eval_perplexity"]
     results.update(engine.describe())
     if engine.is_main_process:
         _save_outputs(task, recipe, engine.unwrap(model), tokenizer, splits, results, out)
@@ -154,7 +159,7 @@ def _build_model(task: Task, recipe: Any, splits: Any, engine: Any, out: Path, r
     """Tokenizer and model; a scratch: tokenizer is trained once (main process) and shared."""
     import transformers
 
-    from ssl_cli.models import classify_model, load_model, load_tokenizer, train_wordpiece_tokenizer
+    from ssl_cli.models import classify_model, load_model, load_tokenizer, train_scratch_tokenizer
 
     source = classify_model(recipe.model.name_or_path)
     max_positions = max(512, recipe.data.max_seq_length)
@@ -166,8 +171,8 @@ def _build_model(task: Task, recipe: Any, splits: Any, engine: Any, out: Path, r
             else:
                 if splits.train is None:
                     raise UserError("a scratch: model needs training data to build its tokenizer (do_train is off)")
-                tokenizer = train_wordpiece_tokenizer(
-                    task.training_texts(splits.train), recipe.model.scratch_vocab_size, max_positions
+                tokenizer = train_scratch_tokenizer(
+                    source.name, task.training_texts(splits.train), recipe.model.scratch_vocab_size, max_positions
                 )
                 if engine.is_main_process:
                     tokenizer.save_pretrained(str(saved))

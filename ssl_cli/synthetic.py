@@ -237,3 +237,31 @@ def write_tagging_task(name: str, out_dir: str | Path, n_train: int, n_dev: int,
         return {"train": write_conll2003(train, out / "train.conll"), "dev": write_conll2003(dev, out / "dev.conll")}
     return {"train": write_conllu(train, out / "train.conllu"), "dev": write_conllu(dev, out / "dev.conllu"),
             "test": write_conllu(dev, out / "test.conllu", tags=False)}
+
+
+# ----------------------------------------------------------------------------- unlabelled text (pretraining)
+
+
+def text_corpus(n: int, seed: int, language: str = "en") -> list[str]:
+    """Passages of 2-4 generated sentences (the tagging grammars): predictable enough that a tiny model's LM loss falls."""
+    make = english_pos if language == "en" else chinese_pos
+    joiner = " " if language == "en" else ""
+    rng = np.random.default_rng(seed)
+    sentences = make(4 * n, seed)
+    passages, position = [], 0
+    for _ in range(n):
+        count = int(rng.integers(2, 5))
+        passages.append(joiner.join(joiner.join(w for w, _ in s) for s in sentences[position : position + count]))
+        position += count
+    return passages
+
+
+def write_text_corpus(out_dir: str | Path, n_train: int, n_dev: int, seed: int = 0, language: str = "en") -> dict[str, Path]:
+    """train.txt / dev.txt, one passage per line."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, n, offset in (("train", n_train, 0), ("dev", n_dev, 1000)):
+        paths[name] = out / f"{name}.txt"
+        paths[name].write_text("\n".join(text_corpus(n, seed + offset, language)) + "\n", encoding="utf-8")
+    return paths

@@ -21,7 +21,7 @@ from typing import Any
 from ssl_cli.data.conll import is_conll_file, read_conll
 from ssl_cli.errors import UserError
 
-SUFFIX_BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".tsv": "csv", ".parquet": "parquet"}
+SUFFIX_BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".txt": "text"}
 
 # Official file names recognised inside a --data directory, per split.
 KNOWN_SPLIT_FILES = {
@@ -30,7 +30,7 @@ KNOWN_SPLIT_FILES = {
     "test": ("DRCD_test.json", "cmrc2018_trial.json"),
 }
 GENERIC_SPLIT_STEMS = {"train": ("train",), "validation": ("validation", "dev", "valid", "eval"), "test": ("test",)}
-DIRECTORY_SUFFIXES = (*SUFFIX_BUILDERS, ".conllu", ".conll")
+DIRECTORY_SUFFIXES = (*SUFFIX_BUILDERS, ".conllu", ".conll")  # train.txt, dev.conllu...
 UD_SPLIT_NAMES = {"train": "train", "validation": "dev", "test": "test"}  # en_ewt-ud-dev.conllu
 
 
@@ -151,11 +151,13 @@ def _flattened_file(path: Path, read_records: Callable[[], list[dict[str, Any]]]
     return target
 
 
-def load_data_file(path: str | Path, column_names: list[str] | None = None):
+def load_data_file(path: str | Path, column_names: list[str] | None = None, sample_by: str = "line"):
     """Load one local file as a ``datasets.Dataset`` (cached by ``datasets``).
 
     TSV is read as GLUE distributes it: no quoting (sentences hold stray
     quote marks), and ``column_names`` for files without a header (CoLA).
+    Plain text becomes one ``text`` record per line (``sample_by``: or per
+    blank-line-separated paragraph, or the whole file).
     """
     path = Path(path).expanduser()
     if not path.exists():
@@ -169,7 +171,7 @@ def load_data_file(path: str | Path, column_names: list[str] | None = None):
         return _load_json_lines(_flattened_file(path, lambda: read_conll(path), "conll"), path)
     if suffix not in SUFFIX_BUILDERS:
         raise UserError(f"{path}: unsupported data format '{suffix}' "
-                        "(use .json, .jsonl, .csv, .tsv, .parquet, .conllu or .conll)")
+                        "(use .json, .jsonl, .csv, .tsv, .parquet, .txt, .conllu or .conll)")
     data_file = path
     if suffix == ".json":
         document = _read_json_document(path)
@@ -180,6 +182,8 @@ def load_data_file(path: str | Path, column_names: list[str] | None = None):
     kwargs: dict[str, Any] = {}
     if suffix == ".tsv":
         kwargs.update(delimiter="\t", quoting=csv.QUOTE_NONE)
+    if suffix == ".txt":
+        kwargs.update(sample_by=sample_by)
     if suffix in (".tsv", ".csv"):
         kwargs.update(keep_default_na=False)  # a sentence "NA" or "null" is text, not a missing value
         if column_names:

@@ -42,7 +42,7 @@ def resolve_sources(data: Any, task: str) -> tuple[dict[str, tuple[Any, str]], d
                 files.update({split: download_file(url) for split, url in source.files.items() if split not in explicit})
     files.update(explicit)
     for split, path in files.items():
-        loaded[split] = (load_data_file(path), str(path))
+        loaded[split] = (load_data_file(path, sample_by=data.text_sample_by), str(path))
     if not loaded:
         raise UserError("no data given: pass --data NAME|PATH, or --train-file/--validation-file")
     return loaded, info

@@ -117,6 +117,22 @@ class Task(ABC):
     ) -> tuple[dict[str, float], dict[str, Any]]:
         """Post-process gathered model outputs into (metrics, artefacts to write)."""
 
+    def wrap_collator(self, padder: Any, tokenizer: Any, recipe: Any) -> Any:
+        """The batch builder around the padder: masking for MLM, shifted labels for CLM; the padder itself by default."""
+        return padder
+
+    def collator_columns(self) -> list[str]:
+        """Feature columns the collator reads besides model inputs and labels (kept in training and eval features)."""
+        return []
+
+    def eval_tensors(self, outputs: Any, labels: Any) -> dict[str, Any]:
+        """Per-feature tensors gathered at evaluation: the model outputs named in ``output_names`` by default.
+
+        ``labels`` are the batch's labels when the eval collator makes them (MLM
+        masks), taken out of the model call so they can be reduced here.
+        """
+        return {name: outputs[name] for name in self.output_names}
+
     def write_predictions(self, eval_set: EvalSet, artefacts: dict[str, Any], output_dir: str) -> list[str]:
         """Write prediction files; return their names."""
         return []
