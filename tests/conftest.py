@@ -47,3 +47,28 @@ def tiny_run_args(demo_data) -> list[str]:
         "--train-file", str(demo_data["train"]), "--validation-file", str(demo_data["dev"]),
         "--max-steps", "6", "--per-device-train-batch-size", "8", "--logging-steps", "2",
     ]
+
+
+def run_then_resume(common: list[str], tmp_path: Path, keep: str, later: list[str]) -> tuple[Path, Path, dict]:
+    """Run to the end, copy the run back to checkpoint ``keep`` (deleting the ``later`` ones and the final files),
+    resume it, and check the resumed weights equal the uninterrupted run's. Returns both dirs and ``keep``'s state."""
+    import json
+    import shutil
+
+    from safetensors.torch import load_file
+
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    run_cli(*common, "--output-dir", str(full), check=True)
+    shutil.copytree(full, cut)
+    for name in later:
+        shutil.rmtree(cut / name)
+    for name in ("model.safetensors", "all_results.json", "train_log.jsonl"):
+        (cut / name).unlink()
+    state = json.loads((cut / keep / "trainer_state.json").read_text())
+    proc = run_cli(*common, "--output-dir", str(cut), "--resume", check=True)
+    assert "resumed from" in proc.stderr
+    a, b = load_file(full / "model.safetensors"), load_file(cut / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert (a[key] == b[key]).all(), key
+    return full, cut, state

@@ -291,3 +291,15 @@ def test_byte_level_tokenizers_get_a_prefix_space_for_words(tmp_path):
     first = words(["dog"], is_split_into_words=True)["input_ids"]
     inner = words(["the", "dog"], is_split_into_words=True)["input_ids"]
     assert inner[-len(first):] == first
+
+
+def test_labels_per_batch_counts_only_labelled_tokens():
+    import datasets
+
+    from ssl_cli.run import _labels_per_batch
+    from ssl_cli.tasks.classification import TASK as CLASSIFICATION
+    from ssl_cli.tasks.tagging import TASK as TAGGING
+
+    features = datasets.Dataset.from_dict({"labels": [[IGNORE, 1, 2, IGNORE], [IGNORE, 3, IGNORE], [IGNORE, 0, 0, 0, IGNORE]]})
+    assert _labels_per_batch(TAGGING, features, batch_size=2) == pytest.approx(6 / 2)  # 6 labels, 2 batches
+    assert _labels_per_batch(CLASSIFICATION, features, batch_size=2) is None  # one label per example: no weighting

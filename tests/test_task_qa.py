@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_then_resume
 
 pytestmark = pytest.mark.slow
 
@@ -113,28 +112,10 @@ def test_refuses_to_overwrite_without_flag(trained, tiny_run_args):
 
 def test_resume_mid_epoch_reproduces_the_uninterrupted_run(tmp_path, tiny_run_args):
     """Stop after checkpoint-3 (of 6 steps, mid-epoch), resume: identical final weights."""
-    from safetensors.torch import load_file
-
     common = [*tiny_run_args, "--save-steps", "3", "--save-total-limit", "5", "--set", "model.dropout=0.1",
               "--set", "training.eval_strategy=no", "--set", "training.load_best_model_at_end=false"]
-    full = tmp_path / "full"
-    run_cli(*common, "--output-dir", str(full), check=True)
-    assert (full / "checkpoint-3").is_dir() and (full / "checkpoint-6").is_dir()
-
-    cut = tmp_path / "cut"
-    shutil.copytree(full, cut)
-    shutil.rmtree(cut / "checkpoint-6")
-    for name in ("model.safetensors", "all_results.json", "train_log.jsonl"):
-        (cut / name).unlink()
-    state = json.loads((cut / "checkpoint-3" / "trainer_state.json").read_text())
+    full, cut, state = run_then_resume(common, tmp_path, keep="checkpoint-3", later=["checkpoint-6"])
     assert state["global_step"] == 3 and state["batches_in_epoch"] == 3
-    proc = run_cli(*common, "--output-dir", str(cut), "--resume", check=True)
-    assert "resumed from" in proc.stderr
-
-    a, b = load_file(full / "model.safetensors"), load_file(cut / "model.safetensors")
-    assert a.keys() == b.keys()
-    for key in a:
-        assert (a[key] == b[key]).all(), key
     assert json.loads((cut / "all_results.json").read_text())["eval_f1"] == json.loads(
         (full / "all_results.json").read_text())["eval_f1"]
 

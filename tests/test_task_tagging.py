@@ -167,3 +167,22 @@ def test_registered_treebank_while_offline_is_one_line(tmp_path):
     proc = run_cli(*TINY, "--data", "ud/en_ewt", "--output-dir", str(tmp_path / "out"))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "cannot download https://raw.githubusercontent.com/UniversalDependencies/UD_English-EWT/master/" in proc.stderr
+
+
+def test_class_label_ids_from_a_parquet_table_become_tag_names(tmp_path):
+    """Hub-style data: tags stored as ClassLabel ids (conll2003's ner_tags) are read back as their names."""
+    import datasets
+
+    from ssl_cli.synthetic import english_ner
+
+    names = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+    sentences = english_ner(200, 8)
+    features = datasets.Features({"tokens": datasets.Sequence(datasets.Value("string")),
+                                  "ner_tags": datasets.Sequence(datasets.ClassLabel(names=names))})
+    table = datasets.Dataset.from_dict({"tokens": [[w for w, _ in s] for s in sentences],
+                                        "ner_tags": [[names.index(t) for _, t in s] for s in sentences]}, features=features)
+    table.to_parquet(str(tmp_path / "train.parquet"))
+    out = tmp_path / "parquet"
+    run_cli(*TINY, "--train-file", str(tmp_path / "train.parquet"), "--max-steps", "2", "--output-dir", str(out), check=True)
+    assert set(json.loads((out / "config.json").read_text())["label2id"]) == set(names)
+    assert "eval_f1" in _results(out)  # BIO names, so entity scores

@@ -42,9 +42,9 @@ class PretrainingTask(Task):
     main_metric = "loss"
     greater_is_better = False
     output_names = ("loss_sum", "tokens", "correct")
-    pretokenized_input = False
     separator_attr = "sep_token_id"  # token between packed documents
     wraps_blocks = True  # [CLS] block [SEP] (MLM) or the bare block (CLM)
+    shift_labels = False  # CLM scores token t+1 from position t
 
     # ------------------------------------------------------------------ data
 
@@ -174,8 +174,6 @@ class PretrainingTask(Task):
         scored = labels != IGNORE
         right = (logits.argmax(dim=-1) == labels) & scored
         return {"loss_sum": losses.sum(dim=1), "tokens": scored.sum(dim=1).float(), "correct": right.sum(dim=1).float()}
-
-    shift_labels = False
 
     def score(self, eval_set: EvalSet, outputs: dict[str, Any], recipe: Any):
         tokens = float(outputs["tokens"].sum())

@@ -66,6 +66,7 @@ class Task(ABC):
     output_names: ClassVar[tuple[str, ...]]  # model outputs gathered at evaluation
     tiny_recipe: ClassVar[str]  # recipes/ file used by the demo and tests
     pretokenized_input: ClassVar[bool] = False  # text arrives split into words (tagging)
+    token_level_loss: ClassVar[bool] = False  # the loss is a mean over labelled tokens (batches weighted by count)
 
     def main_metric_for(self, splits: Splits) -> str:
         """The metric that picks the best checkpoint when the recipe names none (may depend on the data)."""

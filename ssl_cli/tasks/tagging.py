@@ -194,9 +194,13 @@ class TaggingTask(Task):
     output_names = ("logits",)
     tiny_recipe = "recipes/pos/tiny-en-offline.yaml"
     pretokenized_input = True
+    token_level_loss = True
 
     def default_recipe(self) -> dict[str, Any]:
-        return {"task": self.name, "data": {"max_seq_length": 128}, "training": {"learning_rate": 5e-5}}
+        """Random batches: on UD English POS (MiniLM, 3 epochs) length-grouped batches cost 0.9-1.3 points of
+        accuracy even with tokens weighted evenly (benchmarks/README.md); sentences are short, so padding is cheap."""
+        return {"task": self.name, "data": {"max_seq_length": 128},
+                "training": {"learning_rate": 5e-5, "group_by_length": False}}
 
     def auto_model_class(self) -> Any:
         from transformers import AutoModelForTokenClassification
