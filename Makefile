@@ -42,6 +42,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_qa.py
 	$(BIN)/python benchmarks/bench_glue.py
 	$(BIN)/python benchmarks/bench_pos.py
+	$(BIN)/python benchmarks/bench_mlm.py
 
 docs: install
 	$(BIN)/python -m ssl_cli.docs_gen docs/recipe-reference.md

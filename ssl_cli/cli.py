@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import os
 import sys
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
@@ -194,6 +195,34 @@ def env_command() -> None:
     from ssl_cli.envinfo import print_env
 
     print_env()
+
+
+@app.command("generate")
+def generate_command(
+    model: Annotated[str, typer.Option("--model", help="A causal-LM directory (an output of ssl pretrain-clm).")],
+    prompt: Annotated[str, typer.Option("--prompt", help="Text to continue (the query in few-shot mode).")],
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, help="Tokens to generate.")] = 50,
+    temperature: Annotated[float, typer.Option("--temperature", min=0.0, help="Sampling temperature; 0 = greedy.")] = 1.0,
+    top_k: Annotated[int, typer.Option("--top-k", min=0, help="Sample among the k most likely tokens (0: all).")] = 50,
+    top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0, help="Nucleus sampling mass.")] = 1.0,
+    num_return_sequences: Annotated[int, typer.Option("--num-return-sequences", min=1, help="Samples to draw.")] = 1,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed gives the same samples.")] = 42,
+    examples: Annotated[Optional[Path], typer.Option("--examples", help="Few-shot: JSON lines with input/output fields.")] = None,  # noqa: UP045
+    shots: Annotated[int, typer.Option("--shots", min=0, help="Few-shot: how many examples go before the query.")] = 3,
+    instruction: Annotated[str, typer.Option("--instruction", help="Few-shot: a line before the examples.")] = "",
+    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Allow the model's own code.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+) -> None:
+    """Sample continuations from a causal LM; --examples builds a few-shot prompt (in-context learning)."""
+    with _user_errors(debug):
+        from ssl_cli.generate import Sampling, few_shot_prompt, generate
+
+        text = few_shot_prompt(examples, shots, prompt, instruction) if examples else prompt
+        sampling = Sampling(max_new_tokens, temperature, top_k, top_p, num_return_sequences, seed)
+        for i, continuation in enumerate(generate(model, text, sampling, trust_remote_code)):
+            if num_return_sequences > 1:
+                typer.echo(f"--- sample {i + 1}")
+            typer.echo(continuation if examples else text + continuation)
 
 
 def _version_callback(value: bool) -> None:

@@ -96,3 +96,49 @@ def test_resume_across_an_epoch_boundary_reproduces_the_uninterrupted_run(tmp_pa
     assert json.loads((full / "all_results.json").read_text())["epoch"] > 1  # the resumed part spans a new epoch
     assert json.loads((cut / "all_results.json").read_text())["eval_loss"] == json.loads(
         (full / "all_results.json").read_text())["eval_loss"]
+
+
+def _byte_level_mlm_tokenizer(texts):
+    """A RoBERTa-style tokenizer: byte-level BPE with <s> </s> <pad> <mask>, trained on the spot."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    backend.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=400, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+                                                         initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    backend.post_processor = processors.RobertaProcessing(("</s>", backend.token_to_id("</s>")), ("<s>", backend.token_to_id("<s>")))
+    return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>", cls_token="<s>",
+                                   sep_token="</s>", pad_token="<pad>", unk_token="<unk>", mask_token="<mask>")
+
+
+@pytest.mark.parametrize("family", ["roberta", "albert", "electra"])
+def test_continued_pretraining_of_other_mlm_families(tmp_path, family):
+    """A tiny checkpoint of each family, saved like a Hub model, continues pretraining through the same command."""
+    import transformers
+
+    from ssl_cli.models import train_wordpiece_tokenizer
+    from ssl_cli.synthetic import text_corpus
+
+    texts = text_corpus(300, 5)
+    if family == "roberta":
+        tokenizer = _byte_level_mlm_tokenizer(texts)
+        config = transformers.RobertaConfig(vocab_size=len(tokenizer), hidden_size=64, num_hidden_layers=2,
+                                            num_attention_heads=2, intermediate_size=128, max_position_embeddings=130,
+                                            pad_token_id=tokenizer.pad_token_id)
+    else:
+        tokenizer = train_wordpiece_tokenizer(iter(texts), 300, 128)
+        size = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 128}
+        config = (transformers.AlbertConfig(vocab_size=len(tokenizer), embedding_size=32, **size) if family == "albert"
+                  else transformers.ElectraConfig(vocab_size=len(tokenizer), embedding_size=32, **size))
+    checkpoint = tmp_path / family
+    transformers.AutoModelForMaskedLM.from_config(config).save_pretrained(checkpoint)
+    tokenizer.save_pretrained(checkpoint)
+    data = write_text_corpus(tmp_path / "text", n_train=200, n_dev=20, seed=7)
+    out = tmp_path / "out"
+    run_cli(*TINY, "--model", str(checkpoint), "--train-file", str(data["train"]), "--validation-file", str(data["dev"]),
+            "--masking", "whole_word", "--max-steps", "4", "--output-dir", str(out), check=True)
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["model_type"] == family and saved["architectures"][0].endswith("ForMaskedLM")
+    assert json.loads((out / "all_results.json").read_text())["eval_loss"] > 0
