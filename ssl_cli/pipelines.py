@@ -12,6 +12,10 @@ this module registers ``extractive-question-answering`` with the same windows
     qa = pipeline("extractive-question-answering", model="outputs/drcd")
     qa(question="...", context="...")  # {"answer", "score", "start", "end"}
 
+The import also gives ``question-answering`` back to transformers 5 with this
+pipeline (4.x's task name, which 5.x lists as removed), so
+``pipeline("question-answering", model="outputs/drcd")`` works as it used to.
+
 Windows and the answer-length limit default to those in the ``recipe.yaml``
 saved with the model, so answers match ``ssl finetune-qa``'s evaluation.
 Where transformers still ships ``question-answering`` (4.x), that task works
@@ -110,3 +114,22 @@ def recipe_settings(model_dir: Path) -> dict[str, int]:
 
 PIPELINE_REGISTRY.register_pipeline(TASK, pipeline_class=ExtractiveQAPipeline, pt_model=AutoModelForQuestionAnswering,
                                     type="text")
+
+
+def _restore_question_answering_task() -> None:
+    """Give ``pipeline("question-answering", ...)`` back its 4.x meaning: extractive QA over a context.
+
+    transformers 5 lists the task as removed (pointing users to chat models).
+    Only that entry is taken out, and only when no ``question-answering``
+    pipeline is registered, so a transformers that still ships one keeps its own.
+    """
+    from transformers import pipelines
+
+    removed = getattr(pipelines, "REMOVED_TASKS", {})
+    if "question-answering" in removed and "question-answering" not in PIPELINE_REGISTRY.get_supported_tasks():
+        removed.pop("question-answering")
+        PIPELINE_REGISTRY.register_pipeline("question-answering", pipeline_class=ExtractiveQAPipeline,
+                                            pt_model=AutoModelForQuestionAnswering, type="text")
+
+
+_restore_question_answering_task()

@@ -82,7 +82,7 @@ def test_model_card_names_data_metrics_and_command(trained):
 def test_automodel_and_pipeline_load_the_output(trained, demo_data):
     from transformers import AutoModelForQuestionAnswering, pipeline
 
-    import ssl_cli.pipelines  # noqa: F401  (registers extractive-question-answering)
+    import ssl_cli.pipelines  # noqa: F401  (registers extractive-question-answering, restores question-answering)
 
     out, _ = trained
     model = AutoModelForQuestionAnswering.from_pretrained(out)
@@ -100,6 +100,8 @@ def test_automodel_and_pipeline_load_the_output(trained, demo_data):
     # the pipeline and the CLI's evaluation agree on the answer
     predictions = json.loads((out / "eval_predictions.json").read_text())
     assert answer["answer"] == predictions[record["qas"][0]["id"]]
+    # and the 4.x task name works again, with the same answer
+    assert pipeline("question-answering", model=str(out), device="cpu")(question=question, context=context) == answer
 
 
 def test_refuses_to_overwrite_without_flag(trained, tiny_run_args):
