@@ -303,7 +303,8 @@ class Engine:
         over that mean, so every token weighs the same over an epoch. Without it,
         length-grouped batches of short sentences would weigh each of their
         tokens many times more than batches of long ones (measured on UD
-        English POS: 1.3 points of accuracy lost to grouping, none with this).
+        English POS with grouping: 1.4 points of accuracy lost; this weighting
+        won back 0.4 of them).
         """
         import torch
         from torch.utils.data import DataLoader

@@ -48,6 +48,13 @@ def resolve_sources(data: Any, task: str) -> tuple[dict[str, tuple[Any, str]], d
     return loaded, info
 
 
+def hold_out_validation(train: Any, data: Any, seed: int, info: dict[str, Any]) -> tuple[Any, Any]:
+    """(train, eval): ``data.validation_split_percentage`` of the training examples held out, seeded; noted in ``info``."""
+    held = train.train_test_split(test_size=data.validation_split_percentage / 100, seed=seed)
+    info["validation_held_out_percent"] = data.validation_split_percentage
+    return held["train"], held["test"]
+
+
 def resolve_eval_source(data: Any, name: str, task: str) -> tuple[Any, str, dict[str, Any]]:
     """One ``--eval-data`` entry: its validation split (else its only/first split), label and source facts."""
     splits, info = resolve_sources(

@@ -49,7 +49,7 @@ class PretrainingTask(Task):
     # ------------------------------------------------------------------ data
 
     def load_splits(self, recipe: Any) -> Splits:
-        from ssl_cli.data.loading import resolve_sources
+        from ssl_cli.data.loading import hold_out_validation, resolve_sources
 
         data, training = recipe.data, recipe.training
         raw, info = resolve_sources(data, self.name)
@@ -63,10 +63,8 @@ class PretrainingTask(Task):
             if "validation" in raw:
                 evals.append(EvalSet("eval", self._texts(*raw["validation"], recipe, data.max_eval_samples)))
             elif train is not None:
-                held = train.train_test_split(test_size=data.validation_split_percentage / 100, seed=training.seed)
-                train = held["train"]
-                evals.append(EvalSet("eval", held["test"]))
-                info["validation_held_out_percent"] = data.validation_split_percentage
+                train, held = hold_out_validation(train, data, training.seed, info)
+                evals.append(EvalSet("eval", held))
             else:
                 raise UserError("do_eval needs validation text: pass --validation-file FILE, or set training.do_eval: false")
         return Splits(train=train, evals=evals, info=info)

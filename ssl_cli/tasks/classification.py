@@ -176,7 +176,7 @@ class ClassificationTask(Task):
         return TASK_SPECS
 
     def load_splits(self, recipe: ClassificationRecipe) -> Splits:
-        from ssl_cli.data.loading import resolve_eval_source, resolve_sources
+        from ssl_cli.data.loading import hold_out_validation, resolve_eval_source, resolve_sources
 
         data, training = recipe.data, recipe.training
         raw, info = resolve_sources(data, self.name)
@@ -188,11 +188,9 @@ class ClassificationTask(Task):
             raise UserError("no training data: pass --data NAME|PATH or --train-file FILE (or set training.do_train: false)")
         validation_names = [s for s in tables if s.startswith("validation")]
         if train is not None and not validation_names and training.do_eval:
-            held = train.train_test_split(test_size=data.validation_split_percentage / 100, seed=training.seed)
-            train, tables["validation"] = held["train"], held["test"]
+            train, tables["validation"] = hold_out_validation(train, data, training.seed, info)
             sources["validation"] = f"{sources['train']} (held out)"
             validation_names = ["validation"]
-            info["validation_held_out_percent"] = data.validation_split_percentage
         labels = self._label_space(recipe, spec, train if train is not None else tables[validation_names[0]]
                                    if validation_names else next(iter(tables.values())))
         info.update(labels, task_name=spec.name if spec else None)

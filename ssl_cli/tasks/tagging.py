@@ -214,7 +214,7 @@ class TaggingTask(Task):
     # ------------------------------------------------------------------ data
 
     def load_splits(self, recipe: TaggingRecipe) -> Splits:
-        from ssl_cli.data.loading import resolve_eval_source, resolve_sources
+        from ssl_cli.data.loading import hold_out_validation, resolve_eval_source, resolve_sources
 
         data, training = recipe.data, recipe.training
         raw, info = resolve_sources(data, self.name)
@@ -228,10 +228,8 @@ class TaggingTask(Task):
             if "validation" in raw:
                 sources.append(("eval", *raw["validation"]))
             elif train is not None:
-                held = train.train_test_split(test_size=data.validation_split_percentage / 100, seed=training.seed)
-                train = held["train"]
-                evals.append(EvalSet("eval", held["test"], info={"source": f"{raw['train'][1]} (held out)"}))
-                info["validation_held_out_percent"] = data.validation_split_percentage
+                train, held = hold_out_validation(train, data, training.seed, info)
+                evals.append(EvalSet("eval", held, info={"source": f"{raw['train'][1]} (held out)"}))
         for extra_name in data.eval_data:
             extra, extra_source, _ = resolve_eval_source(data, extra_name, self.name)
             sources.append((eval_set_label(extra_name), extra, extra_source))
@@ -326,7 +324,7 @@ class TaggingTask(Task):
 
     def prepare_train(self, examples: Any, tokenizer: Any, recipe: TaggingRecipe) -> Any:
         cfg = recipe.tagging
-        label_list = cfg.label_list or sorted({t for row in examples["tags"] for t in row})
+        label_list = self._label_list(recipe, examples)  # the same list load_splits put in config.json
         ids = {label: i for i, label in enumerate(label_list)}
         continuation = continuation_labels(label_list)
 
