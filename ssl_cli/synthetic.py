@@ -256,12 +256,34 @@ def text_corpus(n: int, seed: int, language: str = "en") -> list[str]:
     return passages
 
 
+ORDER_MARKERS = ("first", "then", "later", "finally")
+STORY_VERBS = ("rolls", "waits", "shines", "falls", "turns", "stops", "moves", "breaks")
+
+
+def story_corpus(n: int, seed: int) -> list[str]:
+    """Documents of 2-4 sentences about one object, in marked order ("first the kite ... then the kite ...").
+
+    Built for the sentence-level objectives: sentence order is learnable from
+    the markers (SOP), and a segment from another document is learnable from
+    its different object (NSP).
+    """
+    rng = np.random.default_rng(seed)
+    documents = []
+    for _ in range(n):
+        thing, count = str(rng.choice(OBJECTS)), int(rng.integers(2, 5))
+        markers = sorted(rng.choice(len(ORDER_MARKERS), size=count, replace=False))
+        documents.append(" ".join(f"{ORDER_MARKERS[m]} the {COLOURS[int(rng.integers(len(COLOURS)))]} {thing} "
+                                  f"{rng.choice(STORY_VERBS)} ." for m in markers))
+    return documents
+
+
 def write_text_corpus(out_dir: str | Path, n_train: int, n_dev: int, seed: int = 0, language: str = "en") -> dict[str, Path]:
-    """train.txt / dev.txt, one passage per line."""
+    """train.txt / dev.txt, one passage per line (language "story": ``story_corpus``)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
     for name, n, offset in (("train", n_train, 0), ("dev", n_dev, 1000)):
         paths[name] = out / f"{name}.txt"
-        paths[name].write_text("\n".join(text_corpus(n, seed + offset, language)) + "\n", encoding="utf-8")
+        passages = story_corpus(n, seed + offset) if language == "story" else text_corpus(n, seed + offset, language)
+        paths[name].write_text("\n".join(passages) + "\n", encoding="utf-8")
     return paths

@@ -50,3 +50,80 @@ def test_saved_config_records_the_dropout_that_trained(tmp_path, tiny_run_args):
     config = json.loads((out / "config.json").read_text())
     assert config["attention_probs_dropout_prob"] == 0.0
     assert config["hidden_dropout_prob"] == 0.1
+
+
+def _weights(out):
+    from safetensors.torch import load_file
+
+    return load_file(str(out / "model.safetensors"))
+
+
+def test_init_random_keeps_config_and_tokenizer_with_fresh_weights(tmp_path, tiny_run_args):
+    """--model DIR --init random: the pretrain-vs-scratch baseline; DIR's architecture and tokenizer, new weights."""
+    import torch
+
+    base = tmp_path / "base"
+    run_cli(*tiny_run_args, "--output-dir", str(base), check=True)
+    outs = {}
+    for init in ("pretrained", "random"):
+        outs[init] = tmp_path / init
+        run_cli(*tiny_run_args, "--model", str(base), "--init", init, "--max-steps", "1", "--learning-rate", "1e-12",
+                "--output-dir", str(outs[init]), check=True)
+    key = "bert.embeddings.word_embeddings.weight"
+    start = _weights(base)[key]
+    torch.testing.assert_close(_weights(outs["pretrained"])[key], start, rtol=0, atol=1e-6)
+    fresh = _weights(outs["random"])[key]
+    assert fresh.shape == start.shape and not torch.allclose(fresh, start, atol=1e-3)
+    assert abs(float(fresh.std()) - 0.02) < 0.005  # BERT's initializer_range: new weights, not a copy
+    assert (outs["random"] / "tokenizer.json").read_text() == (base / "tokenizer.json").read_text()
+    assert "base_model: null" in (outs["random"] / "README.md").read_text()
+    assert f"base_model: {base}" in (outs["pretrained"] / "README.md").read_text()
+
+
+def test_config_overrides_change_the_architecture(tmp_path, tiny_run_args):
+    out = tmp_path / "small"
+    run_cli(*tiny_run_args, "--config-overrides", "num_hidden_layers=1,hidden_act=relu", "--max-steps", "1",
+            "--output-dir", str(out), check=True)
+    config = json.loads((out / "config.json").read_text())
+    assert (config["num_hidden_layers"], config["hidden_act"]) == (1, "relu")
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("num_hiden_layers=1", "has no attribute 'num_hiden_layers' (did you mean 'num_hidden_layers'?)"),
+    ("num_hidden_layers", "is not key=value"),
+])
+def test_bad_config_overrides_are_one_line(tmp_path, tiny_run_args, value, expected):
+    proc = run_cli(*tiny_run_args, "--config-overrides", value, "--output-dir", str(tmp_path / "out"))
+    assert proc.returncode == 2 and expected in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_config_overrides_parse_yaml_values():
+    parsed = ModelConfig(config_overrides="num_hidden_layers=4, hidden_dropout_prob=0.2,tie_word_embeddings=false")
+    assert parsed.config_overrides == {"num_hidden_layers": 4, "hidden_dropout_prob": 0.2, "tie_word_embeddings": False}
+    assert ModelConfig(config_overrides={"hidden_act": "gelu"}).config_overrides == {"hidden_act": "gelu"}
+
+
+def test_fast_cpu_dropout_is_dropout():
+    """Same Bernoulli(1 - p) keep rate, the same 1/(1 - p) scaling and gradient, identity in eval, no new weights."""
+    import torch
+    import transformers
+
+    from ssl_cli.models import use_fast_cpu_dropout
+
+    torch.manual_seed(0)
+    layer = torch.nn.Sequential(torch.nn.Dropout(0.25))
+    assert use_fast_cpu_dropout(layer) == 1
+    x = torch.full((400, 500), 2.0, requires_grad=True)
+    y = layer(x)
+    kept = y != 0
+    assert abs(kept.float().mean().item() - 0.75) < 0.005
+    assert torch.all(y[kept] == 2.0 / 0.75)
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, kept.float() / 0.75)
+    layer.eval()
+    assert torch.equal(layer(x), x)
+    model = transformers.BertForMaskedLM(transformers.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2,
+                                                                 num_attention_heads=2, intermediate_size=32))
+    keys = set(model.state_dict())
+    assert use_fast_cpu_dropout(model) == 2 * 3 + 1  # per layer: attention probabilities, outputs; the embeddings
+    assert set(model.state_dict()) == keys

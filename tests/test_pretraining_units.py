@@ -145,3 +145,53 @@ def test_eval_loss_reduction_matches_the_models_own_loss():
         metrics, _ = task.score(None, {k: v.numpy() for k, v in reduced.items()}, None)
         assert metrics["perplexity"] == pytest.approx(math.exp(metrics["loss"]))
         assert 0 <= metrics["accuracy"] <= 1
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta", "albert", "electra", "distilbert"])
+def test_masked_positions_only_head_gives_the_full_heads_loss_and_gradients(family):
+    """The sparse head must be an optimisation only: same loss, same gradients, same checkpoint keys."""
+    import torch
+    import transformers
+
+    from ssl_cli.tasks.mlm import predict_masked_positions_only
+
+    size = {"vocab_size": 97, "hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64,
+            "max_position_embeddings": 64}
+    config = {
+        "bert": lambda: transformers.BertConfig(num_hidden_layers=2, **size),
+        "roberta": lambda: transformers.RobertaConfig(num_hidden_layers=2, pad_token_id=1, **size),
+        "albert": lambda: transformers.AlbertConfig(num_hidden_layers=2, embedding_size=16, **size),
+        "electra": lambda: transformers.ElectraConfig(num_hidden_layers=2, embedding_size=16, **size),
+        "distilbert": lambda: transformers.DistilBertConfig(vocab_size=97, dim=32, n_layers=2, n_heads=2, hidden_dim=64,
+                                                            max_position_embeddings=64),
+    }[family]()
+    config.hidden_dropout_prob = config.attention_probs_dropout_prob = 0.0
+    if family == "distilbert":
+        config.dropout = config.attention_dropout = 0.0
+    torch.manual_seed(0)
+    full = transformers.AutoModelForMaskedLM.from_config(config)
+    sparse = transformers.AutoModelForMaskedLM.from_config(config)
+    sparse.load_state_dict(full.state_dict())
+    assert predict_masked_positions_only(sparse)
+    generator = torch.Generator().manual_seed(1)
+    input_ids = torch.randint(5, 97, (3, 20), generator=generator)
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[2, 14:] = 0
+    labels = torch.full_like(input_ids, -100)
+    chosen = torch.rand(input_ids.shape, generator=generator) < 0.2
+    labels[chosen] = input_ids[chosen]
+    losses = []
+    for model in (full, sparse):
+        model.train()
+        loss = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
+        loss.backward()
+        losses.append(loss.detach())
+    torch.testing.assert_close(losses[1], losses[0], rtol=1e-5, atol=1e-6)
+    for (name, a), (_, b) in zip(full.named_parameters(), sparse.named_parameters(), strict=True):
+        if a.grad is not None:
+            torch.testing.assert_close(b.grad, a.grad, rtol=1e-4, atol=1e-6, msg=name)
+    assert sparse(input_ids=input_ids, attention_mask=attention_mask).logits.shape == (3, 20, 97)  # eval: full logits
+    assert sparse.state_dict().keys() == full.state_dict().keys()
+    no_labels = torch.full_like(input_ids, -100)
+    with torch.no_grad():
+        assert sparse(input_ids=input_ids, attention_mask=attention_mask, labels=no_labels).loss.item() == 0.0

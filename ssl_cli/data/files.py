@@ -23,13 +23,22 @@ from ssl_cli.errors import UserError
 
 SUFFIX_BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".txt": "text"}
 
-# Official file names recognised inside a --data directory, per split.
+# Official file names recognised inside a --data directory, per split: DRCD, CMRC 2018, SQuAD, the MultiNLI and
+# SNLI JSON-lines distributions, and FewCLUE (train_few_all/dev_few_all; test_public is its labelled test set).
 KNOWN_SPLIT_FILES = {
-    "train": ("DRCD_training.json", "cmrc2018_train.json", "train-v1.1.json", "train-v2.0.json"),
-    "validation": ("DRCD_dev.json", "cmrc2018_dev.json", "dev-v1.1.json", "dev-v2.0.json"),
-    "test": ("DRCD_test.json", "cmrc2018_trial.json"),
+    "train": ("DRCD_training.json", "cmrc2018_train.json", "train-v1.1.json", "train-v2.0.json",
+              "multinli_1.0_train.jsonl", "snli_1.0_train.jsonl", "train_few_all.json"),
+    "validation": ("DRCD_dev.json", "cmrc2018_dev.json", "dev-v1.1.json", "dev-v2.0.json", "snli_1.0_dev.jsonl",
+                   "dev_few_all.json"),
+    "validation_matched": ("multinli_1.0_dev_matched.jsonl",),
+    "validation_mismatched": ("multinli_1.0_dev_mismatched.jsonl",),
+    "test": ("DRCD_test.json", "cmrc2018_trial.json", "snli_1.0_test.jsonl", "test_public.json"),
 }
-GENERIC_SPLIT_STEMS = {"train": ("train",), "validation": ("validation", "dev", "valid", "eval"), "test": ("test",)}
+# Conventional stems; GLUE's MNLI folder has dev_matched.tsv / dev_mismatched.tsv / test_matched.tsv / ...
+GENERIC_SPLIT_STEMS = {"train": ("train",), "validation": ("validation", "dev", "valid", "eval"),
+                       "validation_matched": ("dev_matched", "validation_matched"),
+                       "validation_mismatched": ("dev_mismatched", "validation_mismatched"),
+                       "test": ("test",), "test_matched": ("test_matched",), "test_mismatched": ("test_mismatched",)}
 DIRECTORY_SUFFIXES = (*SUFFIX_BUILDERS, ".conllu", ".conll")  # train.txt, dev.conllu...
 UD_SPLIT_NAMES = {"train": "train", "validation": "dev", "test": "test"}  # en_ewt-ud-dev.conllu
 

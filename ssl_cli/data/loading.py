@@ -24,7 +24,10 @@ def resolve_sources(data: Any, task: str) -> tuple[dict[str, tuple[Any, str]], d
     if data.name:
         path = Path(data.name).expanduser()
         info["source"] = data.name
-        if path.is_dir():
+        if path.is_dir() and is_saved_dataset(path):
+            loaded.update({split: (ds, f"{path}[{split}]") for split, ds in load_saved_dataset(path).items()
+                           if split not in explicit})
+        elif path.is_dir():
             files.update(files_in_directory(path))
         elif path.is_file():
             files["train"] = path
@@ -46,6 +49,28 @@ def resolve_sources(data: Any, task: str) -> tuple[dict[str, tuple[Any, str]], d
     if not loaded:
         raise UserError("no data given: pass --data NAME|PATH, or --train-file/--validation-file")
     return loaded, info
+
+
+def is_saved_dataset(path: Path) -> bool:
+    """A directory written by ``Dataset.save_to_disk`` / ``DatasetDict.save_to_disk``."""
+    return (path / "dataset_dict.json").is_file() or (path / "state.json").is_file()
+
+
+def load_saved_dataset(path: Path) -> dict[str, Any]:
+    """Split name -> Dataset from a ``save_to_disk`` directory (a single Dataset is the train split).
+
+    This is how a Hub dataset downloaded on another machine travels to one
+    without the network: ``load_dataset("nyu-mll/glue", "mnli").save_to_disk(DIR)``,
+    then ``--data DIR``; its split names (``validation_matched``...) and
+    ``ClassLabel`` features are kept.
+    """
+    import datasets
+
+    try:
+        saved = datasets.load_from_disk(str(path))
+    except Exception as err:
+        raise UserError(f"could not read the saved dataset {path}: {str(err).splitlines()[0][:300]}") from None
+    return dict(saved) if isinstance(saved, datasets.DatasetDict) else {"train": saved}
 
 
 def hold_out_validation(train: Any, data: Any, seed: int, info: dict[str, Any]) -> tuple[Any, Any]:

@@ -100,6 +100,11 @@ class Task(ABC):
     def prepare_eval(self, eval_set: EvalSet, tokenizer: Any, recipe: Any) -> Dataset:
         """Tokenise evaluation examples into features (with what post-processing needs)."""
 
+    def model_class(self, recipe: Any) -> Any:
+        """The AutoModel class for this run: ``auto_model_class()`` unless the recipe changes the head (MLM with a
+        sentence objective needs the pretraining heads)."""
+        return self.auto_model_class()
+
     def model_input_columns(self) -> list[str]:
         """Feature columns fed to the model (the rest stay for post-processing)."""
         return ["input_ids", "attention_mask", "token_type_ids"]
@@ -125,6 +130,11 @@ class Task(ABC):
     def collator_columns(self) -> list[str]:
         """Feature columns the collator reads besides model inputs and labels (kept in training and eval features)."""
         return []
+
+    def adapt_model_for_training(self, model: Any, recipe: Any) -> None:
+        """Change how the model computes its training loss, before the engine wraps it (MLM: the head only at
+        masked positions). The saved checkpoint must stay an ordinary one. Default: nothing."""
+        return None
 
     def eval_tensors(self, outputs: Any, labels: Any) -> dict[str, Any]:
         """Per-feature tensors gathered at evaluation: the model outputs named in ``output_names`` by default.

@@ -64,20 +64,32 @@ TASK_SPECS: dict[str, TaskSpec] = {
         TaskSpec("ocnli", ("sentence1",), ("sentence2",), ("label",), ("neutral", "entailment", "contradiction")),
         TaskSpec("cmnli", ("sentence1",), ("sentence2",), ("label",), ("neutral", "entailment", "contradiction")),
         TaskSpec("csl", ("abst",), ("keyword",), ("label",), _BINARY),
+        # FewCLUE's own tasks (its tnews/iflytek/ocnli/csl variants use the CLUE specs: ``--task tnews_fc``)
+        TaskSpec("eprstmt", ("sentence",), (), ("label",)),  # Positive / Negative
+        TaskSpec("bustm", ("sentence1",), ("sentence2",), ("label",), _BINARY),
+        TaskSpec("csldcp", ("content",), (), ("label",)),  # 67 discipline names, read from the data
     )
 }
 
 
-# The file names the GLUE leaderboard expects in a submission zip.
+# The file names the GLUE leaderboard expects in a submission zip, per (task, test set).
 GLUE_SUBMISSION_FILES = {"cola": "CoLA.tsv", "sst2": "SST-2.tsv", "mrpc": "MRPC.tsv", "qqp": "QQP.tsv", "stsb": "STS-B.tsv",
-                         "mnli": "MNLI-m.tsv", "qnli": "QNLI.tsv", "rte": "RTE.tsv", "wnli": "WNLI.tsv"}
+                         "mnli": "MNLI-m.tsv", "mnli/test_mismatched": "MNLI-mm.tsv", "qnli": "QNLI.tsv", "rte": "RTE.tsv",
+                         "wnli": "WNLI.tsv"}
+
+
+def submission_file_name(task: str | None, test_set: str) -> str:
+    """MNLI-m.tsv for MNLI's matched test set, MNLI-mm.tsv for the mismatched one, SST-2.tsv...; else a generic name."""
+    key = task if test_set == "test" else f"{task}/{test_set}"
+    return GLUE_SUBMISSION_FILES.get(key or "", f"{test_set}_submission.tsv")
 
 
 class ClassificationConfig(Section):
     task_name: str | None = Field(
         None,
-        description="GLUE/CLUE task (cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli, afqmc, tnews, iflytek, ocnli, "
-        "cmnli, csl): fixes columns, labels, problem type and metric, as run_glue.py --task_name. Null: implied by "
+        description="GLUE/CLUE/FewCLUE task (cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli, afqmc, tnews, iflytek, "
+        "ocnli, cmnli, csl, eprstmt, bustm, csldcp; FewCLUE's tnews_fc, iflytek_fc, ocnli_fc, csl_fc): fixes columns, "
+        "labels, problem type and metric, as run_glue.py --task_name. Null: implied by "
         "a registered --data glue/<task>, else inferred from the files.",
     )
     text_column: str | None = Field(None, description="Column with the (first) sentence. Null: found by name.")
@@ -100,6 +112,17 @@ class ClassificationRecipe(Recipe):
 # ----------------------------------------------------------------------------- columns and labels
 
 
+def eval_set_name(split: str, splits: list[str]) -> str:
+    """``validation`` is "eval" and ``test`` is "test"; of MNLI's pairs, matched takes that place (run_glue.py
+    reports it as eval_accuracy) and mismatched is "mismatched" / "test_mismatched"."""
+    kind = "validation" if split.startswith("validation") else "test"
+    first = kind if kind in splits else f"{kind}_matched" if f"{kind}_matched" in splits else splits[0]
+    if split == first:
+        return "eval" if kind == "validation" else "test"
+    rest = split.removeprefix(f"{kind}_")
+    return rest if kind == "validation" else f"test_{rest}"
+
+
 def find_column(names: list[str], explicit: str | None, candidates: tuple[str, ...], what: str, flag: str,
                 source: str, required: bool = True) -> str | None:
     """The column holding ``what``: the explicit name, else the first candidate present."""
@@ -112,6 +135,25 @@ def find_column(names: list[str], explicit: str | None, candidates: tuple[str, .
         raise UserError(f"{source}: no {what} column (looked for {', '.join(candidates)}); columns: {', '.join(names)}; "
                         f"name it with {flag}")
     return found
+
+
+def class_labels_as_names(ds: Any) -> Any:
+    """ClassLabel columns (Hub and ``save_to_disk`` datasets) as their names, so ids never depend on a dataset's
+    own label order: CLUE's TNEWS ids 0..14 become its codes "100".."116", and -1 (no gold label) stays "-1"."""
+    import datasets
+
+    classes = {name: f.names for name, f in ds.features.items() if isinstance(f, datasets.ClassLabel)}
+    if not classes:
+        return ds
+    features = ds.features.copy()
+    for name in classes:
+        features[name] = datasets.Value("string")
+
+    def to_names(batch: dict[str, list]) -> dict[str, list]:
+        return {name: [names[i] if i is not None and 0 <= i < len(names) else "-1" for i in batch[name]]
+                for name, names in classes.items()}
+
+    return ds.map(to_names, batched=True, features=features, desc="label ids to names")
 
 
 def label_key(value: Any) -> str:
@@ -166,6 +208,8 @@ class ClassificationTask(Task):
             return None
         key = name.lower().replace("-", "")
         specs = self.task_specs()
+        if key not in specs and key.endswith("fc") and key.removesuffix("fc").rstrip("_") in specs:
+            key = key.removesuffix("fc").rstrip("_")  # FewCLUE: tnews_fc / ocnlifc -> the CLUE spec
         if key not in specs and key.split("/")[0] in specs:
             key = key.split("/")[0]  # xnli/zh -> xnli
         if key not in specs:
@@ -186,7 +230,7 @@ class ClassificationTask(Task):
         train = tables.get("train") if training.do_train else None
         if training.do_train and train is None:
             raise UserError("no training data: pass --data NAME|PATH or --train-file FILE (or set training.do_train: false)")
-        validation_names = [s for s in tables if s.startswith("validation")]
+        validation_names = sorted(s for s in tables if s.startswith("validation"))
         if train is not None and not validation_names and training.do_eval:
             train, tables["validation"] = hold_out_validation(train, data, training.seed, info)
             sources["validation"] = f"{sources['train']} (held out)"
@@ -199,10 +243,9 @@ class ClassificationTask(Task):
         evals = []
         if training.do_eval:
             for split in validation_names:  # validation, or MNLI's validation_matched / validation_mismatched
-                name = "eval" if split == "validation" else split.removeprefix("validation_")
                 ds = self._canonical(tables[split], sources[split], spec, recipe, labels, data.max_eval_samples,
                                      needs_label=True)
-                evals.append(EvalSet(name, ds, info=dict(info)))
+                evals.append(EvalSet(eval_set_name(split, validation_names), ds, info=dict(info)))
         for extra_name in data.eval_data:
             extra, extra_source, extra_info = resolve_eval_source(data, extra_name, self.name)
             extra_spec = self.spec_named(self.task_of_source(extra_info.get("source"))) or spec
@@ -210,22 +253,24 @@ class ClassificationTask(Task):
             ds = self._canonical(ds, extra_source, extra_spec, recipe, labels, data.max_eval_samples, needs_label=True)
             evals.append(EvalSet(eval_set_label(extra_name), ds, info={**info, **extra_info}))
         if training.do_predict:
-            if "test" not in tables:
+            test_names = sorted(s for s in tables if s.startswith("test"))
+            if not test_names:
                 raise UserError("do_predict needs a test split: pass --test-file FILE (or a dataset with a test split)")
-            ds = self._canonical(tables["test"], sources["test"], spec, recipe, labels, data.max_predict_samples,
-                                 needs_label=False)
-            evals.append(EvalSet("test", ds, info=dict(info)))
+            for split in test_names:  # test, or MNLI's test_matched / test_mismatched
+                ds = self._canonical(tables[split], sources[split], spec, recipe, labels, data.max_predict_samples,
+                                     needs_label=False)
+                evals.append(EvalSet(eval_set_name(split, test_names), ds, info=dict(info)))
         if training.do_eval and not evals:
             raise UserError("do_eval needs validation data: pass --validation-file FILE, or set training.do_eval: false")
         return Splits(train=train, evals=evals, info=info)
 
     def _read_table(self, ds: Any, source: str, spec: TaskSpec | None) -> Any:
-        """Re-read a headerless TSV (CoLA as distributed) with its column names."""
+        """Re-read a headerless TSV (CoLA as distributed) with its column names; ClassLabel ids become their names."""
         if spec and spec.headerless_columns and source.endswith(".tsv") and not set(spec.label) & set(ds.column_names):
             from ssl_cli.data.files import load_data_file
 
             return load_data_file(source, column_names=list(spec.headerless_columns))
-        return ds
+        return class_labels_as_names(ds)
 
     def _columns(self, ds: Any, source: str, spec: TaskSpec | None, recipe: ClassificationRecipe,
                  needs_label: bool) -> tuple[str, str | None, str | None]:
@@ -263,6 +308,8 @@ class ClassificationTask(Task):
                    labels: dict[str, Any], limit: int | None, needs_label: bool) -> Any:
         """Columns text, text_pair, label (id, or float for regression), idx; rows without a gold label dropped."""
         text, pair, label = self._columns(ds, source, spec, recipe, needs_label)
+        if label and not needs_label and any(label_key(v) in NO_GOLD_LABELS for v in ds[label]):
+            label = None  # a test set without gold labels (-1 on the Hub): predict every row, score none
         label_list = labels["label_list"]
         ids = {name: i for i, name in enumerate(label_list or [])}
         names_by_position = spec.labels if spec and spec.labels else tuple(label_list or ())
@@ -415,9 +462,9 @@ class ClassificationTask(Task):
                 files[png.name] = None
             if self.show_confusion:
                 print_confusion(matrix, label_list, eval_set.name)
-        if eval_set.name == "test":
+        if eval_set.name.startswith("test"):
             lines = ["index\tprediction"] + [f"{r['idx']}\t{r['prediction']}" for r in records]
-            files[GLUE_SUBMISSION_FILES.get(info.get("task_name") or "", f"{prefix}_submission.tsv")] = "\n".join(lines) + "\n"
+            files[submission_file_name(info.get("task_name"), eval_set.name)] = "\n".join(lines) + "\n"
         for name, content in files.items():
             if content is not None:
                 Path(output_dir, name).write_text(content, encoding="utf-8")
