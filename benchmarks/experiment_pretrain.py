@@ -79,7 +79,7 @@ def run(argv: list[str], model: Path, out: Path) -> dict:
                       if any(k.startswith("eval_") for k in r)]}
 
 
-def plot(task: str, spec: dict, rows: dict[str, dict]) -> Path | None:
+def plot(task: str, spec: dict, rows: dict[str, dict], model: str = "MiniLM-L6-H384") -> Path | None:
     """Training loss and the task's metric against steps, every initialisation on the same axes."""
     try:
         import matplotlib
@@ -105,7 +105,7 @@ def plot(task: str, spec: dict, rows: dict[str, dict]) -> Path | None:
     for axis in (loss_axis, metric_axis):
         axis.grid(alpha=0.3)
         axis.legend()
-    figure.suptitle(f"{spec['title']}: pretrained vs random initialisation, MiniLM-L6-H384")
+    figure.suptitle(f"{spec['title']}: pretrained vs random initialisation, {model}")
     figure.tight_layout()
     path = OUT / f"{task}.png"
     figure.savefig(path, dpi=110)

@@ -51,8 +51,9 @@ class ModelConfig(Section):
         False, description="Recompute activations in the backward pass: less memory, about 30% slower."
     )
     fast_cpu_dropout: bool = Field(
-        True, description="When training on CPU, draw dropout masks with torch.rand instead of bernoulli_: the same "
-        "distribution, about 1.6x faster per dropout call (14% of a BERT-mini step went to bernoulli_).",
+        False, description="When training on CPU, draw dropout masks with torch.rand instead of bernoulli_: the same "
+        "distribution, about 1.6x faster per dropout call (14% of a BERT-mini MLM step went to bernoulli_). On by "
+        "default for pretrain-mlm/clm; off elsewhere, where it measured +4% speed but +35-50 MB peak RSS for MiniLM QA.",
     )
     scratch_vocab_size: int = Field(
         8000, ge=100, description="Vocabulary size of the tokenizer trained for a scratch: model."
@@ -184,9 +185,10 @@ class TrainingConfig(Section):
     torch_threads: int | None = Field(None, ge=1, description="CPU threads for torch (default: torch's choice).")
     trim_cpu_memory: bool = Field(
         True,
-        description="On Linux CPUs, hand free heap memory back to the OS after a batch that left 256 MB or more "
-        "free (malloc_trim). Batch shapes change every step, which fragments the heap; trimming cut peak RSS by "
-        "12% for 13% less speed (MiniLM, seq 384, benchmarks/README.md). Set false for speed when memory is "
+        description="On Linux CPUs, hand free heap memory back to the OS (malloc_trim) after a batch that left 256 MB "
+        "or more free: changing batch shapes fragment the heap (trimming cut MiniLM QA's peak RSS by 12% for 13% less "
+        "speed). Packed pretraining blocks all share one shape; there the free heap a step leaves is reused by the "
+        "next, and only its growth by 256 MB is trimmed (benchmarks/README.md). Set false for speed when memory is "
         "plentiful.",
     )
 

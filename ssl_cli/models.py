@@ -232,7 +232,8 @@ def use_fast_cpu_dropout(model: Any) -> int:
                     return x
                 if self.p == 1:
                     return torch.zeros_like(x)
-                return x * (torch.rand_like(x) >= self.p) * (1.0 / (1.0 - self.p))
+                kept = x * (torch.rand_like(x) >= self.p)  # saves only the bool mask for backward
+                return kept.mul_(1.0 / (1.0 - self.p))  # in place: no third full-size tensor
 
         _FAST_DROPOUT = FastDropout
     swapped = 0

@@ -131,6 +131,7 @@ def run_task(task: Task, recipe: Any) -> dict[str, Any]:
             model, train_features.select_columns(keep), train_collate, train_features["length"],
             evaluate_during_training if primary is not None else None, metric_name, greater, tracker_config, resume_from,
             labels_per_batch=_labels_per_batch(task, train_features, training.per_device_train_batch_size),
+            steady_shapes=task.fixed_shape_batches(recipe),
         )
         model = engine.model
         results.update(result.metrics)

@@ -1,4 +1,4 @@
-"""The CPU heap trimmer: trims after a batch that freed a lot, leaves small ones alone (real glibc, own process)."""
+"""The CPU heap trimmer: trims free heap after changing shapes, leaves the steady level of one shape alone (glibc)."""
 
 from __future__ import annotations
 
@@ -24,13 +24,29 @@ big = [bytearray(1 << 20) for _ in range(400)]
 del big
 before = current_rss_mb()
 trimmer.after_batch()
-assert trimmer.trims == 1, "400 MB freed: trim"
+assert trimmer.trims == 1, "400 MB more free heap than the last batch left: trim"
 assert current_rss_mb() < before - 200, (before, current_rss_mb())
+trimmer.steady_shapes = True  # packed blocks (Task.fixed_shape_batches)
+for step in range(4):  # batches of one shape: each frees what the next one reuses
+    freed = [bytearray(1 << 20) for _ in range(400)]
+    del freed
+    trimmer.after_batch((32, 128))
+    assert trimmer.trims == 2, (step, "a new shape with 400 MB free: trim once; then the steady level is reused")
+grown = [bytearray(1 << 20) for _ in range(800)]
+del grown
+trimmer.after_batch((32, 128))
+assert trimmer.trims == 3, "the free heap grew by 400 MB over the steady level: trim"
+varying = HeapTrimmer(_glibc(), min_free_mb=256)  # other tasks: every batch that leaves 256 MB free is trimmed
+for _ in range(2):
+    freed = [bytearray(1 << 20) for _ in range(400)]
+    del freed
+    varying.after_batch((32, 128))
+assert varying.trims == 2
 print("ok")
 """
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc only")
-def test_trims_only_when_a_batch_left_much_free_heap():
+def test_trims_free_heap_except_what_the_next_batch_of_one_shape_reuses():
     proc = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr

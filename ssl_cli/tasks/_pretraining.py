@@ -152,6 +152,9 @@ class PretrainingTask(Task):
     def model_input_columns(self) -> list[str]:
         return ["input_ids", "attention_mask"]
 
+    def fixed_shape_batches(self, recipe: Any) -> bool:
+        return not recipe.text.line_by_line  # packed: every block is max_seq_length long (but a tail)
+
     def label_columns(self) -> list[str]:
         return ["labels"]
 

@@ -131,6 +131,11 @@ class Task(ABC):
         """Feature columns the collator reads besides model inputs and labels (kept in training and eval features)."""
         return []
 
+    def fixed_shape_batches(self, recipe: Any) -> bool:
+        """Whether training batches all share one shape (packed blocks): the engine then leaves the heap a step
+        frees for the next one instead of trimming it. Default: False."""
+        return False
+
     def adapt_model_for_training(self, model: Any, recipe: Any) -> None:
         """Change how the model computes its training loss, before the engine wraps it (MLM: the head only at
         masked positions). The saved checkpoint must stay an ordinary one. Default: nothing."""

@@ -46,7 +46,8 @@ class CLMTask(PretrainingTask):
     shift_labels = True
 
     def default_recipe(self) -> dict[str, Any]:
-        return {"task": self.name, "model": {"name_or_path": "scratch:gpt2-tiny"}, "data": {"max_seq_length": 128},
+        return {"task": self.name, "model": {"name_or_path": "scratch:gpt2-tiny", "fast_cpu_dropout": True},
+                "data": {"max_seq_length": 128},
                 "training": {"learning_rate": 5e-4}}
 
     def auto_model_class(self) -> Any:

@@ -170,7 +170,8 @@ class MLMTask(PretrainingTask):
     tiny_recipe = "recipes/pretrain/tiny-mlm-offline.yaml"
 
     def default_recipe(self) -> dict[str, Any]:
-        return {"task": self.name, "data": {"max_seq_length": 128}, "training": {"learning_rate": 1e-4}}
+        return {"task": self.name, "model": {"fast_cpu_dropout": True}, "data": {"max_seq_length": 128},
+                "training": {"learning_rate": 1e-4}}
 
     def auto_model_class(self) -> Any:
         from transformers import AutoModelForMaskedLM
@@ -212,6 +213,9 @@ class MLMTask(PretrainingTask):
         if len(pairs) == 0:
             raise UserError(f"{name}: no sentence pair could be built (every document has under two tokens)")
         return pairs.add_column("example_index", list(range(len(pairs))))
+
+    def fixed_shape_batches(self, recipe: MLMRecipe) -> bool:
+        return recipe.mlm.sentence_objective == "none" and super().fixed_shape_batches(recipe)  # pairs vary
 
     def adapt_model_for_training(self, model: Any, recipe: MLMRecipe) -> None:
         objective = recipe.mlm.sentence_objective
