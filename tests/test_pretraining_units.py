@@ -153,7 +153,7 @@ def test_masked_positions_only_head_gives_the_full_heads_loss_and_gradients(fami
     import torch
     import transformers
 
-    from ssl_cli.tasks.mlm import predict_masked_positions_only
+    from ssl_cli.tasks.mlm import install_training_forward
 
     size = {"vocab_size": 97, "hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64,
             "max_position_embeddings": 64}
@@ -172,7 +172,7 @@ def test_masked_positions_only_head_gives_the_full_heads_loss_and_gradients(fami
     full = transformers.AutoModelForMaskedLM.from_config(config)
     sparse = transformers.AutoModelForMaskedLM.from_config(config)
     sparse.load_state_dict(full.state_dict())
-    assert predict_masked_positions_only(sparse)
+    assert install_training_forward(sparse, sparse=True)
     generator = torch.Generator().manual_seed(1)
     input_ids = torch.randint(5, 97, (3, 20), generator=generator)
     attention_mask = torch.ones_like(input_ids)

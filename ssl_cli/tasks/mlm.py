@@ -139,11 +139,6 @@ def install_training_forward(model: Any, sparse: bool = True) -> bool:
     return True
 
 
-def predict_masked_positions_only(model: Any) -> bool:
-    """The MLM head only at masked positions in training (see ``install_training_forward``)."""
-    return install_training_forward(model, sparse=True)
-
-
 class MLMRecipe(Recipe):
     text: TextConfig = Field(default_factory=TextConfig)
     mlm: MLMConfig = Field(default_factory=MLMConfig)
