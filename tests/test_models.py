@@ -127,3 +127,21 @@ def test_fast_cpu_dropout_is_dropout():
     keys = set(model.state_dict())
     assert use_fast_cpu_dropout(model) == 2 * 3 + 1  # per layer: attention probabilities, outputs; the embeddings
     assert set(model.state_dict()) == keys
+
+
+def test_scratch_wordpiece_tokenizer_is_the_same_on_every_training():
+    """tokenizers' WordPiece trainer numbers its ## pieces in hash-map order (tokenizers#1794), which
+    changed the vocabulary, and the demo's F1 by 7 points, from one run to the next."""
+    from ssl_cli.demo import make_squad_json
+    from ssl_cli.models import train_wordpiece_tokenizer
+    from ssl_cli.synthetic import text_corpus
+
+    squad = make_squad_json(40, seed=0)
+    texts = [p["context"] for article in squad["data"] for p in article["paragraphs"]] + text_corpus(200, seed=0)
+    vocabs = [train_wordpiece_tokenizer(iter(texts), 300, 128).get_vocab() for _ in range(4)]  # 300: words split into pieces
+    assert all(v == vocabs[0] for v in vocabs[1:])
+    tokenizer = train_wordpiece_tokenizer(texts, 300, 128)
+    assert set(tokenizer.get_added_vocab()) == {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"}  # ## pieces stay ordinary
+    pieces = tokenizer.tokenize(texts[-1] + " " + texts[0][:20])
+    assert any(p.startswith("##") for p in pieces) and "[UNK]" not in pieces
+    assert "##s" in tokenizer.get_vocab() and tokenizer.tokenize("##s")[-1] == "s"  # text "##s" is not that piece
