@@ -19,19 +19,21 @@ Contract (the same on a laptop CPU, one or eight GPUs, or a TPU, under
 from __future__ import annotations
 
 import ctypes
+import itertools
 import json
 import math
 import os
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ssl_cli.durability import failpoint, truncate_log, verify_manifest, write_manifest
 from ssl_cli.errors import UserError
 from ssl_cli.sampling import BatchSampler, sorted_eval_order
 
@@ -53,6 +55,11 @@ class TrainState:
     evals_without_improvement: int = 0
     examples_seen: int = 0
     eval_history: list[dict[str, Any]] = field(default_factory=list)
+    # The loss of the logging window in progress and of the run so far: a resumed run logs the same means.
+    running_loss: float = 0.0
+    running_batches: int = 0
+    loss_sum: float = 0.0
+    loss_count: int = 0
 
 
 @dataclass
@@ -261,6 +268,7 @@ class Engine:
             torch.set_num_threads(training.torch_threads)
         libc = tune_cpu_allocator() if self.accelerator.device.type == "cpu" else None
         self._heap = HeapTrimmer(libc) if libc is not None and training.trim_cpu_memory else None
+        self.current_step = 0  # the optimizer step training is at (evaluation failpoints name it)
         set_seed(training.seed)
 
     # ------------------------------------------------------------------ facts
@@ -316,7 +324,7 @@ class Engine:
         model: Any,
         dataset: Any,
         collate_fn: Callable[[list[dict[str, Any]]], dict[str, Any]],
-        lengths: list[int],
+        lengths: list[int] | None,
         evaluate: Callable[[Any], dict[str, float]] | None,
         metric_name: str,
         greater_is_better: bool,
@@ -324,6 +332,7 @@ class Engine:
         resume_from: Path | None = None,
         labels_per_batch: float | None = None,
         steady_shapes: bool = False,
+        token_count: Callable[[dict[str, Any]], Any] | None = None,
     ) -> TrainResult:
         """Train ``model`` on ``dataset``; ``evaluate(model)`` returns eval metrics (with ``eval_`` keys).
 
@@ -336,6 +345,20 @@ class Engine:
         won back 0.4 of them).
 
         ``steady_shapes``: the batches all have one shape (packed blocks); see ``HeapTrimmer``.
+
+        ``token_count(batch)``: for a loss that is a mean over the batch's
+        predicted tokens (MLM, CLM), their count. On several processes each
+        process's mean is then weighed by its share of the global batch's
+        tokens (one small all-reduce per step), so the averaged gradient is
+        that of the mean over all the global batch's tokens, as on one process
+        (Trainer's ``average_tokens_across_devices``). Without it, a process
+        whose blocks drew fewer masks would weigh each of them more.
+
+        ``lengths`` None: ``dataset`` is a stream (``datasets.IterableDataset``)
+        with no length. Training then runs ``max_steps`` steps, passing over the
+        stream as often as that takes (``set_epoch`` reshuffles each pass), and a
+        resumed pass skips the examples already trained on in the stream itself,
+        before collation: they never reach the model.
         """
         import torch
         from torch.utils.data import DataLoader
@@ -344,22 +367,29 @@ class Engine:
         cfg, acc = self.cfg, self.accelerator
         if self._heap is not None:
             self._heap.steady_shapes = steady_shapes
-        sampler = BatchSampler(
-            lengths, cfg.per_device_train_batch_size, seed=cfg.seed, shuffle=True, group_by_length=cfg.group_by_length
-        )
+        streamed = lengths is None
+        if streamed and not cfg.max_steps:
+            raise UserError("a streamed dataset has no length: set training.max_steps (--max-steps N)")
         # A private generator: iter(DataLoader) draws a worker seed from it. From the global RNG,
         # that draw would shift dropout after ``--resume`` and break exact continuation.
         loader_rng = torch.Generator().manual_seed(cfg.seed)
-        loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_fn,
-                            num_workers=cfg.dataloader_num_workers, generator=loader_rng)
+        sampler = None if streamed else BatchSampler(
+            lengths, cfg.per_device_train_batch_size, seed=cfg.seed, shuffle=True, group_by_length=cfg.group_by_length
+        )
         optimizer = torch.optim.AdamW(
             parameter_groups(model, cfg.weight_decay), lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2),
             eps=cfg.adam_epsilon, fused=fused_adamw_supported(acc.device),
         )
-        model, optimizer, loader = acc.prepare(model, optimizer, loader)
-        steps_per_epoch = max(1, math.ceil(len(loader) / cfg.gradient_accumulation_steps))
-        total_steps = cfg.max_steps or max(1, math.ceil(cfg.num_train_epochs * steps_per_epoch))
-        num_epochs = math.ceil(total_steps / steps_per_epoch)
+        model, optimizer = acc.prepare(model, optimizer)
+        if streamed:
+            loader = None
+            total_steps, epochs = cfg.max_steps, itertools.count()
+        else:
+            loader = acc.prepare(DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_fn,
+                                            num_workers=cfg.dataloader_num_workers, generator=loader_rng))
+            steps_per_epoch = max(1, math.ceil(len(loader) / cfg.gradient_accumulation_steps))
+            total_steps = cfg.max_steps or max(1, math.ceil(cfg.num_train_epochs * steps_per_epoch))
+            epochs = range(math.ceil(total_steps / steps_per_epoch))
         warmup = cfg.warmup_steps if cfg.warmup_steps is not None else math.ceil(cfg.warmup_ratio * total_steps)
         # A prepared scheduler steps once per process per optimizer step, hence the factor.
         scheduler = get_scheduler(
@@ -371,6 +401,8 @@ class Engine:
         state = TrainState()
         if resume_from is not None:
             state = self._load_checkpoint(resume_from)
+            if self.is_main_process:
+                truncate_log(self.output_dir / LOG_FILE, state.global_step)
             self.print(f"resumed from {resume_from} at step {state.global_step} (epoch {state.epoch}, batch {state.batches_in_epoch})")
         if self.trackers:
             acc.init_trackers("ssl", config=tracker_config)
@@ -378,27 +410,36 @@ class Engine:
         progress = _Progress(total_steps, state.global_step, enabled=self.is_main_process)
         global_batch = cfg.per_device_train_batch_size * acc.num_processes
         start_time, start_step, start_examples = time.perf_counter(), state.global_step, state.examples_seen
-        running_loss, running_batches, stop = 0.0, 0, state.global_step >= total_steps
-        loss_sum_total, loss_count_total = 0.0, 0
+        stop = state.global_step >= total_steps
         tokens_seen = 0  # real (unpadded) tokens of this session, for train_tokens_per_second
 
         model.train()
         with progress:
-            for epoch in range(state.epoch, num_epochs):
+            for epoch in epochs:
+                if epoch < state.epoch:
+                    continue
                 if stop:
                     break
                 state.epoch = epoch
-                sampler.use_epoch(epoch)
                 if hasattr(collate_fn, "set_epoch"):  # per-epoch masks (MLM), drawn before the loader starts
                     collate_fn.set_epoch(epoch)
-                epoch_loader = loader
-                if state.batches_in_epoch:
-                    epoch_loader = acc.skip_first_batches(loader, state.batches_in_epoch)
+                if streamed:
+                    epoch_loader = self._stream_loader(dataset, epoch, state.batches_in_epoch, collate_fn, loader_rng)
+                else:
+                    sampler.use_epoch(epoch)
+                    epoch_loader = loader
+                    if state.batches_in_epoch:
+                        epoch_loader = acc.skip_first_batches(loader, state.batches_in_epoch)
+                batches_before = state.batches_in_epoch
                 for batch in epoch_loader:
                     with acc.accumulate(model):
                         loss = model(**batch).loss
+                        count = token_count(batch) if token_count is not None and acc.num_processes > 1 else None
                         if labels_per_batch:
                             acc.backward(loss * ((batch["labels"] != -100).sum() / labels_per_batch))
+                        elif count is not None:
+                            total = acc.reduce(count.detach().float().clone(), reduction="sum").clamp(min=1)
+                            acc.backward(loss * (count.float() * acc.num_processes / total))
                         else:
                             acc.backward(loss)
                         if acc.sync_gradients and cfg.max_grad_norm:
@@ -412,24 +453,23 @@ class Engine:
                     state.examples_seen += len(next(iter(batch.values()))) * acc.num_processes
                     if "attention_mask" in batch:
                         tokens_seen += int(batch["attention_mask"].sum()) * acc.num_processes
-                    running_loss += loss.detach().float().item()
-                    running_batches += 1
+                    state.running_loss += loss.detach().float().item()
+                    state.running_batches += 1
                     if not acc.sync_gradients:
                         continue
                     state.global_step += 1
+                    self.current_step = state.global_step
+                    failpoint("step", state.global_step)
                     elapsed = time.perf_counter() - start_time
                     rate = (state.examples_seen - start_examples) / max(elapsed, 1e-9)
                     if state.global_step % cfg.logging_steps == 0 or state.global_step == total_steps:
-                        mean_loss = self._mean_across_processes(running_loss / max(running_batches, 1))
-                        loss_sum_total += mean_loss * running_batches
-                        loss_count_total += running_batches
-                        record = {"step": state.global_step, "epoch": round(epoch + state.batches_in_epoch / len(loader), 4),
+                        mean_loss = self._close_loss_window(state)
+                        record = {"step": state.global_step, "epoch": round(_epochs_done(state, loader), 4),
                                   "loss": mean_loss, "learning_rate": scheduler.get_last_lr()[0],
                                   "examples_per_second": rate}
                         log.write(record)
                         if self.trackers:
                             acc.log({"train/loss": mean_loss, "train/learning_rate": record["learning_rate"]}, step=state.global_step)
-                        running_loss, running_batches = 0.0, 0
                         progress.update(state.global_step, mean_loss, record["learning_rate"], rate)
                     else:
                         progress.update(state.global_step, None, None, rate)
@@ -437,20 +477,22 @@ class Engine:
                         stop |= self._evaluate(model, evaluate, state, metric_name, greater_is_better, log)
                     if cfg.save_strategy == "steps" and state.global_step % (cfg.save_steps or 1) == 0:
                         self._save_checkpoint(state, metric_name)
+                        failpoint("saved", state.global_step)
                     if state.global_step >= total_steps:
                         stop = True
                     if stop:
                         break
                 else:
+                    if streamed and batches_before == 0 and state.batches_in_epoch == 0:
+                        raise UserError("the training stream gave no batch: it has no text left (check the data, "
+                                        "or text.streaming_validation_documents)")
                     state.epoch, state.batches_in_epoch = epoch + 1, 0
                     if cfg.eval_strategy == "epoch" and evaluate:
                         stop |= self._evaluate(model, evaluate, state, metric_name, greater_is_better, log)
                     if cfg.save_strategy == "epoch":
                         self._save_checkpoint(state, metric_name)
-        if running_batches:
-            mean_loss = self._mean_across_processes(running_loss / running_batches)
-            loss_sum_total += mean_loss * running_batches
-            loss_count_total += running_batches
+        if state.running_batches:
+            self._close_loss_window(state)
         runtime = time.perf_counter() - start_time
         trained_steps = state.global_step - start_step
         if cfg.load_best_model_at_end and state.best_checkpoint and Path(state.best_checkpoint).is_dir():
@@ -458,20 +500,43 @@ class Engine:
             self.print(f"loaded the best model ({metric_name} = {state.best_metric:.4g}) from {state.best_checkpoint}")
         examples = state.examples_seen - start_examples
         metrics = {
-            "train_loss": loss_sum_total / max(loss_count_total, 1),
+            "train_loss": state.loss_sum / max(state.loss_count, 1),
             "train_runtime": runtime,
-            "train_samples": len(dataset),
+            "train_samples": state.examples_seen if streamed else len(dataset),
             "train_samples_per_second": examples / max(runtime, 1e-9),
             "train_tokens_per_second": tokens_seen / max(runtime, 1e-9),
             "train_steps_per_second": trained_steps / max(runtime, 1e-9),
             "train_steps": state.global_step,
-            "epoch": state.epoch + state.batches_in_epoch / max(len(loader), 1),
+            "epoch": _epochs_done(state, loader),
             "global_batch_size": global_batch * cfg.gradient_accumulation_steps,
             "train_peak_rss_mb": peak_rss_mb(),
             "train_heap_trims": self._heap.trims if self._heap is not None else 0,
         }
         self.model = model
         return TrainResult(metrics, state)
+
+    def _stream_loader(self, dataset: Any, epoch: int, skip_batches: int, collate_fn: Callable, generator: Any) -> Any:
+        """One pass over a stream: reshuffled for ``epoch``, its first ``skip_batches`` global batches skipped."""
+        from torch.utils.data import DataLoader
+
+        cfg = self.cfg
+        if skip_batches:
+            dataset = dataset.skip(skip_batches * cfg.per_device_train_batch_size * self.accelerator.num_processes)
+        loader = self.accelerator.prepare(DataLoader(dataset, batch_size=cfg.per_device_train_batch_size,
+                                                     collate_fn=collate_fn, num_workers=cfg.dataloader_num_workers,
+                                                     generator=generator))
+        # The shuffle of this pass. On the prepared loader: a fresh one would set the stream's epoch back to 0 when
+        # iterated, and a stream derived by skip() does not inherit its parent's epoch.
+        loader.set_epoch(epoch)
+        return _without_global_rng(loader)
+
+    def _close_loss_window(self, state: TrainState) -> float:
+        """The mean loss of the batches since the last log line (over processes), added to the run's total."""
+        mean_loss = self._mean_across_processes(state.running_loss / max(state.running_batches, 1))
+        state.loss_sum += mean_loss * state.running_batches
+        state.loss_count += state.running_batches
+        state.running_loss, state.running_batches = 0.0, 0
+        return mean_loss
 
     def _mean_across_processes(self, value: float) -> float:
         if self.num_processes == 1:
@@ -530,6 +595,7 @@ class Engine:
                 index = batch.pop("feature_index")
                 labels = batch.pop("labels", None)
                 reduced = reduce(model(**batch), labels)
+                failpoint("evaluating", self.current_step)
                 output_names = tuple(reduced)
                 for name in output_names:
                     rows.setdefault(name, [None] * len(dataset))
@@ -557,6 +623,8 @@ class Engine:
         acc.wait_for_everyone()
         if self.is_main_process:
             _write_json_atomic(tmp / STATE_FILE, asdict(state))
+            failpoint("saving", state.global_step)
+            write_manifest(tmp)
             if final.exists():
                 shutil.rmtree(final)
             os.replace(tmp, final)
@@ -580,6 +648,7 @@ class Engine:
         state_file = path / STATE_FILE
         if not state_file.is_file():
             raise UserError(f"{path} is not a complete checkpoint (no {STATE_FILE}); pick another with training.resume_from_checkpoint")
+        verify_manifest(path)
         self.accelerator.load_state(str(path))
         return TrainState(**json.loads(state_file.read_text()))
 
@@ -590,6 +659,31 @@ class Engine:
         if weights.is_file():
             self.unwrap(model).load_state_dict(load_file(str(weights), device="cpu"), strict=False)
             self.wait()
+
+
+def _without_global_rng(loader: Any) -> Iterator[Any]:
+    """``loader``'s batches, leaving torch's global RNG as it was.
+
+    Accelerate rebuilds a stream's DataLoader without our private generator,
+    and its first batch draws a worker seed from the global RNG: that draw
+    would shift every later dropout mask of a resumed run.
+    """
+    import torch
+
+    state = torch.get_rng_state()
+    batches = iter(loader)
+    first = next(batches, None)
+    torch.set_rng_state(state)
+    if first is not None:
+        yield first
+        yield from batches
+
+
+def _epochs_done(state: TrainState, loader: Any) -> float:
+    """Passes over the data so far, with the current one's fraction (whole passes only for a stream)."""
+    if loader is None:
+        return float(state.epoch)
+    return state.epoch + state.batches_in_epoch / max(len(loader), 1)
 
 
 def list_checkpoints(output_dir: Path) -> list[Path]:

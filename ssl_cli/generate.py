@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ssl_cli.errors import UserError
+from ssl_cli.models import warn_remote_code
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ def generate(model_dir: str, prompt: str, sampling: Sampling, trust_remote_code:
     path = Path(model_dir).expanduser()
     if not (path / "config.json").is_file():
         raise UserError(f"{model_dir} is not a model directory (no config.json): pass an output of ssl pretrain-clm")
+    warn_remote_code(model_dir, trust_remote_code)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(str(path), use_safetensors=True, trust_remote_code=trust_remote_code)

@@ -61,6 +61,9 @@ def classify_model(name_or_path: str) -> ModelSource:
     return ModelSource("hub", name_or_path)
 
 
+MAX_WORD_CHARS = 100  # WordPiece's max_input_chars_per_word
+
+
 def train_wordpiece_tokenizer(texts: Iterable[str], vocab_size: int, model_max_length: int):
     """A BERT WordPiece tokenizer trained on ``texts`` (CJK split per character), the same on every run.
 
@@ -71,10 +74,10 @@ def train_wordpiece_tokenizer(texts: Iterable[str], vocab_size: int, model_max_l
     """
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 
-    texts = texts if isinstance(texts, (list, tuple)) else list(texts)
     tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    texts = [_without_long_words(tok, text) for text in texts]
     pieces = [f"##{c}" for c in sorted(_continuation_chars(tok, texts))]
     trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS + pieces, min_frequency=1)
     tok.train_from_iterator(texts, trainer)
@@ -84,6 +87,19 @@ def train_wordpiece_tokenizer(texts: Iterable[str], vocab_size: int, model_max_l
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.add_special_tokens(SPECIAL_TOKENS)
     return _as_bert_tokenizer(tok, model_max_length)
+
+
+def _without_long_words(tok: Any, text: str) -> str:
+    """``text`` less its words over 100 characters (WordPiece's limit: it encodes them as [UNK] anyway). One word of
+    a million characters (a line of base64, a corrupt field) stalls the trainers' merge loop for hours: 200,000
+    characters took byte-level BPE 38 s, and the time grows faster than the length."""
+    if len(text) <= MAX_WORD_CHARS:
+        return text
+    normalized = tok.normalizer.normalize_str(text) if tok.normalizer is not None else text
+    words = tok.pre_tokenizer.pre_tokenize_str(normalized)
+    if all(len(word) <= MAX_WORD_CHARS for word, _ in words):
+        return text
+    return " ".join(word for word, _ in words if len(word) <= MAX_WORD_CHARS)
 
 
 def _continuation_chars(tok: Any, texts: Iterable[str]) -> set[str]:
@@ -204,6 +220,7 @@ def train_bytelevel_tokenizer(texts: Iterator[str], vocab_size: int, model_max_l
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
+    texts = [_without_long_words(tok, text) for text in texts]
     trainer = trainers.BpeTrainer(vocab_size=max(vocab_size, 300), special_tokens=GPT2_SPECIAL_TOKENS,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(texts, trainer)
@@ -321,6 +338,15 @@ def apply_config_overrides(config: Any, overrides: dict[str, Any], model_name: s
             raise UserError(f"config_overrides: {model_name}'s {type(config).__name__} has no attribute "
                             f"'{key}'{did_you_mean(key, sorted(known))}")
         setattr(config, key, value)
+
+
+def warn_remote_code(name: str, trusted: bool) -> None:
+    """One warning line when ``trust_remote_code`` is on: the model's own Python code will run here."""
+    if trusted:
+        import sys
+
+        print(f"warning: trust_remote_code is on: Python code shipped with {name} will run on this machine; use it "
+              "only for a model whose code you have read", file=sys.stderr)
 
 
 def hub_timeouts() -> None:

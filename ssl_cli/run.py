@@ -79,20 +79,25 @@ def run_task(task: Task, recipe: Any) -> dict[str, Any]:
     from ssl_cli.engine import Engine
 
     engine = Engine(training, out)
+    _quiet_libraries(engine.is_main_process)
+    with engine.main_process_first():
+        splits = task.load_splits(recipe)  # bad data fails here, before the output dir is touched
+    created = not out.exists()
     if engine.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         if training.overwrite and resume_from is None:
             _clear_dir(out)
     engine.wait()
-    _quiet_libraries(engine.is_main_process)
-
-    with engine.main_process_first():
-        splits = task.load_splits(recipe)
-    tokenizer, model = _build_model(task, recipe, splits, engine, out, resume_from)
-    with engine.main_process_first():
-        train_features = task.prepare_train(splits.train, tokenizer, recipe) if splits.train is not None else None
-        for eval_set in splits.evals:
-            eval_set.features = task.prepare_eval(eval_set, tokenizer, recipe)
+    try:
+        tokenizer, model = _build_model(task, recipe, splits, engine, out, resume_from)
+        with engine.main_process_first():
+            train_features = task.prepare_train(splits.train, tokenizer, recipe) if splits.train is not None else None
+            for eval_set in splits.evals:
+                eval_set.features = task.prepare_eval(eval_set, tokenizer, recipe)
+    except UserError:
+        if created and engine.is_main_process:  # a bad model or setting: leave no half-made output dir behind
+            shutil.rmtree(out, ignore_errors=True)
+        raise
 
     from ssl_cli.collate import PaddingCollator
 
@@ -124,18 +129,27 @@ def run_task(task: Task, recipe: Any) -> dict[str, Any]:
 
     results: dict[str, Any] = {}
     if train_features is not None:
+        from ssl_cli.data.loading import is_stream
+
         task.adapt_model_for_training(model, recipe)
-        keep = [c for c in (*sequence_columns, *scalar_labels, *task.collator_columns()) if c in train_features.column_names]
+        streamed = is_stream(train_features)  # a stream's columns are known only once read: the collator picks
+        lengths = labels_per_batch = None
+        if not streamed:
+            lengths = train_features["length"]
+            labels_per_batch = _labels_per_batch(task, train_features, training.per_device_train_batch_size)
+            keep = [c for c in (*sequence_columns, *scalar_labels, *task.collator_columns())
+                    if c in train_features.column_names]
+            train_features = train_features.select_columns(keep)
         tracker_config = _flat_config(recipe.model_dump(mode="json"))
         result = engine.train(
-            model, train_features.select_columns(keep), train_collate, train_features["length"],
+            model, train_features, train_collate, lengths,
             evaluate_during_training if primary is not None else None, metric_name, greater, tracker_config, resume_from,
-            labels_per_batch=_labels_per_batch(task, train_features, training.per_device_train_batch_size),
-            steady_shapes=task.fixed_shape_batches(recipe),
+            labels_per_batch=labels_per_batch, steady_shapes=task.fixed_shape_batches(recipe),
+            token_count=task.loss_token_count,
         )
         model = engine.model
         results.update(result.metrics)
-        results["train_features"] = len(train_features)
+        results["train_features"] = result.metrics["train_samples"] if streamed else len(train_features)
     else:
         model = engine.accelerator.prepare(model)
 
@@ -181,9 +195,11 @@ def _build_model(task: Task, recipe: Any, splits: Any, engine: Any, out: Path, r
     """Tokenizer and model; a scratch: tokenizer is trained once (main process) and shared."""
     import transformers
 
-    from ssl_cli.models import classify_model, load_model, load_tokenizer, train_scratch_tokenizer
+    from ssl_cli.models import classify_model, load_model, load_tokenizer, train_scratch_tokenizer, warn_remote_code
 
     source = classify_model(recipe.model.name_or_path)
+    if engine.is_main_process:
+        warn_remote_code(source.name, recipe.model.trust_remote_code)
     max_positions = max(512, recipe.data.max_seq_length)
     if source.kind == "scratch":
         saved = out / SCRATCH_TOKENIZER_DIR

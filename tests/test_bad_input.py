@@ -1,129 +1,387 @@
-"""Bad input: one line naming the problem and the fix, exit code 2, no traceback, nothing lost."""
+"""The bad-input corpus: every malformed input gives one line naming the problem and the fix, exit code 2, no
+traceback, and leaves no output behind (or, for a non-empty output dir, leaves it as it was).
+
+One table, every subcommand: files, JSON, TSV/CSV, CoNLL-U, text, recipes, flags, labels, encodings, empty
+and huge lines, conflicting flags, out-of-range values, models and checkpoints. docs/reliability.md publishes
+the same table; a test keeps the two in step.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from ssl_cli.synthetic import english_pos, sentiment, write_conllu, write_table, write_text_corpus
+from tests.conftest import ROOT, run_cli
+
+QA = ["finetune-qa", "--recipe", "recipes/qa/tiny-zh-offline.yaml"]
+GLUE = ["finetune-glue", "--recipe", "recipes/glue/tiny-en-offline.yaml"]
+NLI = ["nli", "--recipe", "recipes/nli/tiny-en-offline.yaml"]
+POS = ["tag-pos", "--recipe", "recipes/pos/tiny-en-offline.yaml"]
+MLM = ["pretrain-mlm", "--recipe", "recipes/pretrain/tiny-mlm-offline.yaml"]
+CLM = ["pretrain-clm", "--recipe", "recipes/pretrain/tiny-clm-offline.yaml"]
 
 
-def assert_user_error(proc, *fragments):
-    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
-    assert "Traceback" not in proc.stderr
-    message = proc.stderr.strip().splitlines()[-1]
-    assert message.startswith("error:"), proc.stderr
-    for fragment in fragments:
-        assert fragment in proc.stderr.replace("\n", " "), (fragment, proc.stderr)
+@dataclass(frozen=True)
+class Case:
+    id: str
+    command: str
+    problem: str
+    argv: Callable[[Path, dict], list[str]]  # (scratch dir, valid data) -> arguments after `ssl`
+    expect: tuple[str, ...]  # fragments of the error line
 
 
-@pytest.fixture
-def base(tmp_path, demo_data):
-    return ["finetune-qa", "--recipe", "recipes/qa/tiny-zh-offline.yaml", "--output-dir", str(tmp_path / "out"),
-            "--max-steps", "1"]
-
-
-def write(tmp_path, name, text):
-    path = tmp_path / name
-    path.write_text(text, encoding="utf-8")
+def _file(tmp: Path, name: str, content: str | bytes) -> str:
+    path = tmp / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
     return str(path)
 
 
-def test_missing_data_file(base, tmp_path):
-    assert_user_error(run_cli(*base, "--train-file", str(tmp_path / "nope.json")), "data file not found", "nope.json")
+def _squad(context: str = "他出生於臺北。", answer_start: int = 3, **question) -> dict:
+    qa = {"id": "1", "question": "在哪裡？", "answers": [{"text": "臺北", "answer_start": answer_start}], **question}
+    return {"data": [{"title": "t", "paragraphs": [{"context": context, "qas": [qa]}]}]}
 
 
-def test_directory_given_as_a_file(base, tmp_path):
-    assert_user_error(run_cli(*base, "--train-file", str(tmp_path)), "is a directory")
+def _sst(tmp: Path, name: str, rows: list[dict]) -> str:
+    return str(write_table(rows, tmp / name))
 
 
-def test_malformed_json(base, tmp_path):
-    path = write(tmp_path, "bad.json", '{"data": [')
-    assert_user_error(run_cli(*base, "--train-file", path), "is not valid JSON", "bad.json")
+def _qa(d: dict, train: str | None = None) -> list[str]:
+    return [*QA, "--train-file", train or d["qa_train"], "--validation-file", d["qa_dev"], "--max-steps", "1"]
 
 
-def test_squad_json_without_data(base, tmp_path):
-    path = write(tmp_path, "nodata.json", json.dumps({"version": "1.1", "articles": []}))
-    assert_user_error(run_cli(*base, "--train-file", path), "'data'", "nodata.json")
+def _glue(d: dict, train: str | None = None, dev: str | None = None) -> list[str]:
+    return [*GLUE, "--task", "sst2", "--train-file", train or d["glue_train"], "--validation-file", dev or d["glue_dev"],
+            "--max-steps", "1"]
 
 
-def test_schema_error_names_record_and_field(base, tmp_path):
-    doc = {"data": [{"title": "t", "paragraphs": [{"context": "abc", "qas": [{"id": "1", "answers": []}]}]}]}
-    path = write(tmp_path, "noq.json", json.dumps(doc))
-    assert_user_error(run_cli(*base, "--train-file", path), "data[0].paragraphs[0].qas[0]", "'question'")
+def _mlm(train: str, *extra: str) -> list[str]:
+    return [*MLM, "--train-file", train, "--max-steps", "1", *extra]
 
 
-def test_flat_records_missing_field(base, tmp_path):
-    path = write(tmp_path, "flat.jsonl", json.dumps({"id": "1", "context": "abc"}) + "\n")
-    assert_user_error(run_cli(*base, "--train-file", path), "flat.jsonl", "question")
+def _pos(d: dict, train: str | None = None, *extra: str) -> list[str]:
+    return [*POS, "--train-file", train or d["pos_train"], "--max-steps", "1", *extra]
 
 
-def _mismatched(tmp_path):
-    qas = [{"id": "1", "question": "什麼？", "answers": [{"text": "臺北", "answer_start": 5}]}]
-    doc = {"data": [{"title": "t", "paragraphs": [{"context": "他出生於臺北。", "qas": qas}]}]}
-    return write(tmp_path, "mismatch.json", json.dumps(doc, ensure_ascii=False))
+def _conllu_with(d: dict, tmp: Path, edit: Callable[[list[str]], None]) -> str:
+    lines = Path(d["pos_train"]).read_text(encoding="utf-8").splitlines()
+    edit(lines)
+    return _file(tmp, "bad.conllu", "\n".join(lines) + "\n")
 
 
-def test_empty_dataset_after_filtering(base, tmp_path, demo_data):
-    proc = run_cli(*base, "--train-file", _mismatched(tmp_path), "--validation-file", str(demo_data["dev"]))
-    assert_user_error(proc, "training set is empty")
-    assert "1 training question(s) have an answer_start" in proc.stderr
+def _replace_line(index: int, new: str) -> Callable[[list[str]], None]:
+    def edit(lines: list[str]) -> None:
+        lines[index] = new
+    return edit
 
 
-def test_strict_mode_fails_on_answer_mismatch(base, tmp_path, demo_data):
-    proc = run_cli(*base, "--train-file", _mismatched(tmp_path), "--validation-file", str(demo_data["dev"]),
-                   "--set", "data.strict=true")
-    assert_user_error(proc, "answer_start", "id 1")
+def _recipe(tmp: Path, text: str) -> str:
+    return _file(tmp, "recipe.yaml", text)
 
 
-def test_nonexistent_model_path(base, demo_data):
-    proc = run_cli(*base, "--train-file", str(demo_data["train"]), "--model", "./no/such/model")
-    assert_user_error(proc, "model path does not exist")
+def _bin_only_model(tmp: Path) -> str:
+    """A model directory with pytorch_model.bin (pickle) weights and no safetensors: never loaded by default."""
+    import torch
+    from transformers import BertConfig, BertForQuestionAnswering
+
+    from ssl_cli.models import train_wordpiece_tokenizer
+
+    model_dir = tmp / "bin-model"
+    config = BertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    config.save_pretrained(model_dir)
+    torch.save(BertForQuestionAnswering(config).state_dict(), model_dir / "pytorch_model.bin")
+    train_wordpiece_tokenizer(["他出生於臺北。在哪裡？"] * 3, 100, 128).save_pretrained(model_dir)
+    return str(model_dir)
 
 
-def test_hub_model_while_offline(base, demo_data):
-    proc = run_cli(*base, "--train-file", str(demo_data["train"]), "--model", "bert-base-chinese")
-    assert_user_error(proc, "bert-base-chinese", "Hub", "--model /path/to")
-
-
-def test_registered_dataset_while_offline(base):
-    assert_user_error(run_cli(*base, "--data", "drcd"), "offline", "--data DIR")
-
-
-def test_unknown_dataset_name(base):
-    assert_user_error(run_cli(*base, "--data", "drdc"), "did you mean 'drcd'")
-
-
-def test_max_seq_length_too_small_for_question_plus_stride(base, demo_data):
-    proc = run_cli(*base, "--train-file", str(demo_data["train"]), "--max-seq-length", "64", "--doc-stride", "60")
-    assert_user_error(proc, "max_seq_length 64", "doc_stride 60", "--max-seq-length above")
-
-
-def test_non_empty_output_dir_is_kept(base, tmp_path, demo_data):
-    out = tmp_path / "out"
+def _non_empty_dir(tmp: Path) -> str:
+    out = tmp / "out"
     out.mkdir()
     (out / "precious.txt").write_text("keep me")
-    assert_user_error(run_cli(*base, "--train-file", str(demo_data["train"])), "not empty", "--overwrite")
-    assert (out / "precious.txt").read_text() == "keep me"
+    return str(out)
 
 
-def test_resume_without_checkpoint(base, demo_data):
-    assert_user_error(run_cli(*base, "--train-file", str(demo_data["train"]), "--resume"), "nothing to resume")
+_POS_LINE = 3  # a token line of the generated CoNLL-U (after "# sent_id", "# text" and the first token)
+
+CASES = [
+    # ------------------------------------------------------------------ files
+    Case("missing-file", "finetune-qa", "training file does not exist",
+         lambda t, d: _qa(d, str(t / "nope.json")), ("data file not found", "nope.json")),
+    Case("directory-as-file", "finetune-qa", "a directory passed as --train-file",
+         lambda t, d: _qa(d, str(t)), ("is a directory",)),
+    Case("unsupported-format", "finetune-glue", "a .xml file",
+         lambda t, d: _glue(d, _file(t, "train.xml", "<a/>")), ("unsupported data format '.xml'",)),
+    Case("glob-matches-nothing", "pretrain-mlm", "a shard pattern that matches no file",
+         lambda t, d: _mlm(str(t / "none-*.txt")), ("no file matches",)),
+    Case("unreadable-file", "finetune-glue", "a training file without read permission",
+         lambda t, d: _glue(d, _unreadable(t)), ("not readable", "permissions")),
+    # ------------------------------------------------------------------ JSON
+    Case("truncated-json", "finetune-qa", "a JSON document cut short",
+         lambda t, d: _qa(d, _file(t, "bad.json", '{"data": [')), ("is not valid JSON", "bad.json")),
+    Case("squad-without-data", "finetune-qa", "SQuAD-style JSON without its 'data' list",
+         lambda t, d: _qa(d, _file(t, "nodata.json", json.dumps({"version": "1.1", "articles": []}))), ("'data'",)),
+    Case("question-missing", "finetune-qa", "a SQuAD record without its question",
+         lambda t, d: _qa(d, _file(t, "noq.json", json.dumps({"data": [{"title": "t", "paragraphs": [
+             {"context": "abc", "qas": [{"id": "1", "answers": []}]}]}]}))),
+         ("data[0].paragraphs[0].qas[0]", "'question'")),
+    Case("flat-record-missing-field", "finetune-qa", "a JSON-lines record without question/answers",
+         lambda t, d: _qa(d, _file(t, "flat.jsonl", json.dumps({"id": "1", "context": "abc"}) + "\n")),
+         ("flat.jsonl", "question")),
+    Case("answer-start-mismatch", "finetune-qa", "every answer_start points at other text",
+         lambda t, d: _qa(d, _file(t, "mismatch.json", json.dumps(_squad(answer_start=5), ensure_ascii=False))),
+         ("training set is empty", "answer_start")),
+    Case("answer-start-mismatch-strict", "finetune-qa", "a wrong answer_start with data.strict",
+         lambda t, d: [*_qa(d, _file(t, "mismatch.json", json.dumps(_squad(answer_start=5), ensure_ascii=False))),
+                       "--set", "data.strict=true"], ("answer_start", "id 1")),
+    Case("json-scalar", "finetune-glue", "a JSON file holding a number",
+         lambda t, d: _glue(d, _file(t, "train.json", "42")), ("expected a JSON list of records",)),
+    Case("jsonl-broken-line", "nli", "a JSON-lines file with a broken line",
+         lambda t, d: [*NLI, "--train-file", _file(t, "train.jsonl", '{"premise": "a", "hypothesis": "b", "label": '
+                                                                     '"neutral"}\n{"premise": \n'), "--max-steps", "1"],
+         ("could not read", "train.jsonl")),
+    # ------------------------------------------------------------------ TSV / CSV, labels
+    Case("label-not-in-set", "finetune-glue", "a dev label outside the task's labels",
+         lambda t, d: _glue(d, dev=_sst(t, "dev.jsonl", [*sentiment(5, 2), {"sentence": "fine", "label": "maybe"}])),
+         ("label 'maybe' is not one of the labels",)),
+    Case("label-column-missing", "finetune-glue", "no label column",
+         lambda t, d: _glue(d, _sst(t, "train.jsonl", [{"sentence": r["sentence"], "polarity": r["label"]}
+                                                        for r in sentiment(20, 1)])), ("no label column",)),
+    Case("empty-sentence", "finetune-glue", "an empty sentence",
+         lambda t, d: _glue(d, dev=_sst(t, "dev.jsonl", [*sentiment(5, 2), {"sentence": " ", "label": 1}])),
+         ("empty text in column 'sentence'",)),
+    Case("unknown-glue-task", "finetune-glue", "a misspelt task name",
+         lambda t, d: [*_glue(d), "--task", "sst3"], ("unknown task 'sst3'",)),
+    Case("empty-csv", "finetune-glue", "a CSV with a header and no rows",
+         lambda t, d: _glue(d, _file(t, "train.csv", "sentence,label\n")), ("contains no records",)),
+    Case("regression-label-not-a-number", "finetune-glue", "an STS-B score that is a word",
+         lambda t, d: [*GLUE, "--task", "stsb", "--train-file", _sst(t, "train.jsonl", [
+             {"sentence1": "a b", "sentence2": "a c", "label": "high"}] * 4), "--max-steps", "1"],
+         ("label", "high", "number")),
+    Case("nli-unknown-label", "nli", "an NLI label outside entailment/neutral/contradiction",
+         lambda t, d: [*NLI, "--train-file", _sst(t, "train.jsonl", [
+             {"premise": "a b", "hypothesis": "a", "label": "yes"}] * 4), "--max-steps", "1"], ("'yes'",)),
+    # ------------------------------------------------------------------ CoNLL-U
+    Case("conllu-wrong-field-count", "tag-pos", "a CoNLL-U token line with spaces for tabs",
+         lambda t, d: _pos(d, _conllu_with(d, t, _replace_line(_POS_LINE, "1 the the DET _ _ 0 root _ _"))),
+         ("bad.conllu:4: expected 10 tab-separated fields",)),
+    Case("conllu-no-xpos", "tag-pos", "--tag-column xpos where every XPOS is '_'",
+         lambda t, d: _pos(d, _file(t, "noxpos.conllu", "\n".join(
+             "\t".join(f[:4] + ["_"] + f[5:]) if len(f := line.split("\t")) == 10 else line
+             for line in Path(d["pos_train"]).read_text().splitlines()) + "\n"), "--tag-column", "xpos"),
+         ("column 'xpos' has no tags", "--tag-column upos")),
+    Case("tag-column-typo", "tag-pos", "a misspelt --tag-column",
+         lambda t, d: _pos(d, None, "--tag-column", "upo"), ("no column 'upo' (did you mean 'upos'?)",)),
+    Case("words-tags-length-mismatch", "tag-pos", "a JSON-lines row with more tags than words",
+         lambda t, d: _pos(d, _file(t, "train.jsonl", json.dumps({"tokens": ["a", "b"], "tags": ["X", "Y"]}) + "\n"
+                                    + json.dumps({"tokens": ["a", "b"], "tags": ["X", "Y", "Z"]}) + "\n")),
+         ("row 1: 2 words but 3 tags",)),
+    Case("conllu-empty", "tag-pos", "an empty CoNLL-U file",
+         lambda t, d: _pos(d, _file(t, "empty.conllu", "")), ("empty.conllu",)),
+    # ------------------------------------------------------------------ encodings, empty and huge lines
+    Case("latin1-conllu", "tag-pos", "a CoNLL-U file in Latin-1, not UTF-8",
+         lambda t, d: _pos(d, _file(t, "latin1.conllu", Path(d["pos_train"]).read_text().replace(
+             "the", "thé", 1).encode("latin-1"))), ("latin1.conllu", "UTF-8")),
+    Case("utf16-tsv", "finetune-glue", "a UTF-16 TSV",
+         lambda t, d: _glue(d, _file(t, "train.tsv", "sentence\tlabel\ngood\t1\n".encode("utf-16"))),
+         ("train.tsv", "UTF-8")),
+    Case("latin1-text", "pretrain-mlm", "a Latin-1 text corpus",
+         lambda t, d: _mlm(_file(t, "corpus.txt", "caf\xe9 au lait\n".encode("latin-1") * 50)), ("corpus.txt", "UTF-8")),
+    Case("empty-text-file", "pretrain-mlm", "an empty text corpus",
+         lambda t, d: _mlm(_file(t, "empty.txt", "")), ("empty.txt",)),
+    Case("blank-lines-only", "pretrain-clm", "a corpus of blank lines",
+         lambda t, d: [*CLM, "--train-file", _file(t, "blank.txt", "\n  \n\t\n" * 20), "--max-steps", "1"],
+         ("no text",)),
+    Case("no-text-column", "pretrain-mlm", "JSON lines without a text column",
+         lambda t, d: _mlm(_file(t, "corpus.jsonl", json.dumps({"body": "words here"}) + "\n")), ("no text column",)),
+    # ------------------------------------------------------------------ recipes
+    Case("recipe-missing", "finetune-qa", "--recipe names no file",
+         lambda t, d: ["finetune-qa", "--recipe", str(t / "r.yaml")], ("recipe file not found",)),
+    Case("recipe-invalid-yaml", "finetune-qa", "a recipe that is not valid YAML",
+         lambda t, d: ["finetune-qa", "--recipe", _recipe(t, "training: [1, 2\n")], ("not valid YAML",)),
+    Case("recipe-not-a-mapping", "nli", "a recipe that is a YAML list",
+         lambda t, d: ["nli", "--recipe", _recipe(t, "- a\n- b\n")], ("must be a YAML mapping",)),
+    Case("recipe-python-tag", "finetune-glue", "a recipe with a !!python/object tag (code execution attempt)",
+         lambda t, d: ["finetune-glue", "--recipe", _recipe(t, f"task: !!python/object/apply:os.system ['touch {t}/pwned']\n")],
+         ("not valid YAML",)),
+    Case("recipe-unknown-key", "finetune-qa", "a misspelt recipe key",
+         lambda t, d: ["finetune-qa", "--recipe", _recipe(t, "task: finetune-qa\ntraining:\n  num_train_epoch: 3\n")],
+         ("unknown recipe key 'training.num_train_epoch'", "did you mean 'num_train_epochs'")),
+    Case("recipe-other-task", "finetune-qa", "a tag-pos recipe given to finetune-qa",
+         lambda t, d: ["finetune-qa", "--recipe", _recipe(t, "task: tag-pos\n")], ("tag-pos",)),
+    Case("recipe-wrong-type", "pretrain-clm", "a learning rate that is a word",
+         lambda t, d: ["pretrain-clm", "--recipe", _recipe(t, "task: pretrain-clm\ntraining:\n  learning_rate: fast\n")],
+         ("training.learning_rate",)),
+    # ------------------------------------------------------------------ flags, values, conflicts
+    Case("set-without-equals", "finetune-qa", "--set without KEY=VALUE",
+         lambda t, d: [*_qa(d), "--set", "novalue"], ("KEY=VALUE",)),
+    Case("set-unknown-key", "tag-pos", "--set on a misspelt key",
+         lambda t, d: [*_pos(d), "--set", "training.lerning_rate=1"], ("did you mean 'learning_rate'",)),
+    Case("probability-out-of-range", "pretrain-mlm", "--mlm-probability 1.5",
+         lambda t, d: _mlm(d["text_train"], "--mlm-probability", "1.5"), ("mlm.mlm_probability",)),
+    Case("mask-shares-over-one", "pretrain-mlm", "mask + random replacement shares above 1",
+         lambda t, d: _mlm(d["text_train"], "--set", "mlm.mask_replace_prob=0.9", "--set", "mlm.random_replace_prob=0.2"),
+         ("must not exceed 1",)),
+    Case("max-seq-length-too-small", "finetune-glue", "--max-seq-length 8 (below 16)",
+         lambda t, d: [*_glue(d), "--max-seq-length", "8"], ("data.max_seq_length",)),
+    Case("negative-learning-rate", "nli", "--learning-rate -1",
+         lambda t, d: [*NLI, "--learning-rate", "-1"], ("training.learning_rate",)),
+    Case("stride-too-large", "finetune-qa", "doc_stride that leaves no room for the context",
+         lambda t, d: [*_qa(d), "--max-seq-length", "64", "--doc-stride", "60"],
+         ("max_seq_length 64", "doc_stride 60", "--max-seq-length above")),
+    Case("fp16-on-cpu", "finetune-qa", "fp16 mixed precision on a CPU",
+         lambda t, d: [*_qa(d), "--mixed-precision", "fp16"], ("bf16",)),
+    Case("line-by-line-with-sop", "pretrain-mlm", "--line-by-line with --sentence-objective sop",
+         lambda t, d: _mlm(d["text_train"], "--line-by-line", "--sentence-objective", "sop"),
+         ("line_by_line", "sentence_objective")),
+    Case("streaming-without-max-steps", "pretrain-clm", "--streaming without --max-steps",
+         lambda t, d: [*CLM, "--train-file", d["text_train"], "--streaming"], ("needs training.max_steps",)),
+    Case("best-model-strategy-conflict", "tag-pos", "load_best_model_at_end with eval per epoch, save per steps",
+         lambda t, d: [*_pos(d), "--set", "training.eval_strategy=epoch", "--save-steps", "5"],
+         ("load_best_model_at_end needs eval_strategy",)),
+    # ------------------------------------------------------------------ models and data names
+    Case("model-path-missing", "finetune-qa", "--model ./no/such/model",
+         lambda t, d: [*_qa(d), "--model", "./no/such/model"], ("model path does not exist",)),
+    Case("model-dir-without-config", "tag-pos", "--model names a directory without config.json",
+         lambda t, d: [*_pos(d), "--model", str(t)], ("no config.json",)),
+    Case("pickle-weights-only", "finetune-qa", "a model with only pytorch_model.bin (pickle) weights",
+         lambda t, d: [*_qa(d), "--model", _bin_only_model(t)], ("safetensors",)),
+    Case("hub-model-offline", "finetune-glue", "a Hub model id while offline",
+         lambda t, d: [*_glue(d), "--model", "bert-base-chinese"], ("bert-base-chinese", "Hub")),
+    Case("scratch-spec-typo", "pretrain-mlm", "scratch:bert-tinny",
+         lambda t, d: [*_mlm(d["text_train"]), "--model", "scratch:bert-tinny"], ("did you mean 'bert-tiny'",)),
+    Case("dataset-offline", "finetune-qa", "a registered Hub dataset while offline",
+         lambda t, d: [*QA, "--data", "drcd"], ("offline", "--data DIR")),
+    Case("dataset-name-typo", "finetune-qa", "--data drdc",
+         lambda t, d: [*QA, "--data", "drdc"], ("did you mean 'drcd'",)),
+    Case("generate-not-a-model", "generate", "ssl generate on a directory without a model",
+         lambda t, d: ["generate", "--model", str(t), "--prompt", "hi"], ("not a model directory",)),
+    # ------------------------------------------------------------------ output and checkpoints
+    Case("output-dir-not-empty", "finetune-glue", "a non-empty output dir without --overwrite",
+         lambda t, d: [*_glue(d), "--output-dir", _non_empty_dir(t)], ("not empty", "--overwrite")),
+    Case("output-dir-is-a-file", "nli", "--output-dir names a file",
+         lambda t, d: [*NLI, "--output-dir", _file(t, "out", "x")], ("is a file",)),
+    Case("resume-nothing", "pretrain-mlm", "--resume with no checkpoint",
+         lambda t, d: [*_mlm(d["text_train"]), "--resume"], ("nothing to resume",)),
+    Case("resume-from-missing-checkpoint", "finetune-qa", "resume_from_checkpoint names no directory",
+         lambda t, d: [*_qa(d), "--set", f"training.resume_from_checkpoint={t}/checkpoint-9"], ("checkpoint not found",)),
+]
 
 
-def test_fp16_on_cpu(base, demo_data):
-    assert_user_error(run_cli(*base, "--train-file", str(demo_data["train"]), "--mixed-precision", "fp16"), "bf16")
+def _unreadable(tmp: Path) -> str:
+    path = Path(_file(tmp, "secret.tsv", "sentence\tlabel\ngood\t1\n"))
+    path.chmod(0)
+    return str(path)
 
 
-def test_unknown_scratch_spec(base, demo_data):
-    assert_user_error(run_cli(*base, "--train-file", str(demo_data["train"]), "--model", "scratch:bert-tinny"),
-                      "did you mean 'bert-tiny'")
+@pytest.fixture(scope="module")
+def valid(tmp_path_factory, demo_data):
+    root = tmp_path_factory.mktemp("valid")
+    text = write_text_corpus(root / "text", n_train=60, n_dev=10, seed=1)
+    pos = write_conllu(english_pos(20, 1), root / "pos.conllu")
+    return {"qa_train": str(demo_data["train"]), "qa_dev": str(demo_data["dev"]),
+            "glue_train": _sst(root, "train.jsonl", sentiment(20, 1)), "glue_dev": _sst(root, "dev.jsonl", sentiment(5, 2)),
+            "text_train": str(text["train"]), "pos_train": str(pos)}
 
 
-def test_missing_recipe_file(tmp_path):
-    assert_user_error(run_cli("finetune-qa", "--recipe", str(tmp_path / "r.yaml")), "recipe file not found")
+def test_the_corpus_is_large_and_covers_every_subcommand():
+    assert len(CASES) >= 40 and len({c.id for c in CASES}) == len(CASES)
+    assert {c.command for c in CASES} == {"finetune-qa", "finetune-glue", "nli", "tag-pos", "pretrain-mlm",
+                                          "pretrain-clm", "generate"}
 
 
-def test_invalid_yaml_recipe(tmp_path):
-    assert_user_error(run_cli("finetune-qa", "--recipe", write(tmp_path, "r.yaml", "training: [1, 2\n")), "not valid YAML")
+# These run as real subprocesses too (exit status and stderr of a real process); the rest run the same CLI entry
+# point in this process, which spares each case the ~3 s of importing torch and transformers.
+IN_A_SUBPROCESS = {"truncated-json", "recipe-python-tag", "pickle-weights-only", "output-dir-not-empty"}
+
+
+def _run_in_process(argv: list[str], capsys) -> tuple[int, str]:
+    """``ssl ARGV`` through the console-script entry point, here: (exit code, stderr). Any exception other than
+    SystemExit escapes and fails the test, as a traceback would."""
+    from ssl_cli.cli import app, normalise_argv
+
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stopped:
+        app(args=normalise_argv(argv), prog_name="ssl")
+    return stopped.value.code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_is_one_line_exit_2_and_leaves_nothing(case, valid, tmp_path, capsys):
+    import os
+
+    if case.id == "unreadable-file" and os.geteuid() == 0:
+        pytest.skip("root reads any file")
+    argv = case.argv(tmp_path, valid)
+    out = tmp_path / "out"
+    existed = out.exists()
+    before = sorted(p.name for p in out.iterdir()) if existed and out.is_dir() else None
+    if "--output-dir" not in argv and argv[0] != "generate":
+        argv = [*argv, "--output-dir", str(out)]
+    if case.id in IN_A_SUBPROCESS:
+        proc = run_cli(*argv)
+        code, stderr = proc.returncode, proc.stderr
+    else:
+        code, stderr = _run_in_process(argv, capsys)
+    assert code == 2, (code, stderr[-3000:])
+    assert "Traceback" not in stderr, stderr[-3000:]
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, stderr
+    for fragment in case.expect:
+        assert fragment in errors[0], (fragment, errors[0])
+    if before is not None:
+        assert sorted(p.name for p in out.iterdir()) == before  # nothing of the user's lost or added
+    elif not existed:
+        assert not out.exists(), sorted(p.name for p in out.rglob("*"))  # no partial output
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_huge_and_empty_lines_are_handled(valid, tmp_path):
+    """Not errors: a 2-million-character sentence is truncated like any long one (it once stalled the scratch
+    tokenizer's trainer for hours), and empty lines in a text corpus are skipped."""
+    rows = [*sentiment(20, 1), {"sentence": "x" * 2_000_000, "label": 1}, {"sentence": "good " * 200_000, "label": 1}]
+    out = tmp_path / "glue"
+    run_cli(*_glue(valid, _sst(tmp_path, "train.jsonl", rows)), "--output-dir", str(out), check=True, timeout=300)
+    assert json.loads((out / "all_results.json").read_text())["train_steps"] == 1
+    corpus = _file(tmp_path, "corpus.txt", "\n\n" + "words and more words " * 100_000 + "\n\n\nshort line\n")
+    out = tmp_path / "mlm"
+    run_cli(*_mlm(corpus), "--set", "training.do_eval=false", "--output-dir", str(out), check=True, timeout=300)
+    assert json.loads((out / "all_results.json").read_text())["train_steps"] == 1
+
+
+@pytest.mark.parametrize("suffix", [".tsv", ".csv", ".jsonl", ".json", ".txt", ".conllu"])
+def test_a_utf8_byte_order_mark_is_not_data(tmp_path, suffix):
+    """Files saved by Windows tools start with U+FEFF: it must not become part of a column name or a text."""
+    from ssl_cli.data.files import load_data_file
+
+    body = {".tsv": "sentence\tlabel\ngood\t1\n", ".csv": "sentence,label\ngood,1\n",
+            ".jsonl": json.dumps({"sentence": "good", "label": 1}) + "\n",
+            ".json": json.dumps([{"sentence": "good", "label": 1}]), ".txt": "good\n",
+            ".conllu": "# text = good\n1\tgood\tgood\tADJ\t_\t_\t0\troot\t_\t_\n\n"}[suffix]
+    path = tmp_path / f"bom{suffix}"
+    path.write_text("\ufeff" + body, encoding="utf-8")
+    row = load_data_file(path)[0]
+    first_column = "text" if suffix == ".txt" else "tokens" if suffix == ".conllu" else "sentence"
+    assert first_column in row, row
+    assert row[first_column] in ("good", ["good"]), row
+
+
+def test_the_published_table_lists_every_case():
+    doc = (ROOT / "docs" / "reliability.md").read_text(encoding="utf-8")
+    missing = [c.id for c in CASES if f"| `{c.id}` |" not in doc]
+    assert not missing, f"docs/reliability.md lacks {missing}: run `python -m tests.test_bad_input`"
+
+
+def markdown_table() -> str:
+    """The table docs/reliability.md publishes."""
+    rows = ["| case | command | malformed input | the error names |", "|---|---|---|---|"]
+    for c in CASES:
+        rows.append(f"| `{c.id}` | {c.command} | {c.problem} | {' / '.join(f'`{e}`' for e in c.expect)} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

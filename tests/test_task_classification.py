@@ -104,32 +104,3 @@ def test_string_labels_in_a_glue_tsv_become_ids(tmp_path):
     predictions = [json.loads(line) for line in (out / "eval_predictions.jsonl").read_text().splitlines()]
     assert [p["label"] for p in predictions] == [r["label"] for r in rows[48:]]
     assert json.loads((out / "config.json").read_text())["label2id"] == {"entailment": 0, "not_entailment": 1}
-
-
-@pytest.mark.parametrize(
-    ("case", "expected"),
-    [
-        ("unknown_label", "label 'maybe' is not one of the labels"),
-        ("missing_column", "no label column"),
-        ("empty_text", "empty text in column 'sentence'"),
-        ("unknown_task", "unknown task 'sst3'"),
-    ],
-)
-def test_bad_classification_input_is_one_line(tmp_path, case, expected):
-    train = sentiment(40, 1)
-    dev = sentiment(10, 2)
-    extra: list[str] = []
-    if case == "unknown_label":
-        dev[3]["label"] = "maybe"
-    elif case == "missing_column":
-        train = [{"sentence": r["sentence"], "polarity": r["label"]} for r in train]
-    elif case == "empty_text":
-        dev[2]["sentence"] = " "
-    elif case == "unknown_task":
-        extra = ["--task", "sst3"]
-    paths = [write_table(train, tmp_path / "train.jsonl"), write_table(dev, tmp_path / "dev.jsonl")]
-    proc = run_cli(*TINY, "--train-file", str(paths[0]), "--validation-file", str(paths[1]), *extra,
-                   "--output-dir", str(tmp_path / "out"))
-    assert proc.returncode == 2, proc.stderr
-    assert expected in proc.stderr and "Traceback" not in proc.stderr
-    assert len([line for line in proc.stderr.splitlines() if line.startswith("error")]) == 1

@@ -129,40 +129,6 @@ def test_xpos_and_a_jsonl_table(tmp_path):
     assert json.loads((out / "config.json").read_text())["id2label"]["0"] == "XADJ"
 
 
-@pytest.mark.parametrize(
-    ("case", "expected"),
-    [
-        ("bad_line", "train.conllu:4: expected 10 tab-separated fields"),
-        ("no_xpos", "column 'xpos' has no tags (every value is '_'); choose --tag-column upos"),
-        ("unknown_column", "no column 'upo' (did you mean 'upos'?)"),
-        ("length_mismatch", "row 1: 2 words but 3 tags in 'tags'"),
-    ],
-)
-def test_bad_tagging_input_is_one_line(tmp_path, case, expected):
-    sentences = english_pos(20, 1)
-    train = write_conllu(sentences, tmp_path / "train.conllu")
-    extra = []
-    if case == "bad_line":
-        lines = train.read_text().splitlines()
-        lines[3] = lines[3].replace("\t", " ")
-        train.write_text("\n".join(lines) + "\n")
-    elif case == "no_xpos":
-        train.write_text("\n".join(
-            "\t".join(f[:4] + ["_"] + f[5:]) if len(f := line.split("\t")) == 10 else line
-            for line in train.read_text().splitlines()) + "\n")
-        extra = ["--tag-column", "xpos"]
-    elif case == "unknown_column":
-        extra = ["--tag-column", "upo"]
-    elif case == "length_mismatch":
-        train = tmp_path / "train.jsonl"
-        train.write_text(json.dumps({"tokens": ["a", "b"], "tags": ["X", "Y"]}) + "\n"
-                         + json.dumps({"tokens": ["a", "b"], "tags": ["X", "Y", "Z"]}) + "\n")
-    proc = run_cli(*TINY, "--train-file", str(train), *extra, "--output-dir", str(tmp_path / "out"))
-    assert proc.returncode == 2, proc.stderr
-    assert expected in proc.stderr and "Traceback" not in proc.stderr
-    assert len([line for line in proc.stderr.splitlines() if line.startswith("error")]) == 1
-
-
 def test_registered_treebank_while_offline_is_one_line(tmp_path):
     proc = run_cli(*TINY, "--data", "ud/en_ewt", "--output-dir", str(tmp_path / "out"))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr

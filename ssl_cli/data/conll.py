@@ -46,9 +46,13 @@ def read_conll(path: Path) -> list[dict[str, Any]]:
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Numbered lines (a UTF-8 byte-order mark is dropped); text that is not UTF-8 is a one-line error."""
     with path.open(encoding="utf-8-sig") as handle:
-        for number, line in enumerate(handle, start=1):
-            yield number, line.rstrip("\r\n")
+        try:
+            for number, line in enumerate(handle, start=1):
+                yield number, line.rstrip("\r\n")
+        except UnicodeDecodeError:
+            raise UserError(f"{path} is not UTF-8 text: convert it, e.g. iconv -f latin1 -t utf-8") from None
 
 
 def read_conllu(path: Path) -> list[dict[str, Any]]:
@@ -149,8 +153,7 @@ def tag_field_index(path: Path, tag_column: str) -> int | None:
     """Which whitespace/tab field of a word line holds ``tag_column`` in this file (None: no such column)."""
     if path.suffix.lower() in CONLLU_SUFFIXES:
         return CONLLU_TAG_COLUMNS.get(tag_column)
-    with path.open(encoding="utf-8-sig") as handle:
-        first = next((line.split() for line in handle if line.split() and line.split()[0] != _DOCSTART), [])
+    first = next((line.split() for _, line in _lines(path) if line.split() and line.split()[0] != _DOCSTART), [])
     names = column_names(len(first))
     return 1 + names.index(tag_column) if tag_column in names else None
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -160,8 +161,10 @@ def _flattened_file(path: Path, read_records: Callable[[], list[dict[str, Any]]]
     return target
 
 
-def load_data_file(path: str | Path, column_names: list[str] | None = None, sample_by: str = "line"):
-    """Load one local file as a ``datasets.Dataset`` (cached by ``datasets``).
+def load_data_file(path: str | Path, column_names: list[str] | None = None, sample_by: str = "line",
+                   streaming: bool = False):
+    """Load one local file as a ``datasets.Dataset`` (cached by ``datasets``), or with ``streaming`` as an
+    ``IterableDataset`` read lazily (JSON lines, CSV, TSV, Parquet and text; a JSON document is read whole).
 
     TSV is read as GLUE distributes it: no quoting (sentences hold stray
     quote marks), and ``column_names`` for files without a header (CoLA).
@@ -169,6 +172,8 @@ def load_data_file(path: str | Path, column_names: list[str] | None = None, samp
     blank-line-separated paragraph, or the whole file).
     """
     path = Path(path).expanduser()
+    if not path.exists() and any(c in str(path) for c in "*?["):
+        return _load_shards(path, sample_by, streaming)
     if not path.exists():
         raise UserError(f"data file not found: {path} (check the path, or pass a registered name such as drcd)")
     if not path.is_file():
@@ -192,28 +197,73 @@ def load_data_file(path: str | Path, column_names: list[str] | None = None, samp
     if suffix == ".tsv":
         kwargs.update(delimiter="\t", quoting=csv.QUOTE_NONE)
     if suffix == ".txt":
-        kwargs.update(sample_by=sample_by)
+        kwargs.update(sample_by=sample_by, encoding="utf-8-sig")  # a byte-order mark is not text
     if suffix in (".tsv", ".csv"):
         kwargs.update(keep_default_na=False)  # a sentence "NA" or "null" is text, not a missing value
         if column_names:
             kwargs.update(column_names=column_names)
-    return _load_with_builder(SUFFIX_BUILDERS[suffix], data_file, path, kwargs)
+    return _load_with_builder(SUFFIX_BUILDERS[suffix], data_file, path, kwargs, streaming)
+
+
+SHARD_SUFFIXES = (".jsonl", ".csv", ".parquet", ".txt")
+
+
+def _load_shards(pattern: Path, sample_by: str, streaming: bool):
+    """The files a glob matches (a sharded corpus, ``shards/*.txt``), in name order, as one split of one format."""
+    import glob
+
+    files = sorted(glob.glob(str(pattern)))
+    if not files:
+        raise UserError(f"no file matches {pattern} (check the pattern)")
+    suffixes = sorted({Path(f).suffix.lower() for f in files})
+    if len(suffixes) > 1 or suffixes[0] not in SHARD_SUFFIXES:
+        raise UserError(f"{pattern} matches {', '.join(suffixes)} files: shards must all be one of "
+                        f"{', '.join(SHARD_SUFFIXES)}")
+    kwargs: dict[str, Any] = {"sample_by": sample_by, "encoding": "utf-8-sig"} if suffixes[0] == ".txt" else {}
+    if suffixes[0] == ".csv":
+        kwargs["keep_default_na"] = False
+    return _load_with_builder(SUFFIX_BUILDERS[suffixes[0]], files, pattern, kwargs, streaming)
 
 
 def _load_json_lines(data_file: Path, path: Path):
     return _load_with_builder("json", data_file, path, {})
 
 
-def _load_with_builder(builder: str, data_file: Path, path: Path, kwargs: dict[str, Any]):
+def _load_with_builder(builder: str, data_file: Path | list[str], path: Path, kwargs: dict[str, Any],
+                       streaming: bool = False):
     import datasets
 
+    data_files = [str(f) for f in data_file] if isinstance(data_file, list) else str(data_file)
+    library_log = datasets.utils.logging.get_logger("datasets")
+    level = library_log.level
+    library_log.setLevel(logging.CRITICAL)  # a parse failure is reported once, by us, not also logged by datasets
     try:
-        loaded = datasets.load_dataset(builder, data_files={"data": str(data_file)}, split="data", **kwargs)
+        loaded = datasets.load_dataset(builder, data_files={"data": data_files}, split="data", streaming=streaming,
+                                       **kwargs)
     except Exception as err:  # datasets raises many types for malformed files
-        raise UserError(f"could not read {path}: {str(err).splitlines()[0][:300]}") from None
+        raise UserError(_read_error(path, err)) from None
+    finally:
+        library_log.setLevel(level)
+    if streaming:
+        return loaded  # its records are checked as they are read
     if len(loaded) == 0:
         raise UserError(f"{path} contains no records")
     return loaded
+
+
+def _read_error(path: Path, err: Exception) -> str:
+    """One line for a file ``datasets`` could not read, in the user's terms where the cause is known (datasets
+    wraps the parser's error as "An error occurred while generating the dataset": the cause is further down)."""
+    chain: list[BaseException] = [err]
+    while (cause := chain[-1].__cause__ or chain[-1].__context__) is not None and len(chain) < 10:
+        chain.append(cause)
+    texts = [str(e) for e in chain]
+    if any("corresponds to no data" in t for t in texts):
+        return f"{path} contains no records (only a header, or nothing): give it at least one"
+    if any(isinstance(e, UnicodeDecodeError) or "codec can't decode" in t for e, t in zip(chain, texts, strict=True)):
+        return f"{path} is not UTF-8 text: convert it, e.g. iconv -f latin1 -t utf-8 (or -f utf-16)"
+    cause = next((t for t in reversed(texts) if t.strip()), type(err).__name__)
+    return f"could not read {path}: {cause.splitlines()[0][:300]}"
 
 
 def download_file(url: str) -> Path:

@@ -10,11 +10,13 @@ from ssl_cli.data.registry import load_hub_dataset, lookup, unknown_dataset_erro
 from ssl_cli.errors import UserError
 
 
-def resolve_sources(data: Any, task: str) -> tuple[dict[str, tuple[Any, str]], dict[str, Any]]:
+def resolve_sources(data: Any, task: str, stream: frozenset[str] = frozenset()) -> tuple[dict[str, tuple[Any, str]], dict[str, Any]]:
     """Split name -> (Dataset, label for messages), plus facts about the source (metric, language).
 
     ``data.name`` may be a registered dataset, a directory or a single file (a
     single file is the training split); explicit split files override it.
+    The splits named in ``stream`` come as ``datasets.IterableDataset``: read
+    lazily, never loaded whole or cached (pretraining on large corpora).
     """
     explicit = {"train": data.train_file, "validation": data.validation_file, "test": data.test_file}
     explicit = {split: Path(path).expanduser() for split, path in explicit.items() if path}
@@ -25,8 +27,8 @@ def resolve_sources(data: Any, task: str) -> tuple[dict[str, tuple[Any, str]], d
         path = Path(data.name).expanduser()
         info["source"] = data.name
         if path.is_dir() and is_saved_dataset(path):
-            loaded.update({split: (ds, f"{path}[{split}]") for split, ds in load_saved_dataset(path).items()
-                           if split not in explicit})
+            loaded.update({split: (ds.to_iterable_dataset() if split in stream else ds, f"{path}[{split}]")
+                           for split, ds in load_saved_dataset(path).items() if split not in explicit})
         elif path.is_dir():
             files.update(files_in_directory(path))
         elif path.is_file():
@@ -39,16 +41,33 @@ def resolve_sources(data: Any, task: str) -> tuple[dict[str, tuple[Any, str]], d
                 raise unknown_dataset_error(data.name, task)
             info.update({"source": source.name, "metric": source.metric, "language": source.language})
             if source.hub_id:
-                hub = load_hub_dataset(source)
-                loaded.update({split: (hub[split], f"{source.name}[{split}]") for split in hub if split not in explicit})
+                hub = load_hub_dataset(source, streaming=bool(stream))
+                loaded.update({split: (_materialized(hub[split], split, stream), f"{source.name}[{split}]")
+                               for split in hub if split not in explicit})
             else:
                 files.update({split: download_file(url) for split, url in source.files.items() if split not in explicit})
     files.update(explicit)
     for split, path in files.items():
-        loaded[split] = (load_data_file(path, sample_by=data.text_sample_by), str(path))
+        loaded[split] = (load_data_file(path, sample_by=data.text_sample_by, streaming=split in stream), str(path))
     if not loaded:
         raise UserError("no data given: pass --data NAME|PATH, or --train-file/--validation-file")
     return loaded, info
+
+
+def _materialized(ds: Any, split: str, stream: frozenset[str]) -> Any:
+    """A split of a streamed Hub dataset that is not itself to be streamed (validation text) is read into memory."""
+    import datasets
+
+    if split in stream or not isinstance(ds, datasets.IterableDataset):
+        return ds
+    return datasets.Dataset.from_list(list(ds))
+
+
+def is_stream(ds: Any) -> bool:
+    """A ``datasets.IterableDataset`` (no length, read as consumed)."""
+    import datasets
+
+    return isinstance(ds, datasets.IterableDataset)
 
 
 def is_saved_dataset(path: Path) -> bool:

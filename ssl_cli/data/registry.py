@@ -133,15 +133,15 @@ def unknown_dataset_error(name: str, task: str) -> UserError:
     )
 
 
-def load_hub_dataset(source: DatasetSource):
-    """``datasets.load_dataset`` on the Hub id, failing fast and clearly when offline."""
+def load_hub_dataset(source: DatasetSource, streaming: bool = False):
+    """``datasets.load_dataset`` on the Hub id (streamed if asked), failing fast and clearly when offline."""
     import datasets
 
     hint = "download the data elsewhere and pass --data DIR or --train-file/--validation-file"
     if datasets.config.HF_HUB_OFFLINE:
         raise UserError(f"dataset '{source.name}' lives on the Hugging Face Hub ({source.hub_id}) but offline mode is set: {hint}")
     try:
-        return datasets.load_dataset(source.hub_id, source.hub_config)
+        return datasets.load_dataset(source.hub_id, source.hub_config, streaming=streaming)
     except Exception as err:
         raise UserError(
             f"cannot load dataset '{source.name}' from the Hugging Face Hub ({source.hub_id}): "

@@ -2,8 +2,15 @@
 
 Text comes from plain-text files (one passage per line, or documents
 separated by blank lines with ``data.text_sample_by: paragraph``), JSON lines,
-CSV or Parquet with a text column, or a ``datasets`` name. Without a
-validation file a share of the documents is held out.
+CSV or Parquet with a text column, a glob of such shards, or a ``datasets``
+name. Without a validation file a share of the documents is held out.
+
+With ``text.streaming`` the training text is a ``datasets.IterableDataset``:
+documents are read, shuffled in a buffer, tokenized and packed as training
+consumes them, so nothing is cached and memory stays flat however large the
+corpus. A stream has no length: training runs ``max_steps`` steps, passes over
+the stream as often as that takes (reshuffled each pass), and ``--resume``
+skips the blocks already trained on without running them through the model.
 
 Evaluation is the language-modelling loss over the held-out text, reduced per
 block inside the evaluation loop (the full vocabulary logits of every block
@@ -20,12 +27,14 @@ from typing import Any
 from pydantic import Field
 
 from ssl_cli.config import Section
+from ssl_cli.data.loading import is_stream
 from ssl_cli.errors import UserError
-from ssl_cli.tasks.base import EvalSet, Splits, Task
+from ssl_cli.tasks.base import EvalSet, Flag, Splits, Task
 from ssl_cli.tasks.classification import find_column
 
 TEXT_CANDIDATES = ("text", "content", "sentence", "document", "passage")
 IGNORE = -100
+STREAM_TOKENIZER_DOCUMENTS = 100_000  # a scratch: tokenizer is trained on the stream's first documents
 
 
 class TextConfig(Section):
@@ -34,6 +43,31 @@ class TextConfig(Section):
         False, description="One document per example (truncated to max_seq_length) instead of packing documents into "
         "full blocks (run_mlm.py --line_by_line).",
     )
+    streaming: bool = Field(
+        False, description="Stream the training text (datasets streaming) instead of loading and caching it: documents "
+        "are read, tokenized and packed as training consumes them, so a corpus larger than memory or disk trains in "
+        "flat memory. Needs training.max_steps (a stream has no length); --resume skips the blocks already seen "
+        "without running them through the model. A scratch: tokenizer is trained on the first 100,000 documents.",
+    )
+    shuffle_buffer_size: int = Field(
+        10_000, ge=1, description="With streaming: documents are shuffled within a buffer of this many (and shards "
+        "in order), reshuffled on every pass over the stream.",
+    )
+    streaming_validation_documents: int = Field(
+        1_000, ge=1, description="With streaming and no validation text: the stream's first this many documents are "
+        "held out for evaluation (a stream has no length to take a percentage of).",
+    )
+
+
+def _non_empty(batch: dict[str, list]) -> list[bool]:
+    return [bool(t and t.strip()) for t in batch["text"]]
+
+
+TEXT_FLAGS = (
+    Flag("line-by-line", "text.line_by_line", bool),
+    Flag("text-column", "text.text_column"),
+    Flag("streaming", "text.streaming", bool),
+)
 
 
 class PretrainingTask(Task):
@@ -52,7 +86,11 @@ class PretrainingTask(Task):
         from ssl_cli.data.loading import hold_out_validation, resolve_sources
 
         data, training = recipe.data, recipe.training
-        raw, info = resolve_sources(data, self.name)
+        streaming = recipe.text.streaming and training.do_train
+        if streaming and not training.max_steps:
+            raise UserError("text.streaming needs training.max_steps (--max-steps N): a stream has no length to count "
+                            "epochs in")
+        raw, info = resolve_sources(data, self.name, stream=frozenset({"train"} if streaming else ()))
         train = None
         if training.do_train:
             if "train" not in raw:
@@ -62,34 +100,89 @@ class PretrainingTask(Task):
         if training.do_eval:
             if "validation" in raw:
                 evals.append(EvalSet("eval", self._texts(*raw["validation"], recipe, data.max_eval_samples)))
+            elif streaming:
+                train, held = self._hold_out_stream(train, recipe.text.streaming_validation_documents, info)
+                evals.append(EvalSet("eval", held))
             elif train is not None:
                 train, held = hold_out_validation(train, data, training.seed, info)
                 evals.append(EvalSet("eval", held))
             else:
                 raise UserError("do_eval needs validation text: pass --validation-file FILE, or set training.do_eval: false")
+        if streaming:
+            train = train.shuffle(seed=training.seed, buffer_size=recipe.text.shuffle_buffer_size)
         return Splits(train=train, evals=evals, info=info)
+
+    @staticmethod
+    def _hold_out_stream(train: Any, documents: int, info: dict[str, Any]) -> tuple[Any, Any]:
+        """(the rest of the stream, its first ``documents`` documents in memory) for evaluation."""
+        import datasets
+
+        held = datasets.Dataset.from_list(list(train.take(documents)))
+        rest = train.skip(documents)
+        if next(iter(rest.take(1)), None) is None:
+            raise UserError(f"the training stream has only {len(held)} documents, all held out for evaluation: lower "
+                            "text.streaming_validation_documents or pass --validation-file")
+        info["validation_held_out_documents"] = len(held)
+        return rest, held
 
     def _texts(self, ds: Any, source: str, recipe: Any, limit: int | None) -> Any:
         """One ``text`` column, empty documents removed."""
-        column = find_column(ds.column_names, recipe.text.text_column, TEXT_CANDIDATES, "text", "--text-column", source)
+        streamed = is_stream(ds)
+        columns = ds.column_names
+        if streamed:
+            first = next(iter(ds.take(1)), None)
+            if first is None:
+                raise UserError(f"{source}: no text (the file has no records)")
+            columns = list(first)
+        column = find_column(columns, recipe.text.text_column, TEXT_CANDIDATES, "text", "--text-column", source)
         ds = ds.select_columns([column])
         if column != "text":
             ds = ds.rename_column(column, "text")
-        ds = ds.filter(lambda batch: [bool(t and t.strip()) for t in batch["text"]], batched=True,
-                       desc="dropping empty documents")
+        if streamed:
+            ds = ds.filter(_non_empty, batched=True)
+            if next(iter(ds.take(1)), None) is None:
+                raise UserError(f"{source}: no text (every document is empty)")
+            return ds.take(limit) if limit else ds
+        ds = ds.filter(_non_empty, batched=True, desc="dropping empty documents")
         if len(ds) == 0:
             raise UserError(f"{source}: no text (every document is empty)")
         return ds.select(range(min(limit, len(ds)))) if limit else ds
 
     def training_texts(self, train: Any) -> Iterator[str]:
+        if is_stream(train):
+            for row in train.take(STREAM_TOKENIZER_DOCUMENTS):
+                yield row["text"]
+            return
         for batch in train.iter(batch_size=1000):
             yield from batch["text"]
+
+    def _map_documents(self, examples: Any, features: Any, recipe: Any, desc: str, **kwargs: Any) -> Any:
+        """``examples.map(features, batched=True)`` replacing the text: cached, or lazily for a stream."""
+        if is_stream(examples):
+            return examples.map(features, batched=True, remove_columns=["text"], **kwargs)
+        return examples.map(features, batched=True, remove_columns=examples.column_names,
+                            num_proc=recipe.data.preprocessing_num_workers,
+                            load_from_cache_file=not recipe.data.overwrite_cache, desc=desc, **kwargs)
+
+    @staticmethod
+    def _indexed(blocks: Any) -> Any:
+        """``example_index``: the block's position (in its pass, for a stream), which seeds its masks."""
+        if is_stream(blocks):
+            return blocks.map(lambda batch, indices: {"example_index": indices}, batched=True, with_indices=True)
+        return blocks.add_column("example_index", list(range(len(blocks))))
 
     # ------------------------------------------------------------------ features
 
     def word_segmentation(self, recipe: Any, examples: Any) -> str | None:
         """How word starts are marked (None: not needed)."""
         return None
+
+    @staticmethod
+    def first_texts(examples: Any, count: int) -> list[str]:
+        """The first ``count`` documents' text (of a stream too), e.g. to tell the language."""
+        if is_stream(examples):
+            return [row["text"] for row in examples.take(count)]
+        return examples.select(range(min(count, len(examples))))["text"]
 
     def _blocks(self, examples: Any, tokenizer: Any, recipe: Any, name: str) -> Any:
         from ssl_cli.data.text import pack, word_starts_of
@@ -112,11 +205,7 @@ class PretrainingTask(Task):
                 blocks = pack(streams, body, {"input_ids": separator_id, "word_starts": 1})
             return self._wrap(blocks, prefix, suffix, set(tokenizer.all_special_ids))
 
-        blocks = examples.map(features, batched=True, remove_columns=examples.column_names,
-                              num_proc=recipe.data.preprocessing_num_workers,
-                              load_from_cache_file=not recipe.data.overwrite_cache, desc=f"tokenizing and packing {name}")
-        blocks = blocks.add_column("example_index", list(range(len(blocks))))
-        return blocks
+        return self._indexed(self._map_documents(examples, features, recipe, f"tokenizing and packing {name}"))
 
     def _block_ends(self, tokenizer: Any) -> tuple[list[int], list[int]]:
         """Tokens before and after each block: [CLS] ... [SEP] (BERT; <s> ... </s> for RoBERTa) for MLM, none for CLM."""
@@ -160,6 +249,10 @@ class PretrainingTask(Task):
 
     def sequence_label_columns(self) -> list[str]:
         return ["labels"]
+
+    def loss_token_count(self, batch: dict[str, Any]) -> Any:
+        labels = batch["labels"][:, 1:] if self.shift_labels else batch["labels"]
+        return (labels != IGNORE).sum()
 
     # ------------------------------------------------------------------ scoring
 

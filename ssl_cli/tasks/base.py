@@ -12,6 +12,7 @@ CLI can import every task module to build ``--help`` without loading them.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ssl_cli.config import Recipe
+from ssl_cli.errors import UserError
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -43,6 +45,16 @@ class EvalSet:
     examples: Dataset
     features: Dataset | None = None
     info: dict[str, Any] = field(default_factory=dict)  # task-specific, e.g. the metric to use
+
+    def __post_init__(self) -> None:
+        """The name becomes output file names (``<name>_predictions.json``): it must not reach outside the output
+        directory, whatever a dataset's split names say."""
+        if not SAFE_NAME.fullmatch(self.name):
+            raise UserError(f"evaluation set name {self.name!r} cannot name output files: rename the split (letters, "
+                            "digits, _ . - only, not starting with a dot)")
+
+
+SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 
 
 @dataclass
@@ -139,6 +151,11 @@ class Task(ABC):
     def adapt_model_for_training(self, model: Any, recipe: Any) -> None:
         """Change how the model computes its training loss, before the engine wraps it (MLM: the head only at
         masked positions). The saved checkpoint must stay an ordinary one. Default: nothing."""
+        return None
+
+    def loss_token_count(self, batch: dict[str, Any]) -> Any | None:
+        """For a loss that is a mean over this batch's predicted tokens: their count (a tensor), so that several
+        processes weigh every token alike (see ``Engine.train``). None: a mean over examples."""
         return None
 
     def eval_tensors(self, outputs: Any, labels: Any) -> dict[str, Any]:

@@ -15,8 +15,7 @@ from typing import Any
 from pydantic import Field
 
 from ssl_cli.config import Recipe
-from ssl_cli.tasks._pretraining import PretrainingTask, TextConfig
-from ssl_cli.tasks.base import Flag
+from ssl_cli.tasks._pretraining import TEXT_FLAGS, PretrainingTask, TextConfig
 
 
 class CLMRecipe(Recipe):
@@ -39,7 +38,7 @@ class CLMTask(PretrainingTask):
     name = "pretrain-clm"
     help = "Causal language-model pretraining (GPT-2 style): next-token prediction, perplexity on held-out text."
     recipe_cls = CLMRecipe
-    flags = (Flag("line-by-line", "text.line_by_line", bool), Flag("text-column", "text.text_column"))
+    flags = TEXT_FLAGS
     tiny_recipe = "recipes/pretrain/tiny-clm-offline.yaml"
     separator_attr = "eos_token_id"
     wraps_blocks = False

@@ -19,8 +19,9 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from ssl_cli.config import Recipe, Section
+from ssl_cli.data.loading import is_stream
 from ssl_cli.errors import UserError
-from ssl_cli.tasks._pretraining import PretrainingTask, TextConfig
+from ssl_cli.tasks._pretraining import TEXT_FLAGS, PretrainingTask, TextConfig
 from ssl_cli.tasks.base import Flag
 
 
@@ -159,8 +160,7 @@ class MLMTask(PretrainingTask):
         Flag("mlm-probability", "mlm.mlm_probability", float),
         Flag("masking", "mlm.masking"),
         Flag("sentence-objective", "mlm.sentence_objective"),
-        Flag("line-by-line", "text.line_by_line", bool),
-        Flag("text-column", "text.text_column"),
+        *TEXT_FLAGS,
     )
     tiny_recipe = "recipes/pretrain/tiny-mlm-offline.yaml"
 
@@ -202,12 +202,10 @@ class MLMTask(PretrainingTask):
             return pair_features(batch["text"], indices, tokenizer, segmentation, objective, recipe.data.max_seq_length,
                                  recipe.mlm.short_seq_prob, recipe.training.seed, special_ids, SENTENCE_LABELS[objective])
 
-        pairs = examples.map(features, batched=True, with_indices=True, remove_columns=examples.column_names,
-                             num_proc=recipe.data.preprocessing_num_workers,
-                             load_from_cache_file=not recipe.data.overwrite_cache, desc=f"building {objective} pairs ({name})")
-        if len(pairs) == 0:
+        pairs = self._map_documents(examples, features, recipe, f"building {objective} pairs ({name})", with_indices=True)
+        if not is_stream(pairs) and len(pairs) == 0:
             raise UserError(f"{name}: no sentence pair could be built (every document has under two tokens)")
-        return pairs.add_column("example_index", list(range(len(pairs))))
+        return self._indexed(pairs)
 
     def fixed_shape_batches(self, recipe: MLMRecipe) -> bool:
         return recipe.mlm.sentence_objective == "none" and super().fixed_shape_batches(recipe)  # pairs vary
@@ -251,8 +249,7 @@ class MLMTask(PretrainingTask):
             return cfg.word_segmentation
         from ssl_cli.data.text import is_mostly_chinese
 
-        sample = examples.select(range(min(200, len(examples))))["text"]
-        return "jieba" if is_mostly_chinese(sample) else "whitespace"
+        return "jieba" if is_mostly_chinese(self.first_texts(examples, 200)) else "whitespace"
 
     def wrap_collator(self, padder: Any, tokenizer: Any, recipe: MLMRecipe) -> Any:
         from ssl_cli.masking import MaskingCollator, MaskingPlan

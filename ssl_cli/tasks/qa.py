@@ -164,11 +164,15 @@ class QATask(Task):
         if training.do_train and train is None:
             raise UserError("no training data: pass --data NAME|PATH or --train-file FILE (or set training.do_train: false)")
         if train is not None:
+            before = len(train)
             train = self._drop_mismatched_answers(train, raw["train"][1], data.strict)
             if data.max_train_samples:
                 train = train.select(range(min(data.max_train_samples, len(train))))
             if len(train) == 0:
-                raise UserError("the training set is empty after filtering; check the data or max_train_samples")
+                why = (f"all {before} question(s) have an answer_start that does not match the context"
+                       if before else "the file has no question")
+                raise UserError(f"the training set is empty after filtering: {why}; check the answer offsets "
+                                "(character positions in the context)")
         evals = []
         if training.do_eval and validation is not None:
             evals.append(self._eval_set("eval", validation, data.max_eval_samples, source_info, recipe))

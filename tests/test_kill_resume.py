@@ -1,0 +1,118 @@
+"""Runs killed with SIGKILL at the worst moments resume to exactly the uninterrupted result.
+
+Each task trains 12 steps with a checkpoint and an evaluation every 4 and
+dropout on (so the RNG state matters). One run is killed (a real SIGKILL: no
+clean-up runs) at each of these points in turn, every kill but the first
+hitting a resumed run, and is finally resumed to the end:
+
+- ``step:6``: mid-epoch, two steps after checkpoint-4;
+- ``evaluating:8``: inside the evaluation at step 8, before checkpoint-8;
+- ``saving:8``: inside the write of checkpoint-8, whose files are on disk
+  but not yet renamed into place (``save_total_limit`` 1: checkpoint-4 must
+  survive as the newest complete one);
+- ``saved:8``: just after checkpoint-8 is complete.
+
+The run must end with the same weights as an uninterrupted one (bit for bit),
+the same logged losses and learning rates, and the same evaluation metrics.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ssl_cli.synthetic import write_task, write_text_corpus
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+KILL_POINTS = {"step:6": 4, "evaluating:8": 4, "saving:8": 4, "saved:8": 8}  # in this order; -> newest checkpoint
+SCHEDULE = ["--max-steps", "12", "--save-steps", "4", "--eval-steps", "4", "--logging-steps", "1",
+            "--per-device-train-batch-size", "8", "--set", "training.save_total_limit=1",
+            "--set", "training.load_best_model_at_end=false", "--set", "model.dropout=0.1"]
+
+
+@pytest.fixture(scope="module")
+def task_args(tmp_path_factory, demo_data):
+    root = tmp_path_factory.mktemp("kill-data")
+    glue = write_task("sentiment", root / "sst", n_train=200, n_dev=40, seed=1)
+    text = write_text_corpus(root / "text", n_train=120, n_dev=10, seed=6)
+    return {
+        "finetune-qa": ["finetune-qa", "--recipe", "recipes/qa/tiny-zh-offline.yaml", "--train-file",
+                        str(demo_data["train"]), "--validation-file", str(demo_data["dev"])],
+        "finetune-glue": ["finetune-glue", "--recipe", "recipes/glue/tiny-en-offline.yaml", "--task", "sst2",
+                          "--train-file", str(glue["train"]), "--validation-file", str(glue["dev"])],
+        "pretrain-mlm": ["pretrain-mlm", "--recipe", "recipes/pretrain/tiny-mlm-offline.yaml", "--train-file",
+                         str(text["train"]), "--validation-file", str(text["dev"])],
+    }
+
+
+_uninterrupted: dict[str, Path] = {}
+
+
+def _uninterrupted_run(task: str, args: list[str], tmp_path_factory) -> Path:
+    if task not in _uninterrupted:
+        out = tmp_path_factory.mktemp("full") / task
+        run_cli(*args, *SCHEDULE, "--output-dir", str(out), check=True)
+        _uninterrupted[task] = out
+    return _uninterrupted[task]
+
+
+def _log(out: Path) -> list[dict]:
+    """The log without wall-clock figures."""
+    records = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if "per_second" not in k and "runtime" not in k} for r in records]
+
+
+def _quality(out: Path) -> dict:
+    results = json.loads((out / "all_results.json").read_text())
+    return {k: v for k, v in results.items() if k.startswith("eval_") or k in ("train_loss", "train_steps", "epoch")}
+
+
+@pytest.mark.parametrize("task", ["finetune-qa", "finetune-glue", "pretrain-mlm"])
+def test_a_run_killed_at_every_point_resumes_to_the_uninterrupted_result(task, task_args, tmp_path, tmp_path_factory):
+    """One run, killed four times in a row (each resume is killed at the next point), then resumed to the end:
+    any resume that was not exact would show in the final weights."""
+    from safetensors.torch import load_file
+
+    full = _uninterrupted_run(task, task_args[task], tmp_path_factory)
+    out = tmp_path / "killed"
+    for number, (kill_point, resumes_from) in enumerate(KILL_POINTS.items()):
+        resume = ["--resume"] if number else []
+        killed = run_cli(*task_args[task], *SCHEDULE, "--output-dir", str(out), *resume,
+                         env={"SSL_FAILPOINT": kill_point})
+        assert killed.returncode == -9, (kill_point, killed.stderr[-2000:])
+        assert not (out / "all_results.json").exists()
+        steps = sorted(int(p.name.removeprefix("checkpoint-")) for p in out.glob("checkpoint-*"))
+        # the newest complete checkpoint survives the rotation (and the best one, when older: GLUE here)
+        assert steps[-1] == resumes_from and len(steps) <= 2, (kill_point, steps)
+        if kill_point.startswith("saving"):
+            assert (out / ".checkpoint-8.tmp" / "model.safetensors").is_file()  # the write was well under way
+
+    resumed = run_cli(*task_args[task], *SCHEDULE, "--output-dir", str(out), "--resume", check=True)
+    assert f"resumed from {out / 'checkpoint-8'}" in resumed.stderr.replace("\n", "")
+    a, b = load_file(full / "model.safetensors"), load_file(out / "model.safetensors")
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+    assert _log(out) == _log(full)
+    assert _quality(out) == _quality(full)
+    assert not list(out.glob(".checkpoint-*.tmp"))
+
+
+def test_a_corrupt_checkpoint_is_refused_with_one_line(task_args, tmp_path):
+    out = tmp_path / "run"
+    args = [*task_args["pretrain-mlm"], *SCHEDULE, "--max-steps", "4", "--output-dir", str(out)]
+    run_cli(*args, check=True)
+    manifest = json.loads((out / "checkpoint-4" / "manifest.json").read_text())
+    assert {"model.safetensors", "optimizer.bin", "trainer_state.json"} <= manifest["files"].keys()
+    weights = out / "checkpoint-4" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped bit pattern in the middle of the weights
+    weights.write_bytes(bytes(data))
+    proc = run_cli(*args, "--resume")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    line = proc.stderr.strip()
+    assert len(line.splitlines()) == 1 and "corrupt" in line and "model.safetensors" in line and "SHA-256" in line
+    weights.write_bytes(bytes(data[:-10]))  # cut short
+    assert "bytes, not" in run_cli(*args, "--resume").stderr
