@@ -36,7 +36,8 @@ def failpoint(name: str, step: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _digest(path: Path) -> str:
+def sha256_of(path: Path) -> str:
+    """The file's SHA-256, read in 1 MB blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -50,7 +51,7 @@ def write_manifest(directory: Path) -> None:
     for path in sorted(p for p in directory.rglob("*") if p.is_file() and p.name != MANIFEST_FILE):
         with path.open("rb") as handle:
             os.fsync(handle.fileno())
-        files[path.relative_to(directory).as_posix()] = {"bytes": path.stat().st_size, "sha256": _digest(path)}
+        files[path.relative_to(directory).as_posix()] = {"bytes": path.stat().st_size, "sha256": sha256_of(path)}
     target = directory / MANIFEST_FILE
     with target.open("w", encoding="utf-8") as handle:
         json.dump({"format": 1, "files": files}, handle, indent=1)
@@ -77,7 +78,7 @@ def verify_manifest(directory: Path) -> None:
         size = path.stat().st_size
         if size != expected["bytes"]:
             raise UserError(f"checkpoint {directory} is corrupt: {name} has {size} bytes, not {expected['bytes']}; {fix}")
-        if _digest(path) != expected["sha256"]:
+        if sha256_of(path) != expected["sha256"]:
             raise UserError(f"checkpoint {directory} is corrupt: {name} fails its SHA-256 check; {fix}")
 
 

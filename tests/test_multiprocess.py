@@ -21,21 +21,24 @@ def launch(*args: str, num_processes: int = 2) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env, timeout=900)
 
 
+def two_then_one(common: list[str], tmp_path) -> tuple[dict, dict]:
+    """``common`` on two processes of 4 and on one of 8 (the same global batch): both all_results."""
+    proc = launch(*common, "--per-device-train-batch-size", "4", "--output-dir", str(tmp_path / "two"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_cli(*common, "--per-device-train-batch-size", "8", "--output-dir", str(tmp_path / "one"), check=True,
+            env={"OMP_NUM_THREADS": "1"})
+    results = [json.loads((tmp_path / name / "all_results.json").read_text()) for name in ("two", "one")]
+    assert results[0]["num_processes"] == 2 and results[0]["distributed_type"] == "MULTI_CPU"
+    assert results[1]["num_processes"] == 1
+    return results[0], results[1]
+
+
 def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path, tiny_run_args, demo_data):
     # no length grouping: then a global batch of 8 is exactly two consecutive batches of 4
     common = [*tiny_run_args, "--set", "training.group_by_length=false", "--set", "training.eval_strategy=no",
               "--set", "training.save_strategy=no", "--mixed-precision", "no", "--learning-rate", "1e-4"]
-    two = tmp_path / "two"
-    proc = launch(*common, "--per-device-train-batch-size", "4", "--output-dir", str(two))
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    r2, r1 = two_then_one(common, tmp_path)
     one = tmp_path / "one"
-    run_cli(*common, "--per-device-train-batch-size", "8", "--output-dir", str(one), check=True,
-            env={"OMP_NUM_THREADS": "1"})
-
-    r2 = json.loads((two / "all_results.json").read_text())
-    r1 = json.loads((one / "all_results.json").read_text())
-    assert r2["num_processes"] == 2 and r2["distributed_type"] == "MULTI_CPU"
-    assert r1["num_processes"] == 1
     assert r2["global_batch_size"] == r1["global_batch_size"] == 8
     assert r2["train_steps"] == r1["train_steps"] == 6
     # every eval question scored once: gather_for_metrics drops the duplicates of uneven last batches
@@ -64,13 +67,7 @@ def test_two_processes_stream_like_one(tmp_path):
     data = write_text_corpus(tmp_path / "text", n_train=600, n_dev=40, seed=3, language="zh")
     common = ["pretrain-mlm", "--recipe", "recipes/pretrain/tiny-mlm-offline.yaml", "--train-file", str(data["train"]),
               "--validation-file", str(data["dev"]), "--streaming", "--max-steps", "10", "--learning-rate", "1e-4"]
-    proc = launch(*common, "--per-device-train-batch-size", "4", "--output-dir", str(tmp_path / "two"))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    run_cli(*common, "--per-device-train-batch-size", "8", "--output-dir", str(tmp_path / "one"), check=True,
-            env={"OMP_NUM_THREADS": "1"})
-    r2 = json.loads((tmp_path / "two" / "all_results.json").read_text())
-    r1 = json.loads((tmp_path / "one" / "all_results.json").read_text())
-    assert r2["num_processes"] == 2 and r1["num_processes"] == 1
+    r2, r1 = two_then_one(common, tmp_path)
     assert r2["train_samples"] == r1["train_samples"] == 80
     assert r2["train_loss"] == pytest.approx(r1["train_loss"], rel=1e-2)
     assert r2["eval_loss"] == pytest.approx(r1["eval_loss"], abs=1e-3)
@@ -103,13 +100,7 @@ def test_every_subcommand_trains_and_scores_the_same_on_two_processes(tmp_path, 
     common = [*_task_args(command, tmp_path / "data"), "--max-steps", "6", "--learning-rate", "1e-4",
               "--set", "training.group_by_length=false", "--set", "training.eval_strategy=no",
               "--set", "training.save_strategy=no", "--per-device-eval-batch-size", "4"]
-    proc = launch(*common, "--per-device-train-batch-size", "4", "--output-dir", str(tmp_path / "two"))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    run_cli(*common, "--per-device-train-batch-size", "8", "--output-dir", str(tmp_path / "one"), check=True,
-            env={"OMP_NUM_THREADS": "1"})
-    r2 = json.loads((tmp_path / "two" / "all_results.json").read_text())
-    r1 = json.loads((tmp_path / "one" / "all_results.json").read_text())
-    assert r2["num_processes"] == 2 and r2["distributed_type"] == "MULTI_CPU" and r1["num_processes"] == 1
+    r2, r1 = two_then_one(common, tmp_path)
     assert r2["global_batch_size"] == r1["global_batch_size"] == 8 and r2["train_steps"] == r1["train_steps"] == 6
     assert r2["eval_samples"] == r1["eval_samples"] == 21
     metrics = [k for k in r1 if k.startswith("eval_") and isinstance(r1[k], float) and "runtime" not in k

@@ -11,7 +11,6 @@ fingerprints like any other file.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import logging
 import os
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ssl_cli.data.conll import is_conll_file, read_conll
+from ssl_cli.durability import sha256_of
 from ssl_cli.errors import UserError
 
 SUFFIX_BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".txt": "text"}
@@ -74,14 +74,6 @@ def _cache_root() -> Path:
     root = Path(datasets.config.HF_DATASETS_CACHE) / "ssl_cli_flat"
     root.mkdir(parents=True, exist_ok=True)
     return root
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _read_json_document(path: Path) -> Any | None:
@@ -150,7 +142,7 @@ def _flat_qa(qa: dict[str, Any], context: str, title: str, where: str, path: Pat
 
 def _flattened_file(path: Path, read_records: Callable[[], list[dict[str, Any]]], kind: str) -> Path:
     """Write (once) a JSON-lines copy of ``read_records()`` named by the source's content; atomic rename."""
-    target = _cache_root() / f"{path.stem}-{kind}-{_sha256(path)[:16]}.jsonl"
+    target = _cache_root() / f"{path.stem}-{kind}-{sha256_of(path)[:16]}.jsonl"
     if not target.exists():
         records = read_records()
         tmp = target.with_suffix(f".tmp{os.getpid()}")
