@@ -129,7 +129,7 @@ def run_task(task: Task, recipe: Any) -> dict[str, Any]:
 
     results: dict[str, Any] = {}
     if train_features is not None:
-        from ssl_cli.data.loading import is_stream
+        from ssl_cli.data import is_stream
 
         task.adapt_model_for_training(model, recipe)
         streamed = is_stream(train_features)  # a stream's columns are known only once read: the collator picks

@@ -63,13 +63,6 @@ def _materialized(ds: Any, split: str, stream: frozenset[str]) -> Any:
     return datasets.Dataset.from_list(list(ds))
 
 
-def is_stream(ds: Any) -> bool:
-    """A ``datasets.IterableDataset`` (no length, read as consumed)."""
-    import datasets
-
-    return isinstance(ds, datasets.IterableDataset)
-
-
 def is_saved_dataset(path: Path) -> bool:
     """A directory written by ``Dataset.save_to_disk`` / ``DatasetDict.save_to_disk``."""
     return (path / "dataset_dict.json").is_file() or (path / "state.json").is_file()

@@ -27,7 +27,7 @@ from typing import Any
 from pydantic import Field
 
 from ssl_cli.config import Section
-from ssl_cli.data.loading import is_stream
+from ssl_cli.data import is_stream
 from ssl_cli.errors import UserError
 from ssl_cli.tasks.base import EvalSet, Flag, Splits, Task
 from ssl_cli.tasks.classification import find_column

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from ssl_cli.config import Recipe, Section
-from ssl_cli.data.loading import is_stream
+from ssl_cli.data import is_stream
 from ssl_cli.errors import UserError
 from ssl_cli.tasks._pretraining import TEXT_FLAGS, PretrainingTask, TextConfig
 from ssl_cli.tasks.base import Flag
