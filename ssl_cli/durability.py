@@ -26,7 +26,6 @@ from typing import Any
 from ssl_cli.errors import UserError
 
 MANIFEST_FILE = "manifest.json"
-FAILPOINTS = ("step", "saving", "saved", "evaluating")
 
 
 def failpoint(name: str, step: int) -> None:

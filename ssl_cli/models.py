@@ -72,43 +72,53 @@ def train_wordpiece_tokenizer(texts: Iterable[str], vocab_size: int, model_max_l
     a from-scratch demo scored F1 80 on one run and 87 on the next. Declaring every continuation piece
     up front, in sorted order, fixes their ids; they are then turned back into ordinary vocabulary.
     """
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from tokenizers import trainers
 
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    texts = [_without_long_words(tok, text) for text in texts]
-    pieces = [f"##{c}" for c in sorted(_continuation_chars(tok, texts))]
+    tok = _bert_wordpiece()
+    texts, continued = _short_word_texts(tok, texts)
+    pieces = [f"##{c}" for c in sorted(continued)]
     trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS + pieces, min_frequency=1)
     tok.train_from_iterator(texts, trainer)
-    vocab = tok.get_vocab(with_added_tokens=False)
-    tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok = _bert_wordpiece(tok.get_vocab(with_added_tokens=False))  # the ## pieces as ordinary vocabulary
     tok.add_special_tokens(SPECIAL_TOKENS)
     return _as_bert_tokenizer(tok, model_max_length)
 
 
-def _without_long_words(tok: Any, text: str) -> str:
-    """``text`` less its words over 100 characters (WordPiece's limit: it encodes them as [UNK] anyway). One word of
-    a million characters (a line of base64, a corrupt field) stalls the trainers' merge loop for hours: 200,000
-    characters took byte-level BPE 38 s, and the time grows faster than the length."""
-    if len(text) <= MAX_WORD_CHARS:
-        return text
-    normalized = tok.normalizer.normalize_str(text) if tok.normalizer is not None else text
-    words = tok.pre_tokenizer.pre_tokenize_str(normalized)
-    if all(len(word) <= MAX_WORD_CHARS for word, _ in words):
-        return text
-    return " ".join(word for word, _ in words if len(word) <= MAX_WORD_CHARS)
+def _bert_wordpiece(vocab: dict[str, int] | None = None) -> Any:
+    """A WordPiece ``tokenizers.Tokenizer`` with BERT's lower-casing normaliser (CJK split per character)."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+
+    tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]") if vocab is not None else models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    return tok
 
 
-def _continuation_chars(tok: Any, texts: Iterable[str]) -> set[str]:
-    """Characters that occur inside a word after its first one: those get a ``##`` piece."""
-    chars: set[str] = set()
+def _short_word_texts(tok: Any, texts: Iterable[str], continuations: bool = True) -> tuple[list[str], set[str]]:
+    """``texts`` less their words over 100 characters, and (with ``continuations``) the characters that occur
+    inside a kept word after its first one (those get a ``##`` piece): one normalisation and pre-tokenisation of
+    each text for both. Without ``continuations`` a text too short to hold a long word is not cut into words.
+
+    Long words encode as [UNK] anyway (WordPiece's limit), and one word of a million characters (a line of base64,
+    a corrupt field) stalls the trainers' merge loop for hours: 200,000 characters took byte-level BPE 38 s, and
+    the time grows faster than the length."""
+    kept, continued = [], set()
     for text in texts:
-        for word, _ in tok.pre_tokenizer.pre_tokenize_str(tok.normalizer.normalize_str(text)):
-            chars.update(word[1:])
-    return chars
+        if not continuations and len(text) <= MAX_WORD_CHARS:
+            kept.append(text)
+            continue
+        words = _words(tok, text)
+        short = [word for word in words if len(word) <= MAX_WORD_CHARS]
+        for word in short:
+            continued.update(word[1:])
+        kept.append(text if len(short) == len(words) else " ".join(short))
+    return kept, continued
+
+
+def _words(tok: Any, text: str) -> list[str]:
+    """The words ``tok``'s normaliser and pre-tokeniser cut ``text`` into."""
+    normalized = tok.normalizer.normalize_str(text) if tok.normalizer is not None else text
+    return [word for word, _ in tok.pre_tokenizer.pre_tokenize_str(normalized)]
 
 
 def _as_bert_tokenizer(tok: Any, model_max_length: int):
@@ -220,7 +230,7 @@ def train_bytelevel_tokenizer(texts: Iterator[str], vocab_size: int, model_max_l
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    texts = [_without_long_words(tok, text) for text in texts]
+    texts, _ = _short_word_texts(tok, texts, continuations=False)
     trainer = trainers.BpeTrainer(vocab_size=max(vocab_size, 300), special_tokens=GPT2_SPECIAL_TOKENS,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(texts, trainer)

@@ -185,6 +185,12 @@ def load_data_file(path: str | Path, column_names: list[str] | None = None, samp
             data_file = _flattened_file(path, lambda: flatten_squad(document, path), "squad")
         elif document is not None and not isinstance(document, list):
             raise UserError(f"{path}: expected a JSON list of records, JSON lines, or SQuAD-style {{'data': [...]}}")
+    return _load_with_builder(SUFFIX_BUILDERS[suffix], data_file, path, _builder_kwargs(suffix, sample_by, column_names),
+                              streaming)
+
+
+def _builder_kwargs(suffix: str, sample_by: str, column_names: list[str] | None = None) -> dict[str, Any]:
+    """How ``datasets`` must read a file of this suffix."""
     kwargs: dict[str, Any] = {}
     if suffix == ".tsv":
         kwargs.update(delimiter="\t", quoting=csv.QUOTE_NONE)
@@ -194,7 +200,7 @@ def load_data_file(path: str | Path, column_names: list[str] | None = None, samp
         kwargs.update(keep_default_na=False)  # a sentence "NA" or "null" is text, not a missing value
         if column_names:
             kwargs.update(column_names=column_names)
-    return _load_with_builder(SUFFIX_BUILDERS[suffix], data_file, path, kwargs, streaming)
+    return kwargs
 
 
 SHARD_SUFFIXES = (".jsonl", ".csv", ".parquet", ".txt")
@@ -211,10 +217,8 @@ def _load_shards(pattern: Path, sample_by: str, streaming: bool):
     if len(suffixes) > 1 or suffixes[0] not in SHARD_SUFFIXES:
         raise UserError(f"{pattern} matches {', '.join(suffixes)} files: shards must all be one of "
                         f"{', '.join(SHARD_SUFFIXES)}")
-    kwargs: dict[str, Any] = {"sample_by": sample_by, "encoding": "utf-8-sig"} if suffixes[0] == ".txt" else {}
-    if suffixes[0] == ".csv":
-        kwargs["keep_default_na"] = False
-    return _load_with_builder(SUFFIX_BUILDERS[suffixes[0]], files, pattern, kwargs, streaming)
+    return _load_with_builder(SUFFIX_BUILDERS[suffixes[0]], files, pattern, _builder_kwargs(suffixes[0], sample_by),
+                              streaming)
 
 
 def _load_json_lines(data_file: Path, path: Path):
