@@ -72,3 +72,35 @@ def run_then_resume(common: list[str], tmp_path: Path, keep: str, later: list[st
     for key in a:
         assert (a[key] == b[key]).all(), key
     return full, cut, state
+
+
+TINY_RECIPES = {
+    "finetune-qa": "recipes/qa/tiny-zh-offline.yaml",
+    "finetune-glue": "recipes/glue/tiny-en-offline.yaml",
+    "nli": "recipes/nli/tiny-en-offline.yaml",
+    "tag-pos": "recipes/pos/tiny-en-offline.yaml",
+    "pretrain-mlm": "recipes/pretrain/tiny-mlm-offline.yaml",
+    "pretrain-clm": "recipes/pretrain/tiny-clm-offline.yaml",
+}
+
+
+def tiny_task_args(command: str, root: Path) -> list[str]:
+    """``command`` with its tiny offline recipe and a small generated train/dev set written under ``root``
+    (120 training examples, about 20 evaluation ones; text: 300 / 21 documents)."""
+    from ssl_cli.demo import write_demo_data
+    from ssl_cli.synthetic import write_tagging_task, write_task, write_text_corpus
+
+    if command == "finetune-qa":
+        data = write_demo_data(root, n_train=120, n_dev=20, seed=1)
+    elif command == "finetune-glue":
+        data = write_task("sentiment", root, n_train=120, n_dev=21, seed=1)
+    elif command == "nli":
+        data = write_task("colour_match", root, n_train=120, n_dev=21, seed=1, suffix=".jsonl")
+    elif command == "tag-pos":
+        data = write_tagging_task("en_pos", root, n_train=120, n_dev=21, seed=1)
+    else:
+        data = write_text_corpus(root, n_train=300, n_dev=21, seed=1)
+    task = ["--task", "sst2"] if command == "finetune-glue" else []
+    return [command, "--recipe", TINY_RECIPES[command], *task, "--train-file", str(data["train"]),
+            "--validation-file", str(data["dev"])]
+

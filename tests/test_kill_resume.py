@@ -23,8 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from ssl_cli.synthetic import write_task, write_text_corpus
-from tests.conftest import run_cli
+from tests.conftest import run_cli, tiny_task_args
 
 pytestmark = pytest.mark.slow
 
@@ -35,18 +34,9 @@ SCHEDULE = ["--max-steps", "12", "--save-steps", "4", "--eval-steps", "4", "--lo
 
 
 @pytest.fixture(scope="module")
-def task_args(tmp_path_factory, demo_data):
+def task_args(tmp_path_factory):
     root = tmp_path_factory.mktemp("kill-data")
-    glue = write_task("sentiment", root / "sst", n_train=200, n_dev=40, seed=1)
-    text = write_text_corpus(root / "text", n_train=120, n_dev=10, seed=6)
-    return {
-        "finetune-qa": ["finetune-qa", "--recipe", "recipes/qa/tiny-zh-offline.yaml", "--train-file",
-                        str(demo_data["train"]), "--validation-file", str(demo_data["dev"])],
-        "finetune-glue": ["finetune-glue", "--recipe", "recipes/glue/tiny-en-offline.yaml", "--task", "sst2",
-                          "--train-file", str(glue["train"]), "--validation-file", str(glue["dev"])],
-        "pretrain-mlm": ["pretrain-mlm", "--recipe", "recipes/pretrain/tiny-mlm-offline.yaml", "--train-file",
-                         str(text["train"]), "--validation-file", str(text["dev"])],
-    }
+    return {task: tiny_task_args(task, root / task) for task in ("finetune-qa", "finetune-glue", "pretrain-mlm")}
 
 
 _uninterrupted: dict[str, Path] = {}

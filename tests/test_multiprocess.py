@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, run_cli, tiny_task_args
 
 pytestmark = [pytest.mark.slow, pytest.mark.multiprocess]
 
@@ -73,31 +73,11 @@ def test_two_processes_stream_like_one(tmp_path):
     assert r2["eval_loss"] == pytest.approx(r1["eval_loss"], abs=1e-3)
 
 
-def _task_args(name: str, root) -> list[str]:
-    from ssl_cli.synthetic import write_tagging_task, write_task, write_text_corpus
-
-    if name == "finetune-glue":
-        d = write_task("sentiment", root, n_train=120, n_dev=21, seed=1)
-        return [name, "--recipe", "recipes/glue/tiny-en-offline.yaml", "--task", "sst2", "--train-file", str(d["train"]),
-                "--validation-file", str(d["dev"])]
-    if name == "nli":
-        d = write_task("colour_match", root, n_train=120, n_dev=21, seed=1, suffix=".jsonl")
-        return [name, "--recipe", "recipes/nli/tiny-en-offline.yaml", "--train-file", str(d["train"]),
-                "--validation-file", str(d["dev"])]
-    if name == "tag-pos":
-        d = write_tagging_task("en_pos", root, n_train=120, n_dev=21, seed=1)
-        return [name, "--recipe", "recipes/pos/tiny-en-offline.yaml", "--train-file", str(d["train"]),
-                "--validation-file", str(d["dev"])]
-    d = write_text_corpus(root, n_train=300, n_dev=21, seed=1)
-    return [name, "--recipe", f"recipes/pretrain/tiny-{name.removeprefix('pretrain-')}-offline.yaml",
-            "--train-file", str(d["train"]), "--validation-file", str(d["dev"])]
-
-
 @pytest.mark.parametrize("command", ["finetune-glue", "nli", "tag-pos", "pretrain-mlm", "pretrain-clm"])
 def test_every_subcommand_trains_and_scores_the_same_on_two_processes(tmp_path, command):
     """Two processes of 4 against one of 8 (the same global batches), 21 evaluation examples (an uneven last
     batch): the same metrics within 1e-4, every example scored exactly once. finetune-qa: the test above."""
-    common = [*_task_args(command, tmp_path / "data"), "--max-steps", "6", "--learning-rate", "1e-4",
+    common = [*tiny_task_args(command, tmp_path / "data"), "--max-steps", "6", "--learning-rate", "1e-4",
               "--set", "training.group_by_length=false", "--set", "training.eval_strategy=no",
               "--set", "training.save_strategy=no", "--per-device-eval-batch-size", "4"]
     r2, r1 = two_then_one(common, tmp_path)

@@ -14,8 +14,7 @@ import textwrap
 
 import pytest
 
-from ssl_cli.synthetic import write_tagging_task, write_task, write_text_corpus
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, run_cli, tiny_task_args
 
 GUARD = textwrap.dedent('''
     import os, socket
@@ -54,31 +53,6 @@ def guarded_env(tmp_path_factory):
     return {"PYTHONPATH": f"{root}:{ROOT}", "SSL_SOCKET_LOG": str(record), "HF_HUB_OFFLINE": "1"}, record
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory, demo_data):
-    root = tmp_path_factory.mktemp("guard-data")
-    return {"qa": demo_data, "glue": write_task("sentiment", root / "sst", n_train=60, n_dev=20, seed=1),
-            "nli": write_task("colour_match", root / "nli", n_train=60, n_dev=20, seed=1, suffix=".jsonl"),
-            "pos": write_tagging_task("en_pos", root / "pos", n_train=60, n_dev=20, seed=1),
-            "text": write_text_corpus(root / "text", n_train=200, n_dev=20, seed=1)}
-
-
-def _commands(data, out):
-    files = lambda d: ["--train-file", str(d["train"]), "--validation-file", str(d["dev"])]  # noqa: E731
-    short = ["--max-steps", "2", "--output-dir", str(out)]
-    return {
-        "finetune-qa": ["finetune-qa", "--recipe", "recipes/qa/tiny-zh-offline.yaml", *files(data["qa"]), *short],
-        "finetune-glue": ["finetune-glue", "--recipe", "recipes/glue/tiny-en-offline.yaml", "--task", "sst2",
-                          *files(data["glue"]), *short],
-        "nli": ["nli", "--recipe", "recipes/nli/tiny-en-offline.yaml", *files(data["nli"]), *short],
-        "tag-pos": ["tag-pos", "--recipe", "recipes/pos/tiny-en-offline.yaml", *files(data["pos"]), *short],
-        "pretrain-mlm": ["pretrain-mlm", "--recipe", "recipes/pretrain/tiny-mlm-offline.yaml", *files(data["text"]),
-                         *short],
-        "pretrain-clm": ["pretrain-clm", "--recipe", "recipes/pretrain/tiny-clm-offline.yaml", *files(data["text"]),
-                         *short],
-    }
-
-
 def test_the_guard_catches_a_download(guarded_env, tmp_path):
     import subprocess
 
@@ -90,10 +64,10 @@ def test_the_guard_catches_a_download(guarded_env, tmp_path):
 
 
 @pytest.mark.parametrize("command", ["finetune-qa", "finetune-glue", "nli", "tag-pos", "pretrain-mlm", "pretrain-clm"])
-def test_no_subcommand_touches_the_network_offline(guarded_env, data, tmp_path, command):
+def test_no_subcommand_touches_the_network_offline(guarded_env, tmp_path, command):
     env, record = guarded_env
     out = tmp_path / "out"
-    proc = run_cli(*_commands(data, out)[command], env=env)
+    proc = run_cli(*tiny_task_args(command, tmp_path / "data"), "--max-steps", "2", "--output-dir", str(out), env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads((out / "all_results.json").read_text())["train_steps"] == 2
     if command == "pretrain-clm":  # and the generation command on its output
