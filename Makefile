@@ -45,6 +45,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_mlm.py
 	$(BIN)/python benchmarks/bench_mlm.py --objective clm
 	$(BIN)/python benchmarks/bench_streaming.py
+	$(BIN)/python benchmarks/bench_postprocess.py
 
 # MiniLM fine-tuned from its pretrained weights vs the same architecture with random ones (about 25 min on 2 cores)
 experiment-pretrain: install

@@ -76,7 +76,7 @@ def generate(model_dir: str, prompt: str, sampling: Sampling, trust_remote_code:
     else:
         options.update(do_sample=False)
     model.eval()
-    with torch.no_grad():
+    with torch.inference_mode():
         output = model.generate(**encoded, **options)
     start = encoded["input_ids"].shape[1]
     return [tokenizer.decode(row[start:], skip_special_tokens=True) for row in output]

@@ -296,19 +296,23 @@ class QATask(Task):
 
     def score(self, eval_set: EvalSet, outputs: dict[str, Any], recipe: QARecipe) -> tuple[dict[str, float], dict[str, Any]]:
         from ssl_cli.metrics.qa import best_null_threshold, score_qa
-        from ssl_cli.metrics.qa_postprocess import postprocess_predictions
+        from ssl_cli.metrics.qa_postprocess import WindowOffsets, postprocess_predictions
 
         examples, feats, info = eval_set.examples, eval_set.features, eval_set.info
+        columns = examples.with_format("arrow")  # whole columns at once: row access costs more than the scoring
+        ids, contexts = columns["id"].to_pylist(), columns["context"].to_pylist()
+        windows = feats.with_format("arrow")
+        offsets = WindowOffsets.from_arrow(windows["offset_mapping"], outputs["start_logits"].shape[1])
         predictions, nbest, diffs = postprocess_predictions(
-            examples["id"], examples["context"], feats["example_index"], outputs["start_logits"], outputs["end_logits"],
-            feats["offset_mapping"], n_best_size=recipe.qa.n_best_size, max_answer_length=recipe.qa.max_answer_length,
+            ids, contexts, windows["example_index"].to_numpy(), outputs["start_logits"], outputs["end_logits"],
+            offsets, n_best_size=recipe.qa.n_best_size, max_answer_length=recipe.qa.max_answer_length,
             version_2_with_negative=info["version_2_with_negative"],
             null_score_diff_threshold=recipe.qa.null_score_diff_threshold,
         )
         artefacts = {"predictions": predictions, "nbest": nbest, "null_odds": diffs}
         if not info["has_answers"]:
             return {}, artefacts  # a test split without gold answers: predictions only
-        references = {ex_id: answers["text"] for ex_id, answers in zip(examples["id"], examples["answers"], strict=True)}
+        references = {ex_id: answers["text"] for ex_id, answers in zip(ids, columns["answers"].to_pylist(), strict=True)}
         metrics = score_qa(predictions, references, info["metric"])
         if info["version_2_with_negative"]:
             best_texts = {q: (c[0]["text"] if c else "") for q, c in nbest.items()}
