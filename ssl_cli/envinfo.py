@@ -35,6 +35,7 @@ def print_env() -> None:
     rows += [(p, _version(p)) for p in ("torch", "transformers", "datasets", "accelerate", "tokenizers", "evaluate")]
     rows.append(("cpu threads", str(torch.get_num_threads())))
     rows.append(("cpu bf16 (AVX512-BF16/AMX)", str(cpu_supports_fast_bf16())))
+    rows.append(("allocator for training", _training_allocator()))
     rows.append(("cuda", f"{torch.cuda.device_count()} device(s)" if torch.cuda.is_available() else "not available"))
     if torch.cuda.is_available():
         rows += [(f"cuda:{i}", torch.cuda.get_device_name(i)) for i in range(torch.cuda.device_count())]
@@ -45,3 +46,14 @@ def print_env() -> None:
     for key, value in rows:
         table.add_row(key, value)
     Console().print(table)
+
+
+def _training_allocator() -> str:
+    """What a training command will run on (see ssl_cli.allocator)."""
+    from ssl_cli.allocator import ENV, find_tcmalloc
+
+    choice = os.environ.get(ENV, "auto")
+    if choice != "auto":
+        return f"{choice} ({ENV})"
+    found = find_tcmalloc()
+    return f"tcmalloc, preloaded ({found})" if found else "glibc, tuned (apt-get install libtcmalloc-minimal4: faster)"

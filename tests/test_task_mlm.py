@@ -72,6 +72,10 @@ def test_line_by_line_and_held_out_eval(tmp_path):
     results = json.loads((out / "all_results.json").read_text())
     assert results["train_features"] == 180  # one block per line; 10% of the 200 lines held out for eval
     assert results["eval_samples"] == 20
+    capped = tmp_path / "capped"
+    run_cli(*TINY, "--train-file", str(data["train"]), "--line-by-line", "--max-steps", "1", "--max-eval-samples", "7",
+            "--output-dir", str(capped), check=True)
+    assert json.loads((capped / "all_results.json").read_text())["eval_samples"] == 7  # as run_mlm.py caps it
 
 
 def test_bad_mlm_input_is_one_line(tmp_path):

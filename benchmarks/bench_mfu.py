@@ -1,0 +1,122 @@
+"""Useful-token MFU of every subcommand at bert-base shapes, against this machine's matmul ceiling.
+
+Each subcommand trains ``scratch:bert-base`` (``scratch:gpt2-small`` for
+pretrain-clm: the same 768/3072/12-layer shapes) on real data from
+../shared/data for a few optimizer steps, with evaluation and checkpoints
+off, in its own process, as a user would run it (fp32, ssl's defaults:
+length-grouped dynamic padding, the tuned allocator).
+
+useful-token MFU = (real, non-padding tokens trained per second) x (training
+FLOPs per token) / (the fp32 matmul ceiling at a BERT layer's shapes,
+measured in the same run by bench_ceiling's worker). FLOPs per token are
+6 x encoder weights + 12 x layers x hidden x (mean real sequence length), for
+the attention; embeddings and task heads are not counted, so the figure is a
+lower bound. The runtime includes the first (warm-up) step.
+
+Results: benchmarks/results/mfu.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+from bench_ceiling import SHAPES, run_row, train_flops_per_token
+from common import RESULTS, SHARED_DATA, run_worker
+
+TARGET = 0.70
+BASE = SHAPES["bert-base"]
+NO_EVAL = ["--set", "training.eval_strategy=no", "--set", "training.save_strategy=no",
+           "--set", "training.report_to=[none]", "--max-eval-samples", "16"]
+
+
+def commands(steps: int) -> dict[str, list[str]]:
+    """Per subcommand: the ssl arguments (data, batch, length) for a short bert-base run."""
+    squad, glue, nli = SHARED_DATA / "qa" / "squad_v1.1_dev_part1.json", SHARED_DATA / "glue" / "SST-2", SHARED_DATA / "nli"
+    ewt, corpus = SHARED_DATA / "pos" / "en_ewt-ud-dev.conllu", SHARED_DATA / "text" / "zh_mlm_corpus_simplified.txt"
+    common = ["--max-steps", str(steps), "--seed", "42", *NO_EVAL]
+    return {
+        "finetune-qa": ["finetune-qa", "--model", "scratch:bert-base", "--train-file", str(squad), "--validation-file",
+                        str(squad), "--max-seq-length", "384", "--per-device-train-batch-size", "12",
+                        "--max-train-samples", str(steps * 12), *common],
+        "finetune-glue": ["finetune-glue", "--model", "scratch:bert-base", "--task", "sst2", "--train-file",
+                          str(glue / "train.tsv"), "--validation-file", str(glue / "dev.tsv"), "--max-seq-length", "128",
+                          "--per-device-train-batch-size", "32", "--max-train-samples", str(steps * 32), *common],
+        "nli": ["nli", "--model", "scratch:bert-base", "--train-file", str(nli / "ocnli_train.10k.json"),
+                "--validation-file", str(nli / "ocnli_dev.json"), "--max-seq-length", "128",
+                "--per-device-train-batch-size", "32", "--max-train-samples", str(steps * 32), *common],
+        "tag-pos": ["tag-pos", "--model", "scratch:bert-base", "--train-file", str(ewt), "--validation-file", str(ewt),
+                    "--max-seq-length", "128", "--per-device-train-batch-size", "32", "--max-train-samples",
+                    str(steps * 32), *common],
+        "pretrain-mlm": ["pretrain-mlm", "--model", "scratch:bert-base", "--train-file", str(corpus),
+                         "--max-seq-length", "128", "--per-device-train-batch-size", "32", *common],
+        "pretrain-clm": ["pretrain-clm", "--model", "scratch:gpt2-small", "--train-file", str(corpus),
+                         "--max-seq-length", "128", "--per-device-train-batch-size", "32", *common],
+    }
+
+
+def worker(args: argparse.Namespace) -> dict:
+    """One subcommand in this process; its all_results.json speed figures."""
+    from common import run_ssl
+
+    out = Path(args.work) / args.command
+    argv = [*commands(args.steps)[args.command], "--output-dir", str(out), "--overwrite"]
+    results, wall = run_ssl(argv, out)
+    return {"train_tokens_per_second": results["train_tokens_per_second"],
+            "train_samples_per_second": results["train_samples_per_second"], "train_runtime": results["train_runtime"],
+            "train_steps": results["train_steps"], "wall_time": wall, "train_peak_rss_mb": results["train_peak_rss_mb"]}
+
+
+def mfu_row(result: dict, ceiling_gflops: float) -> dict:
+    mean_length = result["train_tokens_per_second"] / result["train_samples_per_second"]
+    flops = train_flops_per_token(BASE, mean_length)
+    achieved = result["train_tokens_per_second"] * flops / 1e9
+    return {**result, "mean_real_length": mean_length, "train_gflops_per_second": achieved,
+            "mfu": achieved / ceiling_gflops}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worker", choices=["ssl"])
+    parser.add_argument("--command", default="finetune-qa")
+    parser.add_argument("--work")
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--only", nargs="*", help="subcommands to run (default: all)")
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args)))
+        return
+    if not SHARED_DATA.exists():
+        print(f"bench skipped: {SHARED_DATA} is not there (../shared/data is needed for the bench)")
+        return
+    ceiling = run_row("ceiling", [])["gflops"]["bert-base"]["float32"]
+    work = tempfile.mkdtemp(prefix="ssl-bench-mfu-")
+    rows = {}
+    for name in args.only or commands(args.steps):
+        result = _run(name, args.steps, work)
+        rows[name] = mfu_row(result, ceiling)
+    lines = [f"# Useful-token MFU at bert-base shapes (fp32, {args.steps} steps each)", "",
+             f"fp32 matmul ceiling at a BERT layer's training GEMMs, this run: {ceiling:.1f} GFLOP/s.", "",
+             "| subcommand | real tokens/s | mean real length | GFLOP/s | useful-token MFU | peak RSS MB |",
+             "|---|---|---|---|---|---|"]
+    for name, row in rows.items():
+        lines.append(f"| {name} | {row['train_tokens_per_second']:,.0f} | {row['mean_real_length']:.0f} | "
+                     f"{row['train_gflops_per_second']:.0f} | {row['mfu']:.0%} | {row['train_peak_rss_mb']:.0f} |")
+    fine_tuning = [n for n in rows if not n.startswith("pretrain")]
+    lines += ["", *(f"- [{'x' if rows[n]['mfu'] >= TARGET else ' '}] {n}: {rows[n]['mfu']:.0%} "
+                    f"(target {TARGET:.0%} for fine-tuning)" for n in fine_tuning)]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "mfu.json").write_text(json.dumps({"ceiling_fp32_gflops": ceiling, "steps": args.steps, "rows": rows},
+                                                 indent=2) + "\n")
+    (RESULTS / "mfu.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def _run(name: str, steps: int, work: str) -> dict:
+    return run_worker(__file__, "ssl", ["--command", name], ["--work", work, "--steps", str(steps)])
+
+
+if __name__ == "__main__":
+    main()

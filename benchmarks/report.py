@@ -1,0 +1,123 @@
+"""One report from every bench's results: benchmarks/RESULTS.md and benchmarks/RESULTS.json.
+
+``make bench`` runs the benches (each writes results/<name>.json and .md)
+and then this. It reads whatever results are there, so a single bench can
+be rerun and the report rebuilt; a bench that has not run is listed as such.
+The summary checks every target of issue #7 against the latest numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+from common import RESULTS, ROOT
+
+BENCHES = ["ceiling", "mfu", "qa", "glue", "nli", "pos", "mlm", "clm", "postprocess", "tokenize", "scaling",
+           "streaming", "startup"]
+
+
+def load() -> dict[str, dict]:
+    return {name: json.loads((RESULTS / f"{name}.json").read_text())
+            for name in BENCHES if (RESULTS / f"{name}.json").exists()}
+
+
+def _speed(row: dict) -> float:
+    return row.get("train_samples_per_second") or row["train_tokens_per_second"]
+
+
+def _ratio(rows: dict, ours: str, baseline: str) -> float:
+    return _speed(rows[ours]) / _speed(rows[baseline])
+
+
+def _finetune_targets(results: dict) -> list[tuple[str, str, bool | None]]:
+    """Speed-up over Trainer, padded and dynamic, per fine-tuning command."""
+    out = []
+    rows_of: dict[str, tuple[dict, str, float]] = {}
+    if "qa" in results:
+        rows_of["finetune-qa (SQuAD)"] = (results["qa"]["rows"], "ssl_fp32", 2.5)
+    for task, data in results.get("glue", {}).get("tasks", {}).items():
+        rows_of[f"finetune-glue ({task})"] = (data["rows"], "ssl", 2.0)
+    if "nli" in results:
+        rows_of["nli (OCNLI)"] = (results["nli"]["rows"], "ssl", 2.0)
+    if "pos" in results:
+        rows_of["tag-pos (EWT)"] = (results["pos"]["rows"], "ssl", 2.0)
+    for name, (rows, ours, target) in rows_of.items():
+        padded, dynamic = _ratio(rows, ours, "trainer_padded"), _ratio(rows, ours, "trainer_dynamic")
+        out.append((f"{name} >= {target}x Trainer (padded default)",
+                    f"{padded:.2f}x padded, {dynamic:.2f}x dynamic", padded >= target))
+    for name in ("mlm", "clm"):
+        if name in results:
+            ratio = _ratio(results[name]["rows"], "ssl", "trainer")
+            out.append((f"pretrain-{name} >= 1.3x Trainer", f"{ratio:.2f}x (tokens/s)", ratio >= 1.3))
+    return out
+
+
+def _other_targets(results: dict) -> list[tuple[str, str, bool | None]]:
+    out = []
+    if "mfu" in results:
+        for name, row in results["mfu"]["rows"].items():
+            if not name.startswith("pretrain"):
+                out.append((f"{name} useful-token MFU >= 70% (fp32, bert-base)", f"{row['mfu']:.0%}", row["mfu"] >= 0.7))
+    if "postprocess" in results:
+        speedup = results["postprocess"]["speedup"]
+        out.append(("QA post-processing >= 10x utils_qa's loop", f"{speedup:.1f}x", speedup >= 10))
+    if "startup" in results:
+        rows = results["startup"]["rows"]
+        for name, limit in (("ssl --help", 0.3), ("ssl finetune-qa --dry-run", 2.0)):
+            median = rows[name]["median_s"]
+            out.append((f"`{name}` < {limit} s", f"{median:.2f} s (median)", median < limit))
+    return out
+
+
+def summary(results: dict) -> list[str]:
+    lines = ["| target | measured | met |", "|---|---|---|"]
+    for target, measured, met in _other_targets(results) + _finetune_targets(results):
+        lines.append(f"| {target} | {measured} | {'yes' if met else 'no' if met is not None else 'n/a'} |")
+    missing = [name for name in BENCHES if name not in results]
+    if missing:
+        lines += ["", "Not run yet (no results file): " + ", ".join(missing) + "."]
+    return lines
+
+
+def machine() -> str:
+    import os
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    try:
+        import torch
+
+        version = torch.__version__
+    except ImportError:
+        version = "not installed"
+    return f"{cpu}, {len(os.sched_getaffinity(0))} cores, Python {platform.python_version()}, torch {version}"
+
+
+def build(results: dict, describe: Callable[[], str] = machine) -> list[str]:
+    lines = ["# Benchmark results", "",
+             f"Built {date.today().isoformat()} by `make bench` (`python benchmarks/report.py` rebuilds it from "
+             f"`benchmarks/results/`). Machine: {describe()}. Every ratio is measured side by side in one run; "
+             "what each bench compares and why is in benchmarks/README.md.", "", "## Targets", "", *summary(results)]
+    for name in BENCHES:
+        md = RESULTS / f"{name}.md"
+        if name in results and md.exists():
+            body = md.read_text(encoding="utf-8").strip().splitlines()
+            title = body[0].lstrip("# ").strip() if body and body[0].startswith("#") else name
+            lines += ["", f"## {title}", "", *body[1:]]
+    return lines
+
+
+def main() -> None:
+    results = load()
+    lines = build(results)
+    (ROOT / "benchmarks" / "RESULTS.md").write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
+    (ROOT / "benchmarks" / "RESULTS.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print("\n".join(lines[: lines.index("## Targets") + 3 + len(summary(results))]))
+
+
+if __name__ == "__main__":
+    main()
