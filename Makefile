@@ -19,6 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH_SPEC)
 	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m compileall -q ssl_cli >/dev/null  # bytecode now: start-up never compiles (PYTHONDONTWRITEBYTECODE)
 	touch $@
 
 demo: install

@@ -7,13 +7,18 @@ installed (``ssl_cli.allocator``), then the CLI starts.
 
 from __future__ import annotations
 
+import os
 import sys
 
 
 def main() -> None:
-    from ssl_cli.allocator import reexec_with_allocator
+    from ssl_cli.allocator import QUICK_COMMANDS, reexec_with_allocator
     from ssl_cli.errors import UserError
 
+    if QUICK_COMMANDS & set(sys.argv[1:]) or len(sys.argv) == 1:
+        # help and --dry-run build the recipe models but need no pydantic plugins: skip scanning every
+        # installed package's entry points for them (15-20 ms of a 0.3 s start)
+        os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     try:
         reexec_with_allocator(sys.argv[1:])
     except UserError as exc:

@@ -14,7 +14,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ssl_cli.errors import UserError, did_you_mean
@@ -23,7 +22,7 @@ from ssl_cli.errors import UserError, did_you_mean
 class Section(BaseModel):
     """A recipe section: unknown keys are errors, values are checked on assignment."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=(), defer_build=True)
 
 
 class ModelConfig(Section):
@@ -74,6 +73,8 @@ class ModelConfig(Section):
     @classmethod
     def _parse_overrides(cls, value: Any) -> Any:
         """'a=1,b=gelu' -> {"a": 1, "b": "gelu"} (each value read as YAML: numbers, booleans, null)."""
+        import yaml  # imported where used: start-up (ssl --help) never needs YAML
+
         if not isinstance(value, str):
             return value
         overrides: dict[str, Any] = {}
@@ -232,6 +233,8 @@ class Recipe(Section):
 
 def read_recipe_file(path: str | Path) -> dict[str, Any]:
     """Read a YAML recipe with ``yaml.safe_load``; errors name the file."""
+    import yaml
+
     path = Path(path)
     if not path.is_file():
         raise UserError(f"recipe file not found: {path} (pass an existing YAML file to --recipe)")
@@ -250,6 +253,8 @@ def read_recipe_file(path: str | Path) -> dict[str, Any]:
 
 def parse_set_override(item: str) -> tuple[list[str], Any]:
     """Split ``a.b=value``; the value is parsed as YAML (so ``3e-5``, ``true``, ``[a, b]`` work)."""
+    import yaml
+
     key, sep, raw = item.partition("=")
     if not sep or not key.strip():
         raise UserError(f"--set expects KEY=VALUE such as training.learning_rate=3e-5, got '{item}'")
@@ -344,5 +349,7 @@ def resolve_recipe(
 
 def recipe_to_yaml(recipe: Recipe, header: str = "") -> str:
     """The resolved recipe as YAML that is itself a valid recipe."""
+    import yaml
+
     body = yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
     return (header + "\n" if header else "") + body
