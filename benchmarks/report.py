@@ -16,7 +16,7 @@ from pathlib import Path
 
 from common import RESULTS, ROOT
 
-BENCHES = ["ceiling", "mfu", "qa", "glue", "nli", "pos", "mlm", "clm", "postprocess", "tokenize", "scaling",
+BENCHES = ["ceiling", "mfu", "qa", "glue", "pos", "mlm", "clm", "postprocess", "tokenize", "scaling",
            "streaming", "startup"]
 
 
@@ -40,9 +40,7 @@ def _finetune_targets(results: dict) -> list[tuple[str, str, bool | None]]:
     if "qa" in results:
         rows_of["finetune-qa (SQuAD)"] = (results["qa"]["rows"], "ssl_fp32", 2.5)
     for task, data in results.get("glue", {}).get("tasks", {}).items():
-        rows_of[f"finetune-glue ({task})"] = (data["rows"], "ssl", 2.0)
-    if "nli" in results:
-        rows_of["nli (OCNLI)"] = (results["nli"]["rows"], "ssl", 2.0)
+        rows_of["nli (OCNLI)" if task == "ocnli" else f"finetune-glue ({task})"] = (data["rows"], "ssl", 2.0)
     if "pos" in results:
         rows_of["tag-pos (EWT)"] = (results["pos"]["rows"], "ssl", 2.0)
     for name, (rows, ours, target) in rows_of.items():
@@ -107,7 +105,7 @@ def build(results: dict, describe: Callable[[], str] = machine) -> list[str]:
         if name in results and md.exists():
             body = md.read_text(encoding="utf-8").strip().splitlines()
             title = body[0].lstrip("# ").strip() if body and body[0].startswith("#") else name
-            lines += ["", f"## {title}", "", *body[1:]]
+            lines += ["", f"## {title}", "", *(f"#{line}" if line.startswith("#") else line for line in body[1:])]
     return lines
 
 
