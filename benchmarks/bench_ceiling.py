@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import RESULTS, ROOT, peak_rss_mb, run_worker
+from common import ROOT, peak_rss_mb, run_worker, write_results
 
 SHAPES = {"bert-base": {"hidden": 768, "ffn": 3072, "layers": 12, "heads": 12},
           "MiniLM-L6-H384": {"hidden": 384, "ffn": 1536, "layers": 6, "heads": 12}}
@@ -224,12 +224,8 @@ def main() -> None:
     levers = lever_rows(args.steps)
     evaluation = run_row("eval", ["--steps", str(args.steps)])
     lines = report(ceiling, levers, evaluation)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "ceiling.json").write_text(json.dumps(
-        {"ceiling": ceiling, "levers": levers, "eval": evaluation, "lever_batch": [LEVER_BATCH, LEVER_SEQ],
-         "train_mflops_per_token": train_flops_per_token(SHAPES["bert-base"], LEVER_SEQ) / 1e6}, indent=2) + "\n")
-    (RESULTS / "ceiling.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("ceiling", {"ceiling": ceiling, "levers": levers, "eval": evaluation, "lever_batch": [LEVER_BATCH, LEVER_SEQ],
+                              "train_mflops_per_token": train_flops_per_token(SHAPES["bert-base"], LEVER_SEQ) / 1e6}, lines)
 
 
 if __name__ == "__main__":

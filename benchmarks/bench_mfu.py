@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 from bench_ceiling import SHAPES, run_row, train_flops_per_token
-from common import RESULTS, SHARED_DATA, run_worker
+from common import SHARED_DATA, run_worker, write_results
 
 TARGET = 0.70
 BASE = SHAPES["bert-base"]
@@ -107,11 +107,7 @@ def main() -> None:
     fine_tuning = [n for n in rows if not n.startswith("pretrain")]
     lines += ["", *(f"- [{'x' if rows[n]['mfu'] >= TARGET else ' '}] {n}: {rows[n]['mfu']:.0%} "
                     f"(target {TARGET:.0%} for fine-tuning)" for n in fine_tuning)]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "mfu.json").write_text(json.dumps({"ceiling_fp32_gflops": ceiling, "steps": args.steps, "rows": rows},
-                                                 indent=2) + "\n")
-    (RESULTS / "mfu.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("mfu", {"ceiling_fp32_gflops": ceiling, "steps": args.steps, "rows": rows}, lines)
 
 
 def _run(name: str, steps: int, work: str) -> dict:

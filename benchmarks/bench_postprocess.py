@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import time
 
 import numpy as np
-from common import RESULTS
+from common import write_results
 from datasets import Dataset
 
 from ssl_cli.metrics.qa_postprocess import WindowOffsets, postprocess_predictions
@@ -183,12 +182,8 @@ def main() -> None:
               "only the top-20 x top-20 pairs, so where they differ ssl's span scores at least as high).", "",
               f"- [{'x' if speedup >= 10 else ' '}] at least 10x the per-feature Python loop as run_qa.py runs it: "
               f"{speedup:.1f}x ({speedup_lists:.1f}x its best case on plain lists)"]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "postprocess.json").write_text(json.dumps(
-        {"examples": args.examples, "windows": windows, "rows": rows, "agreement": agree, "speedup": speedup,
-         "speedup_vs_lists": speedup_lists}, indent=2) + "\n")
-    (RESULTS / "postprocess.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("postprocess", {"examples": args.examples, "windows": windows, "rows": rows, "agreement": agree,
+                                  "speedup": speedup, "speedup_vs_lists": speedup_lists}, lines)
 
 
 if __name__ == "__main__":

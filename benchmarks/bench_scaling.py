@@ -16,12 +16,10 @@ Results: benchmarks/results/scaling.json and .md.
 from __future__ import annotations
 
 import argparse
-import json
-import tempfile
 from pathlib import Path
 
 from bench_ceiling import SHAPES, train_flops_per_token
-from common import RESULTS, SHARED_DATA, model_or_skip, run_ssl, run_worker
+from common import SHARED_DATA, run_ssl, run_worker, start, write_results
 
 DATA = SHARED_DATA / "qa" / "squad_v1.1_dev_part1.json"
 BASE_QUESTIONS = 300
@@ -51,13 +49,11 @@ def main() -> None:
     parser.add_argument("--questions", type=int)
     parser.add_argument("--seq", type=int)
     args = parser.parse_args()
-    if args.worker:
-        print(json.dumps(worker(args)))
+    started = start(args, {"ssl": worker}, DATA, "scaling")
+    if started is None:
         return
-    model = model_or_skip(DATA)
-    if model is None:
-        return
-    common = ["--model", str(model), "--work", tempfile.mkdtemp(prefix="ssl-bench-scaling-")]
+    model, work = started
+    common = ["--model", str(model), "--work", str(work)]
     rows = {name: run_worker(__file__, "ssl", ["--questions", str(q), "--seq", str(s)], common)
             for name, (q, s) in ROWS.items()}
     base = rows["1x data, seq 384"]
@@ -73,10 +69,7 @@ def main() -> None:
                      f"{row['mean_window_tokens']:.0f} | {row['train_runtime_s']:.1f} | {row['wall_s']:.1f} | "
                      f"{per_k[name]:.3f} | {per_k[name] / per_k['1x data, seq 384']:.2f}x | {flops / base_flops:.2f}x | "
                      f"{row['train_peak_rss_mb']:.0f} |")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "scaling.json").write_text(json.dumps({"rows": rows}, indent=2) + "\n")
-    (RESULTS / "scaling.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("scaling", {"rows": rows}, lines)
 
 
 if __name__ == "__main__":

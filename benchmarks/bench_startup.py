@@ -10,7 +10,6 @@ Results: benchmarks/results/startup.json and .md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -18,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import RESULTS, ROOT
+from common import ROOT, write_results
 
 TARGETS = {"ssl --help": 0.3, "ssl finetune-qa --dry-run": 2.0}
 
@@ -62,10 +61,7 @@ def main() -> None:
         lines.append(f"| {name} | {row['best_s']:.3f} | {row['median_s']:.3f} | {target} |")
     lines += [""] + [f"- [{'x' if rows[name]['median_s'] < limit else ' '}] {name} under {limit} s (median "
                      f"{rows[name]['median_s']:.2f} s)" for name, limit in TARGETS.items()]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "startup.json").write_text(json.dumps({"repeats": args.repeats, "rows": rows}, indent=2) + "\n")
-    (RESULTS / "startup.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("startup", {"repeats": args.repeats, "rows": rows}, lines)
 
 
 if __name__ == "__main__":

@@ -21,13 +21,11 @@ Results: benchmarks/results/tokenize.json and .md.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
-from common import RESULTS, SHARED_DATA, model_or_skip, run_worker
+from common import SHARED_DATA, run_worker, start, write_results
 
 DATA = SHARED_DATA / "qa" / "squad_v1.1_dev_part1.json"
 MAX_LEN, STRIDE = 384, 128
@@ -102,13 +100,10 @@ def main() -> None:
         parser.add_argument(name)
     parser.add_argument("--num-proc", type=int)
     args = parser.parse_args()
-    if args.worker:
-        print(json.dumps(worker(args)))
+    started = start(args, {"map": worker}, DATA, "tokenize")
+    if started is None:
         return
-    model = model_or_skip(DATA)
-    if model is None:
-        return
-    work = Path(tempfile.mkdtemp(prefix="ssl-bench-tokenize-"))
+    model, work = started
     common = ["--model", str(model), "--work", str(work), "--saved", str(save_examples(work))]
     rows = {name: run_worker(__file__, "map", extra, common) for name, extra in ROWS.items()}
     base = rows["run_qa.py (padded, num_proc None)"]
@@ -119,10 +114,7 @@ def main() -> None:
         lines.append(f"| {name} | {row['first_run_s']:.2f} | {row['examples_per_second']:,.0f} | "
                      f"{base['first_run_s'] / row['first_run_s']:.2f}x | {row['cached_rerun_s']:.2f} | "
                      f"{row['features']:,} | {row['padding_fraction']:.0%} | {row['cache_mb']:.0f} |")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "tokenize.json").write_text(json.dumps({"rows": rows}, indent=2) + "\n")
-    (RESULTS / "tokenize.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("tokenize", {"rows": rows}, lines)
 
 
 if __name__ == "__main__":

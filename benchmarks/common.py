@@ -67,6 +67,14 @@ def run_ssl(argv: list[str], out: Path) -> tuple[dict, float]:
     return json.loads((out / "all_results.json").read_text()), time.perf_counter() - start
 
 
+def write_results(name: str, payload: dict, lines: list[str]) -> None:
+    """``results/<name>.json`` and ``.md`` (what report.py gathers), and the table on stdout."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
+    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def write_markdown_table(rows: dict[str, dict], quality_keys: list[str]) -> list[str]:
     """Speed, memory and quality of each row, with ratios to the two baselines."""
     base, dyn = rows["trainer_padded"], rows["trainer_dynamic"]
