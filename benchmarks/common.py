@@ -40,13 +40,13 @@ def run_worker(script: str, kind: str, extra: list[str], common: list[str], env:
     what a user's ``ssl`` command runs on. Baseline rows keep glibc, as a
     plain ``python run_qa.py`` does.
     """
-    from ssl_cli.allocator import preload_plan
+    from ssl_cli.allocator import allocator_environment
 
     command = [sys.executable, script, "--worker", kind, *common, *extra]
     base = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "MALLOC_CONF", "SSL_ALLOCATOR")}
     env = {**base, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **(env or {})}
     if kind == "ssl":
-        env = preload_plan(["train"], env) or env
+        env = allocator_environment(env) or env
     proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env)
     print(f"  {kind} {' '.join(extra)}: {'done' if proc.returncode == 0 else 'FAILED'}", file=sys.stderr, flush=True)
     if proc.returncode != 0:

@@ -12,10 +12,10 @@ import sys
 
 
 def main() -> None:
-    from ssl_cli.allocator import QUICK_COMMANDS, reexec_with_allocator
+    from ssl_cli.allocator import is_quick, reexec_with_allocator
     from ssl_cli.errors import UserError
 
-    if QUICK_COMMANDS & set(sys.argv[1:]) or len(sys.argv) == 1:
+    if is_quick(sys.argv[1:]):
         # help and --dry-run build the recipe models but need no pydantic plugins: skip scanning every
         # installed package's entry points for them (15-20 ms of a 0.3 s start)
         os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")

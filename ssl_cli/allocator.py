@@ -42,19 +42,32 @@ def find_tcmalloc(dirs: Sequence[str] = LIBRARY_DIRS) -> str | None:
     return None
 
 
-def preload_plan(argv: Sequence[str], environ: Mapping[str, str], platform: str = sys.platform,
-                 find: object = find_tcmalloc) -> dict[str, str] | None:
-    """The environment to re-execute with, or None to run as is.
+def is_quick(argv: Sequence[str]) -> bool:
+    """Help, ``--dry-run``, ``ssl env`` or no command at all: nothing trains, start-up is what counts."""
+    return not argv or bool(QUICK_COMMANDS & set(argv))
 
-    ``argv``: the arguments after ``ssl``. Pure, so every rule is testable
-    without starting processes.
+
+def preloaded_allocator(environ: Mapping[str, str]) -> str | None:
+    """The allocator library already in ``LD_PRELOAD`` (ours after the re-exec, or the user's), if any."""
+    for library in environ.get("LD_PRELOAD", "").split(":"):
+        if any(marker in library for marker in ALLOCATOR_MARKERS):
+            return library
+    return None
+
+
+def allocator_environment(environ: Mapping[str, str], platform: str = sys.platform,
+                          find: object = find_tcmalloc) -> dict[str, str] | None:
+    """The environment a training process should run with to get the chosen allocator, or None to keep this one.
+
+    None for ``SSL_ALLOCATOR=system``, off Linux, when nothing is found, or
+    when ``LD_PRELOAD`` already holds an allocator (ours after the re-exec,
+    or the user's). A path that is not a file is a ``UserError``.
     """
     choice = environ.get(ENV, "auto").strip() or "auto"
-    if choice == "system" or platform != "linux" or not argv or QUICK_COMMANDS & set(argv):
+    if choice == "system" or platform != "linux":
         return None
-    preloaded = environ.get("LD_PRELOAD", "")
-    if any(marker in preloaded for marker in ALLOCATOR_MARKERS):
-        return None  # already chosen: by us before the re-exec, or by the user
+    if preloaded_allocator(environ):
+        return None
     if choice == "auto":
         library = find()  # type: ignore[operator]
     elif Path(choice).is_file():
@@ -66,7 +79,18 @@ def preload_plan(argv: Sequence[str], environ: Mapping[str, str], platform: str 
                         "(e.g. /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4)")
     if library is None:
         return None
+    preloaded = environ.get("LD_PRELOAD", "")
     return {**environ, **QUIET_LARGE_ALLOCATIONS, "LD_PRELOAD": ":".join(p for p in (library, preloaded) if p)}
+
+
+def preload_plan(argv: Sequence[str], environ: Mapping[str, str], platform: str = sys.platform,
+                 find: object = find_tcmalloc) -> dict[str, str] | None:
+    """The environment to re-execute ``ssl ARGV`` with, or None to run as is.
+
+    ``argv``: the arguments after ``ssl``. Pure, so every rule is testable
+    without starting processes.
+    """
+    return None if is_quick(argv) else allocator_environment(environ, platform, find)
 
 
 def reexec_with_allocator(argv: Sequence[str]) -> None:

@@ -49,11 +49,17 @@ def print_env() -> None:
 
 
 def _training_allocator() -> str:
-    """What a training command will run on (see ssl_cli.allocator)."""
-    from ssl_cli.allocator import ENV, find_tcmalloc
+    """What a training command will run on: the launcher's own decision (ssl_cli.allocator), not a copy of it."""
+    from ssl_cli.allocator import allocator_environment, preloaded_allocator
+    from ssl_cli.errors import UserError
 
-    choice = os.environ.get(ENV, "auto")
-    if choice != "auto":
-        return f"{choice} ({ENV})"
-    found = find_tcmalloc()
-    return f"tcmalloc, preloaded ({found})" if found else "glibc, tuned (apt-get install libtcmalloc-minimal4: faster)"
+    try:
+        env = allocator_environment(os.environ)
+    except UserError as exc:
+        return str(exc)
+    if env is not None:
+        return f"preloaded by ssl: {preloaded_allocator(env)}"
+    already = preloaded_allocator(os.environ)
+    if already:
+        return f"already in LD_PRELOAD: {already}"
+    return "glibc, tuned (apt-get install libtcmalloc-minimal4: faster)"
