@@ -25,7 +25,7 @@ import numpy as np
 from common import write_results
 from datasets import Dataset
 
-from ssl_cli.metrics.qa_postprocess import WindowOffsets, postprocess_predictions
+from ssl_cli.tasks.qa import predict_answers
 
 SEQ, QUESTION = 384, 64
 
@@ -140,12 +140,8 @@ class _ListDataset(list):
 
 
 def ssl_score_path(examples, features, start_logits, end_logits):
-    """What ssl's finetune-qa scoring runs (``QATask.score`` less the metric): columns read whole from Arrow."""
-    columns, windows = examples.with_format("arrow"), features.with_format("arrow")
-    offsets = WindowOffsets.from_arrow(windows["offset_mapping"], start_logits.shape[1])
-    predictions, _, _ = postprocess_predictions(columns["id"].to_pylist(), columns["context"].to_pylist(),
-                                                windows["example_index"].to_numpy(), start_logits, end_logits, offsets)
-    return predictions
+    """What ssl's finetune-qa scoring runs (``QATask.score`` less the metric)."""
+    return predict_answers(examples, features, start_logits, end_logits)[0]
 
 
 def main() -> None:

@@ -80,13 +80,11 @@ def worker_ssl(args: argparse.Namespace) -> dict:
 
 def worker_trainer(args: argparse.Namespace) -> dict:
     """Hugging Face's run_qa.py recipe on transformers.Trainer (train features exactly as run_qa.py builds them)."""
-    import numpy as np
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer, set_seed
 
     from ssl_cli.data.files import load_data_file
     from ssl_cli.metrics.qa import score_qa
-    from ssl_cli.metrics.qa_postprocess import postprocess_predictions
-    from ssl_cli.tasks.qa import canonicalise, context_offsets, label_windows, tokenize_windows
+    from ssl_cli.tasks.qa import canonicalise, context_offsets, label_windows, predict_answers, tokenize_windows
 
     set_seed(args.seed)
     padded = args.padding == "max_length"
@@ -122,8 +120,7 @@ def worker_trainer(args: argparse.Namespace) -> dict:
     model_inputs = eval_ds.remove_columns(["example_index", "offset_mapping"])
     output = trainer.predict(model_inputs)
     start_logits, end_logits = output.predictions
-    preds, _, _ = postprocess_predictions(dev["id"], dev["context"], np.array(eval_ds["example_index"]), start_logits,
-                                          end_logits, eval_ds["offset_mapping"])
+    preds, _, _ = predict_answers(dev, eval_ds, start_logits, end_logits)
     score = score_qa(preds, {i: a["text"] for i, a in zip(dev["id"], dev["answers"], strict=True)}, "squad")
     return {"train_samples_per_second": metrics["train_samples_per_second"], "train_runtime": metrics["train_runtime"],
             "wall_time": wall, "f1": score["f1"], "exact_match": score["exact_match"], "train_features": len(train_ds),

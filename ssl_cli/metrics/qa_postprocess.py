@@ -280,7 +280,7 @@ def postprocess_predictions(
     predictions = {ex_id: (cands[0]["text"] if cands else "") for ex_id, cands in nbest_json.items()}
     score_diffs: dict[str, float] = {}
     if version_2_with_negative:
-        null_scores = _null_scores(start, owners, end, num_examples)
+        null_scores = _null_scores(start, end, owners, num_examples)
         for ex_id, null_score in zip(example_ids, null_scores, strict=True):
             cands = nbest_json[ex_id]
             score_diffs[ex_id] = diff = null_score - (cands[0]["score"] if cands else -1e9)
@@ -306,7 +306,7 @@ def _nbest_lists(example_ids: Sequence[str], contexts: Sequence[str],
     return nbest_json
 
 
-def _null_scores(start: np.ndarray, owners: np.ndarray, end: np.ndarray, num_examples: int) -> list[float]:
+def _null_scores(start: np.ndarray, end: np.ndarray, owners: np.ndarray, num_examples: int) -> list[float]:
     """Per example, the lowest ``start[CLS] + end[CLS]`` over its windows (inf for an example without windows)."""
     null = np.full(num_examples, np.inf)
     if start.size:

@@ -296,23 +296,20 @@ class QATask(Task):
 
     def score(self, eval_set: EvalSet, outputs: dict[str, Any], recipe: QARecipe) -> tuple[dict[str, float], dict[str, Any]]:
         from ssl_cli.metrics.qa import best_null_threshold, score_qa
-        from ssl_cli.metrics.qa_postprocess import WindowOffsets, postprocess_predictions
 
-        examples, feats, info = eval_set.examples, eval_set.features, eval_set.info
-        columns = examples.with_format("arrow")  # whole columns at once: row access costs more than the scoring
-        ids, contexts = columns["id"].to_pylist(), columns["context"].to_pylist()
-        windows = feats.with_format("arrow")
-        offsets = WindowOffsets.from_arrow(windows["offset_mapping"], outputs["start_logits"].shape[1])
-        predictions, nbest, diffs = postprocess_predictions(
-            ids, contexts, windows["example_index"].to_numpy(), outputs["start_logits"], outputs["end_logits"],
-            offsets, n_best_size=recipe.qa.n_best_size, max_answer_length=recipe.qa.max_answer_length,
+        examples, info = eval_set.examples, eval_set.info
+        predictions, nbest, diffs = predict_answers(
+            examples, eval_set.features, outputs["start_logits"], outputs["end_logits"],
+            n_best_size=recipe.qa.n_best_size, max_answer_length=recipe.qa.max_answer_length,
             version_2_with_negative=info["version_2_with_negative"],
             null_score_diff_threshold=recipe.qa.null_score_diff_threshold,
         )
         artefacts = {"predictions": predictions, "nbest": nbest, "null_odds": diffs}
         if not info["has_answers"]:
             return {}, artefacts  # a test split without gold answers: predictions only
-        references = {ex_id: answers["text"] for ex_id, answers in zip(ids, columns["answers"].to_pylist(), strict=True)}
+        columns = examples.with_format("arrow")
+        references = {ex_id: answers["text"] for ex_id, answers in
+                      zip(columns["id"].to_pylist(), columns["answers"].to_pylist(), strict=True)}
         metrics = score_qa(predictions, references, info["metric"])
         if info["version_2_with_negative"]:
             best_texts = {q: (c[0]["text"] if c else "") for q, c in nbest.items()}
@@ -327,6 +324,22 @@ class QATask(Task):
         for name, content in files.items():
             Path(output_dir, name).write_text(json.dumps(content, ensure_ascii=False, indent=2), encoding="utf-8")
         return list(files)
+
+
+def predict_answers(examples: Any, features: Any, start_logits: Any, end_logits: Any,
+                    **options: Any) -> tuple[dict[str, str], dict[str, list[dict]], dict[str, float]]:
+    """Answers for ``examples`` from the logits of their windows ``features`` (``postprocess_predictions``'s result).
+
+    Columns are read whole from Arrow (ids, contexts, ``example_index``, the
+    ``offset_mapping`` buffers): going through the Dataset row by row costs
+    more than all the scoring. ``options`` go to ``postprocess_predictions``.
+    """
+    from ssl_cli.metrics.qa_postprocess import WindowOffsets, postprocess_predictions
+
+    columns, windows = examples.with_format("arrow"), features.with_format("arrow")
+    offsets = WindowOffsets.from_arrow(windows["offset_mapping"], start_logits.shape[1])
+    return postprocess_predictions(columns["id"].to_pylist(), columns["context"].to_pylist(),
+                                   windows["example_index"].to_numpy(), start_logits, end_logits, offsets, **options)
 
 
 def tokenize_windows(tokenizer: Any, questions: list[str], contexts: list[str], max_seq_length: int,
