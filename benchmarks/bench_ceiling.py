@@ -31,7 +31,9 @@ import sys
 import time
 from pathlib import Path
 
-from common import ROOT, peak_rss_mb, run_worker, write_results
+from common import peak_rss_mb, run_worker, write_results
+
+from ssl_cli.engine import tune_cpu_allocator
 
 SHAPES = {"bert-base": {"hidden": 768, "ffn": 3072, "layers": 12, "heads": 12},
           "MiniLM-L6-H384": {"hidden": 384, "ffn": 1536, "layers": 6, "heads": 12}}
@@ -95,12 +97,10 @@ def bert_base_qa():
 def worker_ceiling(_: argparse.Namespace) -> dict:
     import torch
 
-    rows = {}
-    for name, shape in SHAPES.items():
-        tokens = LEVER_BATCH * LEVER_SEQ
-        rows[name] = {dtype: matmul_ceiling(shape["hidden"], shape["ffn"], tokens, dtype) / 1e9
-                      for dtype in ("float32", "bfloat16")}
-    return {"gflops": rows, "tokens_per_gemm": LEVER_BATCH * LEVER_SEQ, "threads": torch.get_num_threads()}
+    tokens = LEVER_BATCH * LEVER_SEQ
+    rows = {name: {dtype: matmul_ceiling(shape["hidden"], shape["ffn"], tokens, dtype) / 1e9
+                   for dtype in ("float32", "bfloat16")} for name, shape in SHAPES.items()}
+    return {"gflops": rows, "tokens_per_gemm": tokens, "threads": torch.get_num_threads()}
 
 
 def worker_lever(args: argparse.Namespace) -> dict:
@@ -108,9 +108,6 @@ def worker_lever(args: argparse.Namespace) -> dict:
     import torch
 
     if args.lever in ("ssl-glibc", "bf16", "compile"):
-        sys.path.insert(0, str(ROOT))
-        from ssl_cli.engine import tune_cpu_allocator
-
         tune_cpu_allocator()
     model, batch = bert_base_qa()
     model.train()
@@ -143,9 +140,6 @@ def worker_lever(args: argparse.Namespace) -> dict:
 def worker_eval(args: argparse.Namespace) -> dict:
     """bert-base forward passes, no_grad and inference_mode alternated (best of each)."""
     import torch
-
-    sys.path.insert(0, str(ROOT))
-    from ssl_cli.engine import tune_cpu_allocator
 
     tune_cpu_allocator()
     model, batch = bert_base_qa()

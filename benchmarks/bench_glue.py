@@ -69,7 +69,7 @@ def subset_ocnli(rows: int, work: Path) -> tuple[Path, Path]:
     return paths[0], paths[1]
 
 
-def read_tsv(path: Path) -> list[dict[str, str]]:
+def read_rows(path: Path) -> list[dict[str, str]]:
     if path.suffix == ".jsonl":
         return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     with path.open(encoding="utf-8") as handle:
@@ -102,7 +102,7 @@ def worker_trainer(args: argparse.Namespace) -> dict:
     model = AutoModelForSequenceClassification.from_pretrained(args.model, num_labels=len(labels))
 
     def load(path: str) -> datasets.Dataset:
-        rows = read_tsv(Path(path))
+        rows = read_rows(Path(path))
         return datasets.Dataset.from_dict({**{c: [r[c] for r in rows] for c in columns},
                                            "label": [labels.index(r["label"]) for r in rows]})
 
