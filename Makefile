@@ -54,6 +54,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_postprocess.py
 	$(BIN)/python benchmarks/bench_tokenize.py
 	$(BIN)/python benchmarks/bench_scaling.py
+	$(BIN)/python benchmarks/bench_processes.py
 	$(BIN)/python benchmarks/bench_startup.py
 	$(BIN)/python benchmarks/report.py
 

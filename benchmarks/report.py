@@ -19,7 +19,7 @@ from bench_startup import TARGETS as STARTUP_TARGETS
 from common import RESULTS, ROOT
 
 BENCHES = ["ceiling", "mfu", "qa", "glue", "pos", "mlm", "clm", "postprocess", "tokenize", "scaling",
-           "streaming", "startup"]
+           "processes", "streaming", "startup"]
 
 
 def load() -> dict[str, dict]:
@@ -62,6 +62,12 @@ def _other_targets(results: dict) -> list[tuple[str, str, bool | None]]:
     if "postprocess" in results:
         speedup = results["postprocess"]["speedup"]
         out.append(("QA post-processing >= 10x utils_qa's loop", f"{speedup:.1f}x", speedup >= 10))
+    if "processes" in results:
+        rows = [row for row in results["processes"]["rows"].values() if row["processes"] > 1]
+        copied = max((row["dataset_copied_mb"] for row in rows), default=None)
+        out.append(("no copy of the dataset per process (2 training processes)",
+                    "n/a" if copied is None else f"{copied:.1f} MB copied per process",
+                    None if copied is None else copied == 0))
     if "startup" in results:
         rows = results["startup"]["rows"]
         for name, limit in STARTUP_TARGETS.items():

@@ -58,3 +58,72 @@ class PaddingCollator:
                 dtype = torch.float if isinstance(values[0], float) else torch.long
                 batch[column] = torch.tensor(values, dtype=dtype)
         return batch
+
+
+# ----------------------------------------------------------------------------- length-sorted micro-batches
+
+#: What one extra forward and backward pass costs on CPU, in padded tokens' worth of compute. Measured on 2
+#: cores from BERT-small (4 x 512) to bert-base: 40 to 65 tokens, mostly gradient writes whose size is the
+#: model's, not the batch's, so the figure holds across sizes, down to about 3M parameters (below).
+CPU_PASS_OVERHEAD_TOKENS = 64
+#: Below this many non-embedding parameters, a pass's fixed Python dispatch (about 3 ms) outweighs its
+#: arithmetic: BERT-tiny (0.4M) measured 133 tokens' worth without the gradient accumulation, more with it.
+SMALL_MODEL_PARAMETERS = 3_000_000
+
+
+def cpu_pass_overhead_tokens(non_embedding_parameters: int) -> int:
+    """``CPU_PASS_OVERHEAD_TOKENS``, scaled up for models so small that dispatch, not arithmetic, sets their cost."""
+    scale = SMALL_MODEL_PARAMETERS / max(1, non_embedding_parameters)
+    return max(CPU_PASS_OVERHEAD_TOKENS, round(CPU_PASS_OVERHEAD_TOKENS * scale))
+
+
+def plan_microbatches(lengths: Sequence[int], pass_overhead: int) -> list[list[int]]:
+    """Split a batch into runs of its rows sorted by length, each run to be padded to its own longest row.
+
+    A random batch of sentences is padded to its longest one: on UD English
+    with batches of 32, two thirds of the tokens are padding. Run as a few
+    length-sorted micro-batches, it computes far fewer pad tokens, while the
+    batch (and so the gradient) stays the same. The runs minimise padded
+    tokens plus ``pass_overhead`` per run (dynamic programming over the
+    sorted lengths: one run when the lengths are close). Returns row indices,
+    one list per run, shortest run first.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    if not order or lengths[order[0]] == lengths[order[-1]]:
+        return [list(range(len(lengths)))]
+    sorted_lengths = [lengths[i] for i in order]
+    # cost[j]: the cheapest plan for the j shortest rows; start[j]: where its last run starts
+    cost, start = [0] + [0] * len(order), [0] * (len(order) + 1)
+    for j in range(1, len(order) + 1):
+        longest = sorted_lengths[j - 1]
+        cost[j], start[j] = min((cost[i] + pass_overhead + (j - i) * longest, i) for i in range(j))
+    runs, j = [], len(order)
+    while j:
+        runs.append(order[start[j]:j])
+        j = start[j]
+    return runs[::-1] if len(runs) > 1 else [list(range(len(lengths)))]
+
+
+class MicroBatches(list):
+    """One training batch as its micro-batches (a list of model input dicts): the engine sums their gradients."""
+
+
+class MicroBatchingCollator:
+    """Collates each run of ``plan_microbatches`` with ``inner`` (padding, masking...); one run gives a plain batch."""
+
+    def __init__(self, inner: Any, pass_overhead: int) -> None:
+        self.inner = inner
+        self.pass_overhead = pass_overhead
+
+    def __call__(self, rows: list[dict[str, Any]]) -> Any:
+        if not rows or "input_ids" not in rows[0]:
+            return self.inner(rows)
+        runs = plan_microbatches([len(row["input_ids"]) for row in rows], self.pass_overhead)
+        if len(runs) == 1:
+            return self.inner(rows)
+        return MicroBatches(self.inner([rows[i] for i in run]) for run in runs)
+
+    def __getattr__(self, name: str) -> Any:  # set_epoch and the like reach the inner collator
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)

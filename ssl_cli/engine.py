@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from ssl_cli.allocator import active_allocator
+from ssl_cli.collate import MicroBatches, MicroBatchingCollator, cpu_pass_overhead_tokens
 from ssl_cli.durability import failpoint, truncate_log, verify_manifest, write_manifest
 from ssl_cli.errors import UserError
 from ssl_cli.sampling import BatchSampler, sorted_eval_order
@@ -207,6 +208,29 @@ def peak_rss_mb() -> float:
     return round(peak / (1 << 20) if sys.platform == "darwin" else peak / 1024, 1)
 
 
+def dataset_memory_mb(smaps: Path = Path("/proc/self/smaps")) -> dict[str, float]:
+    """This process's share of the memory-mapped Arrow files (``datasets``' cache) holding its features.
+
+    ``mapped``: their resident pages, which live in the OS page cache and are
+    shared by every process that maps the same file; ``copied``: the pages of
+    those maps this process wrote to (copy-on-write), the only ones that would
+    be its own copy of the data. Empty where /proc is not there (not Linux).
+    """
+    if not smaps.exists():
+        return {}
+    mapped = copied = 0
+    in_arrow = False
+    for line in smaps.read_text().splitlines():
+        key, _, rest = line.partition(" ")
+        if not key.endswith(":"):  # a mapping's header: range perms offset dev inode [path]
+            in_arrow = line.rstrip().endswith(".arrow")
+        elif in_arrow and key == "Rss:":
+            mapped += int(rest.split()[0])
+        elif in_arrow and key == "Private_Dirty:":
+            copied += int(rest.split()[0])
+    return {"mapped": mapped / 1024, "copied": copied / 1024}
+
+
 def launched_on_cpu_only() -> bool:
     """Several processes (``accelerate launch``/torchrun) on a machine with no GPU or TPU.
 
@@ -231,6 +255,13 @@ def parameter_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
             continue
         (no_decay if any(nd in name for nd in NO_DECAY) else decay).append(param)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def non_embedding_parameters(model: Any) -> int:
+    """Parameters outside the input embeddings (the ones every token's compute runs through)."""
+    embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    skip = {id(p) for p in embeddings.parameters()} if embeddings is not None else set()
+    return sum(p.numel() for p in model.parameters() if id(p) not in skip)
 
 
 def fused_adamw_supported(device: Any) -> bool:
@@ -308,6 +339,18 @@ class Engine:
     def needs_static_shapes(self) -> bool:
         """XLA (TPU) recompiles for every new shape: pad to one fixed length there."""
         return self.accelerator.distributed_type.name == "XLA"
+
+    @property
+    def splits_padded_batches(self) -> bool:
+        """Whether training batches run as length-sorted micro-batches (``training.padding_microbatches``).
+
+        auto: on CPU only. An accelerator's matmuls want large batches, and its
+        pass overhead in tokens is unmeasured here, so splitting stays opt-in there.
+        """
+        setting = self.cfg.padding_microbatches
+        if self.needs_static_shapes or setting is False:
+            return False
+        return setting is True or self.device.type == "cpu"
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -389,6 +432,11 @@ class Engine:
         if self._heap is not None:
             self._heap.steady_shapes = steady_shapes
         streamed = lengths is None
+        if self.splits_padded_batches:
+            overhead = cfg.microbatch_pass_overhead
+            if overhead is None:
+                overhead = cpu_pass_overhead_tokens(non_embedding_parameters(model))
+            collate_fn = MicroBatchingCollator(collate_fn, overhead)
         if streamed and not cfg.max_steps:
             raise UserError("a streamed dataset has no length: set training.max_steps (--max-steps N)")
         # A private generator: iter(DataLoader) draws a worker seed from it. From the global RNG,
@@ -433,6 +481,7 @@ class Engine:
         start_time, start_step, start_examples = time.perf_counter(), state.global_step, state.examples_seen
         stop = state.global_step >= total_steps
         tokens_seen = 0  # real (unpadded) tokens of this session, for train_tokens_per_second
+        tokens_computed = passes = batches_run = 0  # padded tokens the model ran on, its passes (micro-batches), batches
 
         model.train()
         with progress:
@@ -453,16 +502,9 @@ class Engine:
                         epoch_loader = acc.skip_first_batches(loader, state.batches_in_epoch)
                 batches_before = state.batches_in_epoch
                 for batch in epoch_loader:
+                    parts = batch if isinstance(batch, MicroBatches) else [batch]
                     with acc.accumulate(model):
-                        loss = model(**batch).loss
-                        count = token_count(batch) if token_count is not None and acc.num_processes > 1 else None
-                        if labels_per_batch:
-                            acc.backward(loss * ((batch["labels"] != -100).sum() / labels_per_batch))
-                        elif count is not None:
-                            total = acc.reduce(count.detach().float().clone(), reduction="sum").clamp(min=1)
-                            acc.backward(loss * (count.float() * acc.num_processes / total))
-                        else:
-                            acc.backward(loss)
+                        batch_loss = self._backward(model, parts, labels_per_batch, token_count)
                         if acc.sync_gradients and cfg.max_grad_norm:
                             acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
                         optimizer.step()
@@ -470,11 +512,14 @@ class Engine:
                         optimizer.zero_grad(set_to_none=True)
                     state.batches_in_epoch += 1
                     if self._heap is not None:
-                        self._heap.after_batch(tuple(batch["input_ids"].shape) if "input_ids" in batch else None)
-                    state.examples_seen += len(next(iter(batch.values()))) * acc.num_processes
-                    if "attention_mask" in batch:
-                        tokens_seen += int(batch["attention_mask"].sum()) * acc.num_processes
-                    state.running_loss += loss.detach().float().item()
+                        shape = tuple(parts[0]["input_ids"].shape) if len(parts) == 1 and "input_ids" in batch else None
+                        self._heap.after_batch(shape)
+                    state.examples_seen += sum(len(next(iter(part.values()))) for part in parts) * acc.num_processes
+                    masks = [part["attention_mask"] for part in parts if "attention_mask" in part]
+                    tokens_seen += sum(int(mask.sum()) for mask in masks) * acc.num_processes
+                    tokens_computed += sum(mask.numel() for mask in masks) * acc.num_processes
+                    passes, batches_run = passes + len(parts), batches_run + 1
+                    state.running_loss += batch_loss
                     state.running_batches += 1
                     if not acc.sync_gradients:
                         continue
@@ -527,14 +572,72 @@ class Engine:
             "train_samples_per_second": examples / max(runtime, 1e-9),
             "train_tokens_per_second": tokens_seen / max(runtime, 1e-9),
             "train_steps_per_second": trained_steps / max(runtime, 1e-9),
+            "train_padding_fraction": 1 - tokens_seen / tokens_computed if tokens_computed else 0.0,
+            "train_passes_per_batch": passes / max(batches_run, 1),
             "train_steps": state.global_step,
             "epoch": _epochs_done(state, loader),
             "global_batch_size": global_batch * cfg.gradient_accumulation_steps,
             "train_peak_rss_mb": peak_rss_mb(),
+            **self._dataset_memory(),
             "train_heap_trims": self._heap.trims if self._heap is not None else 0,
         }
         self.model = model
         return TrainResult(metrics, state)
+
+    def _dataset_memory(self) -> dict[str, float]:
+        """``dataset_memory_mb`` as ``train_dataset_*_mb`` results: the largest figure over the processes."""
+        import torch
+
+        memory = dataset_memory_mb()
+        if memory and self.num_processes > 1:
+            local = torch.tensor([list(memory.values())], dtype=torch.float32, device=self.device)
+            memory = dict(zip(memory, self.accelerator.gather(local).max(dim=0).values.tolist(), strict=True))
+        return {f"train_dataset_{kind}_mb": round(mb, 3) for kind, mb in memory.items()}
+
+    def _backward(self, model: Any, parts: list[dict[str, Any]], labels_per_batch: float | None,
+                  token_count: Callable[[dict[str, Any]], Any] | None) -> float:
+        """Backward pass of one batch, given as one or more micro-batches; returns the batch's mean loss.
+
+        Each part's loss is a mean over its own rows or tokens. Weighted by
+        its share of the batch's, the parts' gradients add up to the whole
+        batch's (see ``_loss_weights``). DDP syncs on the last part only.
+        """
+        from contextlib import nullcontext
+
+        acc = self.accelerator
+        shares, scales = self._loss_weights(parts, labels_per_batch, token_count)
+        batch_loss = 0.0
+        for i, (part, share, scale) in enumerate(zip(parts, shares, scales, strict=True)):
+            with acc.no_sync(model) if i < len(parts) - 1 else nullcontext():
+                loss = model(**part).loss
+                acc.backward(loss if scale is None else loss * scale)
+            batch_loss += share * loss.detach().float().item()
+        return batch_loss
+
+    def _loss_weights(self, parts: list[dict[str, Any]], labels_per_batch: float | None,
+                      token_count: Callable[[dict[str, Any]], Any] | None) -> tuple[list[float], list[Any]]:
+        """Per part: its share of the batch's loss (for the logged mean) and the factor on its loss (None: 1).
+
+        A loss over labelled tokens (tag-pos) is weighted by labelled tokens
+        (scaled by ``labels_per_batch``, see ``train``); a loss over predicted
+        tokens (MLM, CLM) by their count, across processes when there are
+        several; any other loss, a mean over examples, by rows.
+        """
+        acc = self.accelerator
+        if labels_per_batch:
+            labelled = [(part["labels"] != -100).sum() for part in parts]
+            total = max(1, int(sum(labelled)))
+            return [int(n) / total for n in labelled], [n / labels_per_batch for n in labelled]
+        counts = [token_count(part) for part in parts] if token_count is not None else [None]
+        if None not in counts and (acc.num_processes > 1 or len(parts) > 1):
+            local = sum(counts)
+            total = acc.reduce(local.detach().float().clone(), reduction="sum").clamp(min=1) \
+                if acc.num_processes > 1 else local.float().clamp(min=1)
+            return [int(c) / max(1, int(local)) for c in counts], [c.float() * acc.num_processes / total for c in counts]
+        if len(parts) == 1:
+            return [1.0], [None]
+        rows = [len(next(iter(part.values()))) for part in parts]
+        return [n / sum(rows) for n in rows], [n / sum(rows) for n in rows]
 
     def _stream_loader(self, dataset: Any, epoch: int, skip_batches: int, collate_fn: Callable, generator: Any) -> Any:
         """One pass over a stream: reshuffled for ``epoch``, its first ``skip_batches`` global batches skipped."""

@@ -198,7 +198,9 @@ class TaggingTask(Task):
 
     def default_recipe(self) -> dict[str, Any]:
         """Random batches: on UD English POS (MiniLM, 3 epochs) length-grouped batches cost 0.9-1.3 points of
-        accuracy even with tokens weighted evenly (benchmarks/README.md); sentences are short, so padding is cheap."""
+        accuracy even with tokens weighted evenly (benchmarks/README.md). On CPU the engine runs each random
+        batch as length-sorted micro-batches (``training.padding_microbatches``), which removes most of its
+        padding and keeps its gradient."""
         return {"task": self.name, "data": {"max_seq_length": 128},
                 "training": {"learning_rate": 5e-5, "group_by_length": False}}
 
