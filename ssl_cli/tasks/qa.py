@@ -228,9 +228,15 @@ class QATask(Task):
 
     # ------------------------------------------------------------------ features
 
-    def _check_lengths(self, examples: Any, tokenizer: Any, recipe: QARecipe) -> None:
-        """max_seq_length must leave room for the longest question, the special tokens and the stride."""
-        questions = [q.lstrip() for q in examples["question"][:5000]]
+    def _check_lengths(self, questions: list[str], tokenizer: Any, recipe: QARecipe) -> None:
+        """max_seq_length must leave room for the longest question, the special tokens and the stride.
+
+        Checked batch by batch inside the tokenising ``map``, before the
+        windows are cut (a tokenizer fails obscurely on a question that leaves
+        the context no room): every question is checked, and a cached rerun,
+        which skips the map, does not pay for it.
+        """
+        questions = [q.lstrip() for q in questions]
         longest = max((len(ids) for ids in tokenizer(questions, add_special_tokens=False)["input_ids"]), default=0)
         specials = tokenizer.num_special_tokens_to_add(pair=True)
         need = longest + specials + recipe.qa.doc_stride
@@ -246,9 +252,8 @@ class QATask(Task):
                                 recipe.qa.doc_stride)
 
     def prepare_train(self, examples: Any, tokenizer: Any, recipe: QARecipe) -> Any:
-        self._check_lengths(examples, tokenizer, recipe)
-
         def features(batch: dict[str, list]) -> dict[str, list]:
+            self._check_lengths(batch["question"], tokenizer, recipe)
             enc, context_id = self._tokenize(batch, tokenizer, recipe)
             starts, ends = label_windows(enc, batch["answers"], context_id, tokenizer.cls_token_id)
             return {
@@ -267,9 +272,9 @@ class QATask(Task):
 
     def prepare_eval(self, eval_set: EvalSet, tokenizer: Any, recipe: QARecipe) -> Any:
         examples = eval_set.examples
-        self._check_lengths(examples, tokenizer, recipe)
 
         def features(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
+            self._check_lengths(batch["question"], tokenizer, recipe)
             enc, context_id = self._tokenize(batch, tokenizer, recipe)
             sample_map = enc["overflow_to_sample_mapping"]
             offsets = context_offsets(enc, context_id)
