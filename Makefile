@@ -56,6 +56,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_scaling.py
 	$(BIN)/python benchmarks/bench_processes.py
 	$(BIN)/python benchmarks/bench_startup.py
+	$(BIN)/python benchmarks/bench_gpu.py
 	$(BIN)/python benchmarks/report.py
 
 # MiniLM fine-tuned from its pretrained weights vs the same architecture with random ones (about 25 min on 2 cores)

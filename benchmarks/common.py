@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
+SHARED_DATA = Path(os.environ.get("SSL_BENCH_DATA") or ROOT.parent / "shared" / "data")  # another copy: SSL_BENCH_DATA
 RESULTS = ROOT / "benchmarks" / "results"
 
 

@@ -19,7 +19,7 @@ from bench_startup import TARGETS as STARTUP_TARGETS
 from common import RESULTS, ROOT
 
 BENCHES = ["ceiling", "mfu", "qa", "glue", "pos", "mlm", "clm", "postprocess", "tokenize", "scaling",
-           "processes", "streaming", "startup"]
+           "processes", "streaming", "startup", "gpu"]
 
 
 def load() -> dict[str, dict]:

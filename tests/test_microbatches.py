@@ -141,10 +141,10 @@ def test_micro_batch_gradients_add_up_to_the_whole_batch(tmp_path, head):
     labels_per_batch = 13.0 if head == "token" else None  # tag-pos scales by labelled tokens over their mean
     token_count = (lambda b: (b["labels"] != -100).sum()) if head == "mlm" else (lambda b: None)
 
-    loss_whole = engine._backward(model, [whole], labels_per_batch, token_count)
+    loss_whole = float(engine._backward(model, [whole], labels_per_batch, token_count))
     expected = _gradients(model)
     model.zero_grad(set_to_none=True)
-    loss_parts = engine._backward(model, list(parts), labels_per_batch, token_count)
+    loss_parts = float(engine._backward(model, list(parts), labels_per_batch, token_count))
     got = _gradients(model)
     assert loss_parts == pytest.approx(loss_whole, rel=1e-5)
     assert expected.keys() == got.keys()
@@ -170,3 +170,30 @@ def test_tag_pos_trains_the_same_with_and_without_micro_batches(tmp_path):
     logged = [[json.loads(line)["loss"] for line in (tmp_path / name / "train_log.jsonl").read_text().splitlines()
                if '"loss"' in line] for name in ("split", "whole")]
     assert logged[0] and logged[0] == pytest.approx(logged[1], rel=1e-4)
+
+
+SMAPS = """\
+55d0c0a00000-55d0c0a21000 r--p 00000000 08:01 123 /usr/bin/python3.11
+Rss:                 132 kB
+Private_Dirty:        12 kB
+7f0000000000-7f0000400000 r--s 00000000 08:01 456 /cache/glue/cache-0123.arrow
+Rss:                2048 kB
+Pss:                1024 kB
+Private_Dirty:         0 kB
+VmFlags: rd sh mr mw me ms sd
+7f0000400000-7f0000500000 rw-p 00000000 08:01 457 /cache/glue/cache-0456.arrow
+Rss:                1024 kB
+Private_Dirty:       512 kB
+7f0000500000-7f0000600000 rw-p 00000000 00:00 0
+Rss:                1024 kB
+Private_Dirty:      1024 kB
+"""
+
+
+def test_dataset_memory_counts_the_arrow_maps_only(tmp_path):
+    from ssl_cli.engine import dataset_memory_mb
+
+    smaps = tmp_path / "smaps"
+    smaps.write_text(SMAPS)
+    assert dataset_memory_mb(smaps) == {"mapped": 3.0, "copied": 0.5}
+    assert dataset_memory_mb(tmp_path / "absent") == {}
