@@ -640,14 +640,15 @@ class Engine:
 
         acc = self.accelerator
         shares, scales = self._loss_weights(parts, labels_per_batch, token_count)
-        batch_loss = None
-        for i, (part, share, scale) in enumerate(zip(parts, shares, scales, strict=True)):
+        losses = []
+        for i, (part, scale) in enumerate(zip(parts, scales, strict=True)):
             with acc.no_sync(model) if i < len(parts) - 1 else nullcontext():
                 loss = model(**part).loss
                 acc.backward(loss if scale is None else loss * scale)
-            term = loss.detach().float()
-            batch_loss = term if len(parts) == 1 else term * share if batch_loss is None else batch_loss + term * share
-        return batch_loss
+            losses.append(loss.detach().float())
+        if len(losses) == 1:
+            return losses[0]
+        return sum(loss * share for loss, share in zip(losses, shares, strict=True))
 
     def _loss_weights(self, parts: list[dict[str, Any]], labels_per_batch: float | None,
                       token_count: Callable[[dict[str, Any]], Any] | None) -> tuple[list[float], list[Any]]:
