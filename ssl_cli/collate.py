@@ -93,7 +93,7 @@ def plan_microbatches(lengths: Sequence[int], pass_overhead: int) -> list[list[i
         return [list(range(len(lengths)))]
     sorted_lengths = [lengths[i] for i in order]
     # cost[j]: the cheapest plan for the j shortest rows; start[j]: where its last run starts
-    cost, start = [0] + [0] * len(order), [0] * (len(order) + 1)
+    cost, start = [0] * (len(order) + 1), [0] * (len(order) + 1)
     for j in range(1, len(order) + 1):
         longest = sorted_lengths[j - 1]
         cost[j], start[j] = min((cost[i] + pass_overhead + (j - i) * longest, i) for i in range(j))

@@ -166,7 +166,7 @@ class TrainingConfig(Section):
     group_by_length: bool = Field(
         True, description="Batch features of similar length together: far less padding, same randomness across epochs."
     )
-    padding_microbatches: Literal["auto"] | bool = Field(
+    padding_microbatches: Literal["auto", True, False] = Field(
         "auto",
         description="Run a batch whose lengths differ as a few length-sorted micro-batches, each padded to its own "
         "longest feature, when that costs less than the padding it saves; their gradients add up to the whole "

@@ -543,7 +543,7 @@ class Engine:
                         optimizer.zero_grad(set_to_none=True)
                     state.batches_in_epoch += 1
                     if self._heap is not None:
-                        shape = tuple(parts[0]["input_ids"].shape) if len(parts) == 1 and "input_ids" in batch else None
+                        shape = tuple(parts[0]["input_ids"].shape) if len(parts) == 1 and "input_ids" in parts[0] else None
                         self._heap.after_batch(shape)
                     state.examples_seen += sum(len(next(iter(part.values()))) for part in parts) * acc.num_processes
                     masks = [part["attention_mask"] for part in parts if "attention_mask" in part]
