@@ -25,6 +25,7 @@ from pathlib import Path
 from common import (
     RESULTS,
     SHARED_DATA,
+    device_results_name,
     run_ssl,
     run_worker,
     start,
@@ -158,8 +159,8 @@ def main() -> None:
                   for name, values in seeds.items()]
         lines.append("")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "glue.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / "glue.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{device_results_name('glue')}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (RESULTS / f"{device_results_name('glue')}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

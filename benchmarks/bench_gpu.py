@@ -32,6 +32,9 @@ from common import SHARED_DATA, run_worker, write_results
 
 BASE = SHAPES["bert-base"]
 EXTRA_ROWS = {  # name: (subcommand, extra ssl arguments)
+    "tag-pos, packed rows": ("tag-pos", ["--set", "training.pack_sequences=true"]),
+    "finetune-qa, torch.compile": ("finetune-qa", ["--torch-compile"]),
+    "finetune-glue, torch.compile": ("finetune-glue", ["--torch-compile"]),
     "tag-pos, micro-batches (pass = 1,024 tokens)": (
         "tag-pos", ["--set", "training.padding_microbatches=true", "--set", "training.microbatch_pass_overhead=1024"]),
 }

@@ -31,7 +31,7 @@ import json
 import os
 from pathlib import Path
 
-from common import RESULTS, SHARED_DATA, run_ssl, run_worker, start, train_baseline
+from common import RESULTS, SHARED_DATA, device_results_name, run_ssl, run_worker, start, train_baseline
 
 DATA = SHARED_DATA / "text" / "zh_mlm_corpus_simplified.txt"
 BLOCK, BATCH, LR = 128, 32, 5e-4
@@ -170,8 +170,8 @@ def main() -> None:
                f"{mean['ssl']:.3f} vs {mean['trainer']:.3f}")]
     lines += ["", "Targets:", ""] + [f"- [{'x' if ok else ' '}] {name}: {value}" for name, ok, value in checks]
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{args.objective}.json").write_text(json.dumps({"setup": setup, "rows": rows, "eval_losses": losses}, indent=2) + "\n")
-    (RESULTS / f"{args.objective}.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{device_results_name(args.objective)}.json").write_text(json.dumps({"setup": setup, "rows": rows, "eval_losses": losses}, indent=2) + "\n")
+    (RESULTS / f"{device_results_name(args.objective)}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

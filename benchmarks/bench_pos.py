@@ -26,6 +26,7 @@ from pathlib import Path
 from common import (
     RESULTS,
     SHARED_DATA,
+    device_results_name,
     run_ssl,
     run_worker,
     start,
@@ -167,10 +168,10 @@ def main() -> None:
               for name, values in seeds.items()]
     lines += ["", "Targets:", ""] + [f"- [{'x' if ok else ' '}] {name}: {value}" for name, ok, value in checks]
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "pos.json").write_text(json.dumps({"setup": setup, "rows": rows, "seeds": seeds,
+    (RESULTS / f"{device_results_name('pos')}.json").write_text(json.dumps({"setup": setup, "rows": rows, "seeds": seeds,
                                                   "targets": {n: {"met": ok, "value": v} for n, ok, v in checks}},
                                                  indent=2) + "\n")
-    (RESULTS / "pos.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{device_results_name('pos')}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

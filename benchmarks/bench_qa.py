@@ -20,7 +20,7 @@ import json
 import os
 from pathlib import Path
 
-from common import RESULTS, SHARED_DATA, run_ssl, run_worker, start, train_baseline
+from common import RESULTS, SHARED_DATA, device_results_name, run_ssl, run_worker, start, train_baseline
 
 SCRIPT = str(Path(__file__).resolve())
 DATA = SHARED_DATA / "qa" / "squad_v1.1_dev_part1.json"
@@ -159,7 +159,7 @@ def target_checks(report: dict) -> list[tuple[str, bool, str]]:
 def write_reports(report: dict) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     report["targets"] = [{"target": t, "met": met, "measured": m} for t, met, m in target_checks(report)]
-    (RESULTS / "qa.json").write_text(json.dumps(report, indent=2) + "\n")
+    (RESULTS / f"{device_results_name('qa')}.json").write_text(json.dumps(report, indent=2) + "\n")
     base = report["rows"]["trainer_padded"]
     dyn = report["rows"]["trainer_dynamic"]
     lines = ["# finetune-qa benchmark", "", f"{report['setup']}", "",
@@ -178,7 +178,7 @@ def write_reports(report: dict) -> None:
                   for k, values in report["seeds"].items()]
     lines += ["", "Targets (row ssl_fp32, the default configuration):", ""]
     lines += [f"- [{'x' if t['met'] else ' '}] {t['target']}: {t['measured']}" for t in report["targets"]]
-    (RESULTS / "qa.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{device_results_name('qa')}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

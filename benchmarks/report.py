@@ -19,7 +19,7 @@ from bench_startup import TARGETS as STARTUP_TARGETS
 from common import RESULTS, ROOT
 
 BENCHES = ["ceiling", "mfu", "qa", "glue", "pos", "mlm", "clm", "postprocess", "tokenize", "scaling",
-           "processes", "streaming", "startup", "gpu"]
+           "processes", "streaming", "startup", "gpu", "gpu_qa", "gpu_glue", "gpu_pos", "gpu_mlm", "gpu_clm"]
 
 
 def load() -> dict[str, dict]:
@@ -110,6 +110,8 @@ def build(results: dict, describe: Callable[[], str] = machine) -> list[str]:
         if name in results and md.exists():
             body = md.read_text(encoding="utf-8").strip().splitlines()
             title = body[0].lstrip("# ").strip() if body and body[0].startswith("#") else name
+            if name.startswith("gpu_"):  # the same bench run where CUDA is: both sides bf16
+                title = f"{title}, on the GPU (Trainer in bf16; ssl rows as named, bf16 by default there)"
             lines += ["", f"## {title}", "", *(f"#{line}" if line.startswith("#") else line for line in body[1:])]
     return lines
 

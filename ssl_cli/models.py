@@ -268,14 +268,20 @@ def _apply_dropout(config: Any, model_cfg: Any, training_on_cpu: bool) -> None:
 
 
 def use_fast_cpu_dropout(model: Any) -> int:
-    """Swap every ``nn.Dropout`` of ``model`` for one that draws its mask with ``torch.rand``; the count swapped.
+    """Swap every ``nn.Dropout`` of ``model`` for one that draws its mask from 16-bit random integers; the count swapped.
 
-    Why: on CPU, ``nn.Dropout`` draws its mask with ``bernoulli_``, which
-    took 14% of a BERT-mini MLM step here (9.9 ms per call on a 32x128x256
-    tensor). A uniform draw compared with p gives the same Bernoulli(1 - p)
-    mask in 6.2 ms, backward included in the saving. Dropout has no weights,
-    so checkpoints are unchanged. Only exact ``nn.Dropout`` instances are
-    swapped (subclasses may do more).
+    Why: on CPU, ``nn.Dropout`` draws its mask with ``bernoulli_``, one
+    double (two Mersenne Twister draws) per element on one thread: 14% of a
+    BERT-mini MLM step, 6% of a bert-base SST-2 step. Four 16-bit draws come
+    from each 64-bit one, so a mask costs an eighth of the generator's work:
+    the whole dropout (mask, multiply, scale) measured 3.3x faster on a
+    448 x 768 tensor (0.74 vs 2.45 ms), and it saves a 1-byte mask for backward
+    where ``bernoulli_`` saves a 4-byte one. The drop rate is rounded to a
+    multiple of 1/65536 (0.1 becomes 0.100006) and the scaling uses the
+    rounded rate, so the expected activation is unchanged. Masks come from
+    torch's global generator, which checkpoints save and resume restores.
+    Dropout has no weights, so checkpoints are unchanged. Only exact
+    ``nn.Dropout`` instances are swapped (subclasses may do more).
     """
     import torch
 
@@ -286,10 +292,13 @@ def use_fast_cpu_dropout(model: Any) -> int:
             def forward(self, x: torch.Tensor) -> torch.Tensor:
                 if not self.training or self.p == 0:
                     return x
-                if self.p == 1:
+                dropped = round(self.p * 65536)  # of 65536 equally likely 16-bit values
+                if dropped >= 65536:
                     return torch.zeros_like(x)
-                kept = x * (torch.rand_like(x) >= self.p)  # saves only the bool mask for backward
-                return kept.mul_(1.0 / (1.0 - self.p))  # in place: no third full-size tensor
+                bits = torch.empty((x.numel() + 3) // 4, dtype=torch.int64).random_(-(2**63), None)
+                kept = bits.view(torch.int16)[: x.numel()].view(x.shape) >= dropped - 32768
+                # x * mask saves only the bool mask for backward; mul_ in place adds no third tensor.
+                return (x * kept).mul_(65536 / (65536 - dropped))
 
         _FAST_DROPOUT = FastDropout
     swapped = 0

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -88,16 +90,12 @@ def run_task(task: Task, recipe: Any) -> dict[str, Any]:
         if training.overwrite and resume_from is None:
             _clear_dir(out)
     engine.wait()
-    try:
+    with _no_half_made_output(out, created, engine.is_main_process):
         tokenizer, model = _build_model(task, recipe, splits, engine, out, resume_from)
         with engine.main_process_first():
             train_features = task.prepare_train(splits.train, tokenizer, recipe) if splits.train is not None else None
             for eval_set in splits.evals:
                 eval_set.features = task.prepare_eval(eval_set, tokenizer, recipe)
-    except UserError:
-        if created and engine.is_main_process:  # a bad model or setting: leave no half-made output dir behind
-            shutil.rmtree(out, ignore_errors=True)
-        raise
 
     from ssl_cli.collate import PaddingCollator
 
@@ -141,12 +139,13 @@ def run_task(task: Task, recipe: Any) -> dict[str, Any]:
                     if c in train_features.column_names]
             train_features = train_features.select_columns(keep)
         tracker_config = _flat_config(recipe.model_dump(mode="json"))
-        result = engine.train(
-            model, train_features, train_collate, lengths,
-            evaluate_during_training if primary is not None else None, metric_name, greater, tracker_config, resume_from,
-            labels_per_batch=labels_per_batch, steady_shapes=task.fixed_shape_batches(recipe),
-            token_count=task.loss_token_count,
-        )
+        with _no_half_made_output(out, created, engine.is_main_process):  # a setting refused as training starts
+            result = engine.train(
+                model, train_features, train_collate, lengths,
+                evaluate_during_training if primary is not None else None, metric_name, greater, tracker_config,
+                resume_from, labels_per_batch=labels_per_batch, steady_shapes=task.fixed_shape_batches(recipe),
+                packable=task.packable, token_count=task.loss_token_count,
+            )
         model = engine.model
         results.update(result.metrics)
         results["train_features"] = result.metrics["train_samples"] if streamed else len(train_features)
@@ -170,6 +169,19 @@ def run_task(task: Task, recipe: Any) -> dict[str, Any]:
     engine.wait()
     engine.end()
     return results
+
+
+@contextmanager
+def _no_half_made_output(out: Path, created: bool, main: bool) -> Iterator[None]:
+    """On a bad model or setting, remove the output dir this run created, unless a checkpoint is in it to resume."""
+    from ssl_cli.engine import CHECKPOINT_PREFIX
+
+    try:
+        yield
+    except UserError:
+        if created and main and not any(out.glob(f"{CHECKPOINT_PREFIX}*")):
+            shutil.rmtree(out, ignore_errors=True)
+        raise
 
 
 def results_prefix(eval_set: str) -> str:

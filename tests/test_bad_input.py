@@ -98,6 +98,22 @@ def _bin_only_model(tmp: Path) -> str:
     return str(model_dir)
 
 
+def _deberta_model(tmp: Path, data: dict) -> str:
+    """A tiny local DeBERTa-v2: its relative positions come from the row, so it cannot train on packed rows."""
+    from transformers import DebertaV2Config, DebertaV2Model
+
+    from ssl_cli.models import train_wordpiece_tokenizer
+
+    model_dir = tmp / "deberta"
+    words = Path(data["pos_train"]).read_text(encoding="utf-8").split()
+    tokenizer = train_wordpiece_tokenizer([" ".join(words)] * 3, 200, 128)
+    config = DebertaV2Config(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                             intermediate_size=32, max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id)
+    DebertaV2Model(config).save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    return str(model_dir)
+
+
 def _non_empty_dir(tmp: Path) -> str:
     out = tmp / "out"
     out.mkdir()
@@ -223,6 +239,10 @@ CASES = [
     Case("microbatches-not-a-choice", "tag-pos", "training.padding_microbatches neither auto nor a boolean",
          lambda t, d: [*_pos(d), "--set", "training.padding_microbatches=maybe"],
          ("training.padding_microbatches", "'auto', true or false")),
+    Case("packing-unsupported-model", "tag-pos", "training.pack_sequences true for a model that fails the packing check",
+         lambda t, d: ["tag-pos", "--model", _deberta_model(t, d), "--train-file", d["pos_train"], "--max-steps", "1",
+                       "--set", "training.pack_sequences=true"],
+         ("training.pack_sequences is true", "DebertaV2ForTokenClassification", "auto or false")),
     Case("probability-out-of-range", "pretrain-mlm", "--mlm-probability 1.5",
          lambda t, d: _mlm(d["text_train"], "--mlm-probability", "1.5"), ("mlm.mlm_probability",)),
     Case("mask-shares-over-one", "pretrain-mlm", "mask + random replacement shares above 1",

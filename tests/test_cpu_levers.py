@@ -82,3 +82,45 @@ def test_torch_compile_trains_like_eager_and_saves_plain_weights(tmp_path):
     assert "torch_compile: true" in (tmp_path / "compiled" / "recipe.yaml").read_text()
     with safe_open(str(tmp_path / "compiled" / "model.safetensors"), "pt") as weights:
         assert not any("_orig_mod" in key for key in weights.keys())  # noqa: SIM118 (safe_open has no __iter__)
+
+
+@pytest.mark.parametrize("max_norm", [0.05, 1e6], ids=["clipping", "under-the-limit"])
+def test_clipping_folded_into_fused_adamw_updates_as_clip_grad_norm_does(tmp_path, max_norm):
+    """The engine folds clipping's scaling pass into fused AdamW's read of each gradient: the same norm is
+    returned, the same weights come out (clipped or not), and the divisor is gone after the step."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from ssl_cli.config import TrainingConfig
+    from ssl_cli.engine import Engine, _unfold_clipping
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=60, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    models = [BertForSequenceClassification(config) for _ in range(2)]
+    models[1].load_state_dict(models[0].state_dict())
+    optimizers = [torch.optim.AdamW(m.parameters(), lr=1e-2, fused=True) for m in models]
+    batch = {"input_ids": torch.randint(5, 60, (4, 7)), "labels": torch.tensor([0, 1, 1, 0])}
+    for model in models:
+        model(**batch).loss.backward()
+    expected_norm = torch.nn.utils.clip_grad_norm_(models[0].parameters(), max_norm)
+    optimizers[0].step()
+    engine = Engine(TrainingConfig(report_to=["none"], seed=0), tmp_path)
+    norm = engine._clip_gradients(models[1], optimizers[1], max_norm)
+    optimizers[1].step()
+    _unfold_clipping(optimizers[1])
+    torch.testing.assert_close(norm, expected_norm)
+    assert (norm > max_norm) == (max_norm < 1)
+    assert not hasattr(optimizers[1], "grad_scale")
+    for (name, want), got in zip(models[0].state_dict().items(), models[1].state_dict().values(), strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7, msg=name)
+
+
+def test_the_gradient_norm_is_logged(tmp_path):
+    """Like Trainer's log: each logged step carries the gradient norm before clipping."""
+    out = tmp_path / "out"
+    run_cli(*tiny_task_args("finetune-glue", tmp_path / "data"), "--max-steps", "4", "--logging-steps", "2",
+            "--output-dir", str(out), check=True)
+    logged = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines() if '"loss"' in line]
+    assert [r["step"] for r in logged] == [2, 4]
+    assert all(r["grad_norm"] > 0 for r in logged)

@@ -122,6 +122,12 @@ def test_fast_cpu_dropout_is_dropout():
     torch.testing.assert_close(x.grad, kept.float() / 0.75)
     layer.eval()
     assert torch.equal(layer(x), x)
+    layer[0].p = 0.1  # not a multiple of 1/65536: rounded to 6554/65536, and scaled by the rounded rate
+    layer.train()
+    odd = torch.ones(999, 1001)  # a size that is not a multiple of the 4 draws per 64-bit integer
+    y = layer(odd)
+    assert abs((y != 0).float().mean().item() - (1 - 6554 / 65536)) < 0.003
+    assert torch.allclose(y[y != 0], torch.tensor(65536 / (65536 - 6554)))
     model = transformers.BertForMaskedLM(transformers.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2,
                                                                  num_attention_heads=2, intermediate_size=32))
     keys = set(model.state_dict())

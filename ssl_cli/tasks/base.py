@@ -79,6 +79,9 @@ class Task(ABC):
     tiny_recipe: ClassVar[str]  # recipes/ file used by the demo and tests
     pretokenized_input: ClassVar[bool] = False  # text arrives split into words (tagging)
     token_level_loss: ClassVar[bool] = False  # the loss is a mean over labelled tokens (batches weighted by count)
+    # each token's output depends on its own sequence only and the loss is over tokens: several sequences can share
+    # a training row (ssl_cli.packing)
+    packable: ClassVar[bool] = False
 
     def main_metric_for(self, splits: Splits) -> str:
         """The metric that picks the best checkpoint when the recipe names none (may depend on the data)."""

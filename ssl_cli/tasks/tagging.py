@@ -195,6 +195,7 @@ class TaggingTask(Task):
     tiny_recipe = "recipes/pos/tiny-en-offline.yaml"
     pretokenized_input = True
     token_level_loss = True
+    packable = True
 
     def default_recipe(self) -> dict[str, Any]:
         """Random batches: on UD English POS (MiniLM, 3 epochs) length-grouped batches cost 0.9-1.3 points of
