@@ -34,6 +34,8 @@ BASE = SHAPES["bert-base"]
 EXTRA_ROWS = {  # name: (subcommand, extra ssl arguments)
     "tag-pos, packed rows": ("tag-pos", ["--set", "training.pack_sequences=true"]),
     "finetune-qa, torch.compile": ("finetune-qa", ["--torch-compile"]),
+    "finetune-qa, fp32": ("finetune-qa", ["--mixed-precision", "no"]),
+    "tag-pos, fp32": ("tag-pos", ["--mixed-precision", "no"]),
     "finetune-glue, torch.compile": ("finetune-glue", ["--torch-compile"]),
     "tag-pos, micro-batches (pass = 1,024 tokens)": (
         "tag-pos", ["--set", "training.padding_microbatches=true", "--set", "training.microbatch_pass_overhead=1024"]),

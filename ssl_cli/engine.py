@@ -403,7 +403,10 @@ class Engine:
         auto: on CPU only. An accelerator's matmuls want large batches, and its
         pass overhead in tokens is unmeasured here, so splitting stays opt-in there.
         """
-        setting = self.cfg.padding_microbatches
+        return self._on_cpu_by_default(self.cfg.padding_microbatches)
+
+    def _on_cpu_by_default(self, setting: str | bool) -> bool:
+        """An auto|true|false lever that reshapes batches: auto on CPU only, never with static shapes (TPU)."""
         if self.needs_static_shapes or setting is False:
             return False
         return setting is True or self.device.type == "cpu"
@@ -671,7 +674,7 @@ class Engine:
     def _sequence_packer(self, model: Any, collate_fn: Any, dataset: Any) -> SequencePacker | None:
         """The packing collator (``training.pack_sequences``), if wanted here and the model passes the check."""
         setting = self.cfg.pack_sequences
-        if self.needs_static_shapes or setting is False or (setting == "auto" and self.device.type != "cpu"):
+        if not self._on_cpu_by_default(setting):
             return None
         offset = packing_position_offset(model, collate_fn, [dataset[i] for i in range(min(8, len(dataset)))])
         if offset is None:
@@ -836,7 +839,7 @@ class Engine:
     # ------------------------------------------------------------------ evaluation
 
     def predict(self, model: Any, dataset: Any, collate_fn: Callable, reduce: Callable[[Any, Any], dict[str, Any]],
-                lengths: list[int]) -> dict[str, np.ndarray]:
+                lengths: list[int], steady_shapes: bool = False) -> dict[str, np.ndarray]:
         """Model outputs for every feature, gathered from all processes, in dataset order.
 
         Outputs of shape (batch, length) are padded with -1e4 to the longest
@@ -846,7 +849,7 @@ class Engine:
         from torch.utils.data import DataLoader
 
         acc = self.accelerator
-        if len(set(lengths)) > 2:  # windows and sentences of many lengths; packed blocks are one (and a tail)
+        if not steady_shapes:  # the task's word, as for training: windows and sentences come in many lengths
             avoid_cudnn_attention_plans(self.device)
         batches = sorted_eval_order(lengths, self.cfg.per_device_eval_batch_size)
         loader = acc.prepare_data_loader(DataLoader(dataset, batch_sampler=batches, collate_fn=collate_fn))

@@ -114,7 +114,8 @@ def run_task(task: Task, recipe: Any) -> dict[str, Any]:
     def evaluate_set(model_: Any, eval_set: EvalSet) -> tuple[dict[str, float], dict[str, Any]]:
         wanted = (*task.model_input_columns(), *task.collator_columns(), "feature_index")
         features = eval_set.features.select_columns([c for c in eval_set.features.column_names if c in wanted])
-        outputs = engine.predict(model_, features, eval_collate, task.eval_tensors, eval_set.features["length"])
+        outputs = engine.predict(model_, features, eval_collate, task.eval_tensors, eval_set.features["length"],
+                                 steady_shapes=task.fixed_shape_batches(recipe))
         return task.score(eval_set, outputs, recipe)
 
     primary = next((e for e in splits.evals if e.name == "eval"), None)

@@ -147,8 +147,9 @@ class Task(ABC):
         return []
 
     def fixed_shape_batches(self, recipe: Any) -> bool:
-        """Whether training batches all share one shape (packed blocks): the engine then leaves the heap a step
-        frees for the next one instead of trimming it. Default: False."""
+        """Whether batches, training and evaluation, all share one shape (packed blocks): the engine then leaves
+        the heap a step frees for the next one instead of trimming it, and keeps CUDA's cuDNN attention, which
+        plans once per shape. Default: False."""
         return False
 
     def adapt_model_for_training(self, model: Any, recipe: Any) -> None:

@@ -45,7 +45,7 @@ class CLMTask(PretrainingTask):
     shift_labels = True
 
     def default_recipe(self) -> dict[str, Any]:
-        return {"task": self.name, "model": {"name_or_path": "scratch:gpt2-tiny", "fast_cpu_dropout": True},
+        return {"task": self.name, "model": {"name_or_path": "scratch:gpt2-tiny"},
                 "data": {"max_seq_length": 128},
                 "training": {"learning_rate": 5e-4}}
 

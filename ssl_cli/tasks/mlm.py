@@ -165,7 +165,7 @@ class MLMTask(PretrainingTask):
     tiny_recipe = "recipes/pretrain/tiny-mlm-offline.yaml"
 
     def default_recipe(self) -> dict[str, Any]:
-        return {"task": self.name, "model": {"fast_cpu_dropout": True}, "data": {"max_seq_length": 128},
+        return {"task": self.name, "data": {"max_seq_length": 128},
                 "training": {"learning_rate": 1e-4}}
 
     def auto_model_class(self) -> Any:
