@@ -108,11 +108,26 @@ class MicroBatches(list):
     """One training batch as its micro-batches (a list of model input dicts): the engine sums their gradients."""
 
 
-class MicroBatchingCollator:
+class WrappingCollator:
+    """A collator that lays a batch's rows out its own way and collates them with ``inner`` (padding, masking...).
+
+    Attributes it lacks (``set_epoch`` and the like) reach the inner collator.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+
+class MicroBatchingCollator(WrappingCollator):
     """Collates each run of ``plan_microbatches`` with ``inner`` (padding, masking...); one run gives a plain batch."""
 
     def __init__(self, inner: Any, pass_overhead: int) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.pass_overhead = pass_overhead
 
     def __call__(self, rows: list[dict[str, Any]]) -> Any:
@@ -122,8 +137,3 @@ class MicroBatchingCollator:
         if len(runs) == 1:
             return self.inner(rows)
         return MicroBatches(self.inner([rows[i] for i in run]) for run in runs)
-
-    def __getattr__(self, name: str) -> Any:  # set_epoch and the like reach the inner collator
-        if name == "inner":
-            raise AttributeError(name)
-        return getattr(self.inner, name)

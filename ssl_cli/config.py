@@ -181,8 +181,9 @@ class TrainingConfig(Section):
         "attending only to itself with positions restarting, so a random batch is one pass with almost no padding; "
         "outputs and gradients are the unpacked batch's. Used only if a check before training shows the model "
         "gives packed sentences the outputs it gives them alone (BERT, RoBERTa, ELECTRA, ALBERT, DistilBERT and "
-        "ModernBERT do; DeBERTa, MPNet and eager attention do not). auto: on CPU (bert-base tag-pos: 1 pass per batch instead of 3.6); true: on accelerators too, and "
-        "a model that fails the check is an error; false: never. Never with static shapes (TPU).",
+        "ModernBERT do; DeBERTa, MPNet and eager attention do not). auto: on CPU (bert-base tag-pos: 1 pass per "
+        "batch instead of 3.6); true: on accelerators too, and a model that fails the check is an error; false: "
+        "never. Never with static shapes (TPU).",
     )
     microbatch_pass_overhead: int | None = Field(
         None, ge=0, description="What splitting a batch weighs against the padding it saves: the cost of one more "

@@ -24,6 +24,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ssl_cli.collate import WrappingCollator
+
 #: Entries of a packed batch that count what it holds; they are not model inputs (see ``model_inputs``).
 PACKED_EXAMPLES, PACKED_TOKENS = "packed_examples", "packed_tokens"
 
@@ -76,15 +78,16 @@ def plan_packs(lengths: Sequence[int], max_capacity: int, hidden_size: int) -> l
     longest = max(lengths)
     widths = sorted({min(max_capacity, longest + longest * k // 8) for k in range(9)} | {longest})
     plans = [first_fit_decreasing(lengths, width) for width in widths if width >= longest]
-    costs = [len(rows) * _width(rows, lengths) * (1 + _width(rows, lengths) / (6 * hidden_size)) for rows in plans]
-    return plans[costs.index(min(costs))]
+    return min(plans, key=lambda rows: _cost(rows, lengths, hidden_size))
 
 
-def _width(rows: list[list[int]], lengths: Sequence[int]) -> int:
-    return max(sum(lengths[i] for i in row) for row in rows)
+def _cost(rows: list[list[int]], lengths: Sequence[int], hidden_size: int) -> float:
+    """Padded tokens of ``rows``, each as wide as the fullest, weighted by attention's share of the FLOPs."""
+    width = max(sum(lengths[i] for i in row) for row in rows)
+    return len(rows) * width * (1 + width / (6 * hidden_size))
 
 
-class SequencePacker:
+class SequencePacker(WrappingCollator):
     """Collates a batch as packed rows (see the module docstring); ``inner`` pads the concatenated rows.
 
     ``max_capacity``: the longest row the model takes (its position
@@ -92,7 +95,7 @@ class SequencePacker:
     """
 
     def __init__(self, inner: Any, position_offset: int, max_capacity: int, hidden_size: int) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.position_offset = position_offset
         self.max_capacity = max_capacity
         self.hidden_size = hidden_size
@@ -103,35 +106,31 @@ class SequencePacker:
         packs = plan_packs([len(row["input_ids"]) for row in rows], self.max_capacity, self.hidden_size)
         if len(packs) == len(rows):
             return self.inner(rows)
-        return self.pack(rows, packs)
+        return pack_rows(self.inner, rows, packs, self.position_offset)
 
-    def pack(self, rows: list[dict[str, Any]], packs: list[list[int]]) -> dict[str, Any]:
-        """``rows`` laid out as ``packs`` (lists of row indices, one per packed row)."""
-        import torch
 
-        sequence_columns = [c for c, v in rows[0].items() if isinstance(v, (list, tuple))]
-        merged = [{c: [v for i in pack for v in rows[i][c]] for c in sequence_columns} for pack in packs]
-        batch = dict(self.inner(merged))
-        width = batch["input_ids"].shape[1]
-        segments = torch.zeros(len(packs), width, dtype=torch.long)  # 0: padding, which attends to padding only
-        positions = torch.full((len(packs), width), self.position_offset, dtype=torch.long)
-        for r, pack in enumerate(packs):
-            start = 0
-            for s, i in enumerate(pack, start=1):
-                n = len(rows[i]["input_ids"])
-                segments[r, start:start + n] = s
-                positions[r, start:start + n] = torch.arange(self.position_offset, self.position_offset + n)
-                start += n
-        batch["attention_mask"] = (segments[:, None, :, None] == segments[:, None, None, :])
-        batch["position_ids"] = positions
-        batch[PACKED_EXAMPLES] = len(rows)
-        batch[PACKED_TOKENS] = int((segments > 0).sum())
-        return batch
+def pack_rows(inner: Any, rows: list[dict[str, Any]], packs: list[list[int]], position_offset: int) -> dict[str, Any]:
+    """``rows`` laid out as ``packs`` (lists of row indices, one per packed row), padded by ``inner``."""
+    import torch
 
-    def __getattr__(self, name: str) -> Any:  # set_epoch and the like reach the inner collator
-        if name == "inner":
-            raise AttributeError(name)
-        return getattr(self.inner, name)
+    sequence_columns = [c for c, v in rows[0].items() if isinstance(v, (list, tuple))]
+    merged = [{c: [v for i in pack for v in rows[i][c]] for c in sequence_columns} for pack in packs]
+    batch = dict(inner(merged))
+    width = batch["input_ids"].shape[1]
+    segments = torch.zeros(len(packs), width, dtype=torch.long)  # 0: padding, which attends to padding only
+    positions = torch.full((len(packs), width), position_offset, dtype=torch.long)
+    for r, pack in enumerate(packs):
+        start = 0
+        for s, i in enumerate(pack, start=1):
+            n = len(rows[i]["input_ids"])
+            segments[r, start:start + n] = s
+            positions[r, start:start + n] = torch.arange(position_offset, position_offset + n)
+            start += n
+    batch["attention_mask"] = (segments[:, None, :, None] == segments[:, None, None, :])
+    batch["position_ids"] = positions
+    batch[PACKED_EXAMPLES] = len(rows)
+    batch[PACKED_TOKENS] = int((segments > 0).sum())
+    return batch
 
 
 def packing_position_offset(model: Any, inner: Any, rows: list[dict[str, Any]]) -> int | None:
@@ -156,9 +155,9 @@ def packing_position_offset(model: Any, inner: Any, rows: list[dict[str, Any]]) 
             device = next(model.parameters()).device
             plain = model(**_to(inner(rows), device)).logits
             for offset in candidates:
-                packer = SequencePacker(inner, offset, max_capacity=0, hidden_size=1)
                 try:
-                    packed = model(**_to(model_inputs(packer.pack(rows, [list(range(len(rows)))])), device)).logits
+                    packed = model(**_to(model_inputs(pack_rows(inner, rows, [list(range(len(rows)))], offset)),
+                                         device)).logits
                 except (TypeError, ValueError, RuntimeError):
                     return None
                 if _same_outputs(plain, packed[0], [len(row["input_ids"]) for row in rows]):

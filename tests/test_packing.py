@@ -15,6 +15,7 @@ from ssl_cli.packing import (
     batch_counts,
     first_fit_decreasing,
     model_inputs,
+    pack_rows,
     packing_position_offset,
     plan_packs,
 )
@@ -53,7 +54,7 @@ def test_packed_batch_layout():
     """Sentences end to end, each attending to itself only, positions restarting (after the offset), labels
     following their tokens, padding attending only to padding (an all-masked row would give NaN)."""
     rows = _rows([3, 2, 4])
-    batch = SequencePacker(PADDER, position_offset=2, max_capacity=512, hidden_size=16).pack(rows, [[2], [0, 1]])
+    batch = pack_rows(PADDER, rows, [[2], [0, 1]], position_offset=2)
     assert batch["input_ids"].tolist() == [rows[2]["input_ids"] + [0], rows[0]["input_ids"] + rows[1]["input_ids"]]
     assert batch["labels"][1].tolist() == rows[0]["labels"] + rows[1]["labels"]
     assert batch["labels"][0, 4].item() == -100
