@@ -37,6 +37,11 @@ EXTRA_ROWS = {  # name: (subcommand, extra ssl arguments)
     "finetune-qa, fp32": ("finetune-qa", ["--mixed-precision", "no"]),
     "tag-pos, fp32": ("tag-pos", ["--mixed-precision", "no"]),
     "finetune-glue, torch.compile": ("finetune-glue", ["--torch-compile"]),
+    # CUDA graphs: one replay per step instead of a launch per kernel, recorded once per new shape
+    "finetune-glue, torch.compile reduce-overhead": (
+        "finetune-glue", ["--torch-compile", "--set", "training.torch_compile_mode=reduce-overhead"]),
+    "tag-pos, torch.compile reduce-overhead": (
+        "tag-pos", ["--torch-compile", "--set", "training.torch_compile_mode=reduce-overhead"]),
     "tag-pos, micro-batches (pass = 1,024 tokens)": (
         "tag-pos", ["--set", "training.padding_microbatches=true", "--set", "training.microbatch_pass_overhead=1024"]),
 }

