@@ -175,12 +175,12 @@ def run_task(task: Task, recipe: Any) -> dict[str, Any]:
 @contextmanager
 def _no_half_made_output(out: Path, created: bool, main: bool) -> Iterator[None]:
     """On a bad model or setting, remove the output dir this run created, unless a checkpoint is in it to resume."""
-    from ssl_cli.engine import CHECKPOINT_PREFIX
+    from ssl_cli.engine import list_checkpoints
 
     try:
         yield
     except UserError:
-        if created and main and not any(out.glob(f"{CHECKPOINT_PREFIX}*")):
+        if created and main and not list_checkpoints(out):
             shutil.rmtree(out, ignore_errors=True)
         raise
 
