@@ -650,11 +650,15 @@ class Engine:
                     if streamed and batches_before == 0 and state.batches_in_epoch == 0:
                         raise UserError("the training stream gave no batch: it has no text left (check the data, "
                                         "or text.streaming_validation_documents)")
-                    state.epoch, state.batches_in_epoch = epoch + 1, 0
-                    if cfg.eval_strategy == "epoch" and evaluate:
-                        stop |= self._evaluate(model, evaluate, state, metric_name, greater_is_better, log)
-                    if cfg.save_strategy == "epoch":
-                        self._save_checkpoint(state, metric_name)
+                if streamed and stop or not streamed and state.batches_in_epoch < len(loader):
+                    break  # stopped inside the epoch (max_steps, early stopping): the final evaluation follows
+                # The epoch's last batch, also where it was the last step: its evaluation and checkpoint are due.
+                state.epoch, state.batches_in_epoch = epoch + 1, 0
+                if cfg.eval_strategy == "epoch" and evaluate:
+                    stop |= self._evaluate(model, evaluate, state, metric_name, greater_is_better, log)
+                if cfg.save_strategy == "epoch":
+                    self._save_checkpoint(state, metric_name)
+            self._finish(model, evaluate, state, metric_name, greater_is_better, log, _epochs_done(state, loader))
         self._flush_losses(state)
         if state.running_batches:
             self._close_loss_window(state)
@@ -853,11 +857,27 @@ class Engine:
         tensor = torch.tensor([value], device=self.device)
         return float(self.accelerator.reduce(tensor, reduction="mean").item())
 
-    def _evaluate(self, model, evaluate, state: TrainState, metric_name: str, greater: bool, log: _JsonLog) -> bool:
-        """Run evaluation, track the best metric; True when early stopping says stop."""
+    def _finish(self, model, evaluate, state: TrainState, metric_name: str, greater: bool, log: _JsonLog,
+                epochs_done: float) -> None:
+        """Evaluate and checkpoint the final weights, unless the cadence just did, whatever ended training
+        (epochs, ``max_steps``, early stopping, the end of a stream): the last weights always take part in
+        best-model selection, and the newest checkpoint holds them."""
+        if state.global_step == 0:
+            return
+        evaluated = state.eval_history and state.eval_history[-1]["step"] == state.global_step
+        if evaluate and self.cfg.eval_strategy != "no" and not evaluated:
+            self._evaluate(model, evaluate, state, metric_name, greater, log, round(epochs_done, 4))
+        saved = (self.output_dir / f"{CHECKPOINT_PREFIX}{state.global_step}" / STATE_FILE).is_file()
+        if self.cfg.save_strategy != "no" and not saved:
+            self._save_checkpoint(state, metric_name)
+
+    def _evaluate(self, model, evaluate, state: TrainState, metric_name: str, greater: bool, log: _JsonLog,
+                  epoch: float | None = None) -> bool:
+        """Run evaluation, track the best metric; True when early stopping says stop. ``epoch``: the passes
+        done, where not the whole ones of ``state``."""
         metrics = evaluate(model)
         model.train()
-        record = {"step": state.global_step, "epoch": state.epoch, **metrics}
+        record = {"step": state.global_step, "epoch": state.epoch if epoch is None else epoch, **metrics}
         state.eval_history.append(record)
         log.write(record)
         if self.trackers:

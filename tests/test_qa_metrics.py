@@ -29,6 +29,13 @@ def test_chinese_segmentation_keeps_latin_words_and_numbers_whole():
     assert mixed_segmentation("長榮航空成立於1989年，BR code！") == ["長", "榮", "航", "空", "成", "立", "於", "1989", "年", "br", "code"]
 
 
+def test_chinese_segmentation_keeps_marks_outside_the_official_list():
+    """ASCII punctuation becomes nltk tokens, and removed marks do not split a run (cmrc2018_evaluate.py)."""
+    assert mixed_segmentation("70%") == ["70", "%"]
+    assert mixed_segmentation("ab-cd") == ["abcd"]
+    assert mixed_segmentation("美国, 纽约") == ["美", "国", ",", "纽", "约"]
+
+
 def test_chinese_em_ignores_punctuation_and_full_width_marks():
     assert chinese_em("「故宮博物院」。", "故宮博物院") == 1.0
     assert chinese_em("故宮", "故宮博物院") == 0.0

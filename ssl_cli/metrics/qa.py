@@ -1,18 +1,22 @@
 """Extractive-QA metrics, identical in behaviour to the official scripts, offline.
 
-* ``squad`` / ``squad_v2``: the SQuAD v1.1/v2.0 evaluation (lower-case, strip
-  punctuation and English articles, token F1, max over the gold answers;
-  v2 adds HasAns/NoAns splits, an empty prediction matching an empty gold).
-* ``chinese``: the CMRC 2018 / DRCD evaluation: each CJK character is a
-  token while Latin words and numbers stay whole, punctuation (Chinese,
-  full-width and ASCII) is removed, F1 uses the longest common substring of
-  those segments, EM compares the punctuation-free strings, max over the
-  references.
+* ``squad``: SQuAD v1.1's ``evaluate-v1.1.py`` (lower-case, strip ASCII
+  punctuation and English articles, token F1, max over the gold answers; a
+  prediction and gold that share no token score F1 0, also when both
+  normalise to nothing).
+* ``squad_v2``: SQuAD v2.0's script: gold answers that normalise to nothing
+  are dropped, an empty prediction matches an empty gold, plus the
+  HasAns/NoAns split.
+* ``chinese``: the CMRC 2018 script (``cmrc2018_evaluate.py``, also used for
+  DRCD): its own 32 punctuation marks are removed, each CJK character is a
+  token and runs of other characters go through nltk's word tokenizer; F1 is
+  over the longest common run of those tokens, EM compares the strings with
+  only those marks removed.
 
-The scoring functions are plain Python; ``SquadMetric`` and ``ChineseQAMetric``
-wrap them as ``evaluate.Metric`` modules, so ``evaluate``-based code can use
-them: ``evaluate.load("ssl_cli/metrics/qa.py")`` is not needed, instantiate
-the class.
+docs/metrics.md lists the tests that hold each one to its official script.
+``SquadMetric`` and ``ChineseQAMetric`` wrap them as ``evaluate.Metric``
+modules, so ``evaluate``-based code can use them: instantiate with
+``load_metric``.
 """
 
 from __future__ import annotations
@@ -20,8 +24,11 @@ from __future__ import annotations
 import collections
 import re
 import string
-import unicodedata
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from ssl_cli.errors import UserError
 
 # ----------------------------------------------------------------------------- SQuAD
 
@@ -38,10 +45,9 @@ def normalize_squad_answer(text: str) -> str:
 
 
 def squad_f1(prediction: str, truth: str) -> float:
+    """SQuAD v1.1 token F1: no common token, including both sides normalising to nothing, scores 0."""
     pred_tokens = normalize_squad_answer(prediction).split()
     truth_tokens = normalize_squad_answer(truth).split()
-    if not pred_tokens or not truth_tokens:  # SQuAD v2: no-answer matches only no-answer
-        return float(pred_tokens == truth_tokens)
     common = collections.Counter(pred_tokens) & collections.Counter(truth_tokens)
     same = sum(common.values())
     if same == 0:
@@ -50,53 +56,79 @@ def squad_f1(prediction: str, truth: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+def squad_v2_f1(prediction: str, truth: str) -> float:
+    """SQuAD v2.0 token F1: where either side normalises to nothing, 1 only when both do (no-answer matches)."""
+    pred_tokens = normalize_squad_answer(prediction).split()
+    truth_tokens = normalize_squad_answer(truth).split()
+    if not pred_tokens or not truth_tokens:
+        return float(pred_tokens == truth_tokens)
+    return squad_f1(prediction, truth)
+
+
 def squad_em(prediction: str, truth: str) -> float:
     return float(normalize_squad_answer(prediction) == normalize_squad_answer(truth))
 
 
 # ----------------------------------------------------------------------------- Chinese
 
-_CJK_PUNCT = set(
-    "－：_*^/\\~`+=，。：？！“”；’《》……·、「」（）－～『』【】〔〕〈〉—–﹏・．,.;:?!'\"()[]{}<>"
-    "｛｝［］＜＞＂＇＃＄％＆＊＋／＠＼＾＿｀｜￥…"
+# The official script's list, in its order. '……' is one entry of two characters: compared with single
+# characters it never matches, so a lone '…' is kept, as there.
+CMRC_PUNCTUATION = (
+    "-", ":", "_", "*", "^", "/", "\\", "~", "`", "+", "=",
+    "，", "。", "：", "？", "！", "“", "”", "；", "’", "《", "》", "……", "·", "、",
+    "「", "」", "（", "）", "－", "～", "『", "』",
 )
+_CMRC_REMOVED = frozenset(p for p in CMRC_PUNCTUATION if len(p) == 1)
 
 
-def _is_cjk(ch: str) -> bool:
-    code = ord(ch)
-    return (
-        0x4E00 <= code <= 0x9FFF
-        or 0x3400 <= code <= 0x4DBF
-        or 0x20000 <= code <= 0x2A6DF
-        or 0xF900 <= code <= 0xFAFF
-        or 0x2F800 <= code <= 0x2FA1F
-    )
+def _is_cmrc_cjk(ch: str) -> bool:
+    """The official script's test, ``re.search(r'[\\u4e00-\\u9fa5]', char)``: the CJK block up to U+9FA5."""
+    return "\u4e00" <= ch <= "\u9fa5"
 
 
-def _is_punct(ch: str) -> bool:
-    return ch in _CJK_PUNCT or ch in _PUNCT or unicodedata.category(ch).startswith("P")
+@functools.lru_cache(maxsize=1)
+def _word_tokenizer() -> Callable[[str], list[str]]:
+    """nltk's ``word_tokenize`` without its sentence split.
+
+    The official script calls ``nltk.word_tokenize(text)``, which first splits
+    sentences with the punkt model, a separate download. Only the sentence
+    split is skipped here: it changes a token only where a full stop ends a
+    sentence inside a run of non-Chinese text, and gave the same figures on
+    the DRCD and CMRC 2018 dev sets.
+    """
+    try:
+        from nltk.tokenize import NLTKWordTokenizer
+    except ImportError as err:  # a dependency of ssl-cli: only a broken install lands here
+        raise UserError("the CMRC 2018 / DRCD metric needs nltk: pip install nltk") from err
+    return NLTKWordTokenizer().tokenize
 
 
 def mixed_segmentation(text: str) -> list[str]:
-    """Split into CJK characters and whole Latin/number words, dropping punctuation and spaces."""
+    """The official CMRC 2018 segmentation (``rm_punc=True``): each character of U+4E00-U+9FA5 is a token, each
+    run of other characters goes through nltk's word tokenizer, and the 32 marks of ``CMRC_PUNCTUATION`` are
+    dropped without splitting there; other punctuation (ASCII ``%().,``, full-width ``，`` aside) stays."""
+    tokenize = _word_tokenizer()
     segments: list[str] = []
-    word = ""
-    for ch in text.lower().strip():
-        if _is_cjk(ch) or _is_punct(ch) or ch.isspace():
-            if word:
-                segments.append(word)
-                word = ""
-            if _is_cjk(ch):
-                segments.append(ch)
+    run = ""
+    for ch in str(text).lower().strip():
+        if ch in _CMRC_REMOVED:
+            continue
+        if _is_cmrc_cjk(ch):
+            if run:
+                segments.extend(tokenize(run))
+                run = ""
+            segments.append(ch)
         else:
-            word += ch
-    if word:
-        segments.append(word)
+            run += ch
+    if run:
+        segments.extend(tokenize(run))
     return segments
 
 
 def remove_punctuation(text: str) -> str:
-    return "".join(ch for ch in text.lower().strip() if not _is_punct(ch) and not ch.isspace())
+    """The official CMRC 2018 EM normalisation: lower-case, strip the ends, drop ``CMRC_PUNCTUATION``; inner
+    spaces and other punctuation stay."""
+    return "".join(ch for ch in str(text).lower().strip() if ch not in _CMRC_REMOVED)
 
 
 def longest_common_substring(a: Sequence[str], b: Sequence[str]) -> int:
@@ -114,10 +146,9 @@ def longest_common_substring(a: Sequence[str], b: Sequence[str]) -> int:
 
 
 def chinese_f1(prediction: str, truth: str) -> float:
+    """CMRC 2018 F1 over the longest common run of segments; no common segment (or none at all) scores 0."""
     pred, gold = mixed_segmentation(prediction), mixed_segmentation(truth)
-    if not pred or not gold:
-        return float(pred == gold)
-    lcs = longest_common_substring(pred, gold)
+    lcs = longest_common_substring(gold, pred)
     if lcs == 0:
         return 0.0
     precision, recall = lcs / len(pred), lcs / len(gold)
@@ -130,28 +161,47 @@ def chinese_em(prediction: str, truth: str) -> float:
 
 # ----------------------------------------------------------------------------- aggregate
 
-SCORERS = {"squad": (squad_em, squad_f1), "squad_v2": (squad_em, squad_f1), "chinese": (chinese_em, chinese_f1)}
+
+@dataclass(frozen=True)
+class QAScorer:
+    """One official definition: its EM and F1, and which gold answers it scores against."""
+
+    em: Callable[[str, str], float]
+    f1: Callable[[str, str], float]
+    drops_empty_golds: bool  # SQuAD v2 drops gold answers that normalise to nothing; v1.1 and CMRC keep every one
+
+
+SCORERS = {
+    "squad": QAScorer(squad_em, squad_f1, drops_empty_golds=False),
+    "squad_v2": QAScorer(squad_em, squad_v2_f1, drops_empty_golds=True),
+    "chinese": QAScorer(chinese_em, chinese_f1, drops_empty_golds=False),
+}
+
+
+def scored_golds(scorer: QAScorer, golds: list[str]) -> list[str]:
+    """The gold answers a prediction is scored against; [""] for a question without any (a no-answer question)."""
+    if scorer.drops_empty_golds:
+        golds = [g for g in golds if normalize_squad_answer(g)]
+    return list(golds) or [""]
 
 
 def score_qa(
     predictions: dict[str, str], references: dict[str, list[str]], metric: str = "squad"
 ) -> dict[str, float]:
-    """EM and F1 in percent, max over each question's references.
+    """EM and F1 in percent, max over each question's references, as the official script of ``metric`` scores.
 
-    A question with no reference answers is a no-answer question (SQuAD v2):
+    A question without a prediction scores 0, as in the official scripts. A
+    question with no reference answers is a no-answer question (SQuAD v2):
     it counts as correct only for an empty prediction. With ``squad_v2`` the
     HasAns/NoAns breakdown is added.
     """
     if metric not in SCORERS:
         raise ValueError(f"unknown QA metric '{metric}' (choose from {sorted(SCORERS)})")
-    em_fn, f1_fn = SCORERS[metric]
+    scorer = SCORERS[metric]
     em: dict[str, float] = {}
     f1: dict[str, float] = {}
     for qid, golds in references.items():
-        pred = predictions.get(qid, "")
-        golds = [g for g in golds if g.strip()] or [""]
-        em[qid] = max(em_fn(pred, g) for g in golds)
-        f1[qid] = max(f1_fn(pred, g) for g in golds)
+        em[qid], f1[qid] = _question_scores(scorer, predictions.get(qid), golds)
     total = max(len(references), 1)
     result = {"exact_match": 100.0 * sum(em.values()) / total, "f1": 100.0 * sum(f1.values()) / total}
     if metric == "squad_v2":
@@ -166,6 +216,17 @@ def score_qa(
     return result
 
 
+def _question_scores(scorer: QAScorer, prediction: str | None, golds: list[str]) -> tuple[float, float]:
+    """(EM, F1) of one question."""
+    if prediction is None:
+        return 0.0, 0.0
+    if not any(g.strip() for g in golds):  # a no-answer question: only an empty prediction is right
+        right = scorer.em(prediction, "")
+        return right, right
+    golds = scored_golds(scorer, golds)
+    return max(scorer.em(prediction, g) for g in golds), max(scorer.f1(prediction, g) for g in golds)
+
+
 def best_null_threshold(
     best_texts: dict[str, str], score_diffs: dict[str, float], references: dict[str, list[str]], metric: str
 ) -> tuple[float, float]:
@@ -174,7 +235,7 @@ def best_null_threshold(
     ``best_texts`` are the best *non-null* answers; a question is answered
     with its text when its null-minus-best score diff is at most the threshold.
     """
-    _, f1_fn = SCORERS[metric]
+    scorer = SCORERS[metric]
     no_answer = {q: not any(g.strip() for g in refs) for q, refs in references.items()}
     current = best = float(sum(no_answer.values()))  # everything predicted empty
     best_thresh = 0.0
@@ -183,7 +244,7 @@ def best_null_threshold(
         if no_answer[qid]:
             current += -1.0 if text else 0.0
         else:
-            current += max(f1_fn(text, g) for g in references[qid] if g.strip())
+            current += max(scorer.f1(text, g) for g in scored_golds(scorer, references[qid]))
         if current > best:
             best, best_thresh = current, score_diffs.get(qid, 0.0)
     return 100.0 * best / max(len(references), 1), best_thresh
