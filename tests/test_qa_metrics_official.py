@@ -144,7 +144,7 @@ def test_figures_computed_once_with_the_official_script(prediction, gold, em, f1
 
 def test_squad_metric_equals_evaluate_v11_on_perturbed_answers(squad_v1):
     rng = random.Random(3)
-    words = "The the a an Eiffel Tower , . ! Paris 1889 France's \"tallest\" (built) —".split()
+    words = ["The", "the", "a", "an", "Eiffel", "Tower", ",", ".", "!", "Paris", "1889", "France's", '"tallest"', "(built)", "—"]
     for _ in range(2000):
         gold = " ".join(rng.choice(words) for _ in range(rng.randint(1, 5)))
         pred = " ".join(rng.choice(words) for _ in range(rng.randint(0, 5)))

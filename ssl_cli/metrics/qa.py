@@ -22,9 +22,9 @@ modules, so ``evaluate``-based code can use them: instantiate with
 from __future__ import annotations
 
 import collections
+import functools
 import re
 import string
-import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
