@@ -180,12 +180,17 @@ class _user_errors:
 
 
 def _print_recipe(recipe: Any) -> None:
+    """Highlighted on a terminal; piped or redirected, the plain YAML with every line whole (paths stay copyable)."""
+    from ssl_cli.config import recipe_to_yaml
+
+    text = recipe_to_yaml(recipe)
+    if not sys.stdout.isatty():
+        sys.stdout.write(text)
+        return
     from rich.console import Console
     from rich.syntax import Syntax
 
-    from ssl_cli.config import recipe_to_yaml
-
-    Console().print(Syntax(recipe_to_yaml(recipe), "yaml", theme="ansi_dark", background_color="default"))
+    Console().print(Syntax(text, "yaml", theme="ansi_dark", background_color="default"))
 
 
 for _task in all_tasks().values():

@@ -58,6 +58,17 @@ def test_dry_run_prints_resolved_recipe_with_underscore_flags():
     assert "max_seq_length: 256" in proc.stdout and "doc_stride: 100" in proc.stdout and "seed: 3" in proc.stdout
 
 
+def test_dry_run_piped_prints_whole_lines_that_are_the_recipe(tmp_path):
+    """Not a terminal: no cropping at 80 columns, so long paths can be copied, and the output is valid YAML."""
+    import yaml
+
+    long_dir = tmp_path / ("a-long-directory-name-" * 6) / "train.json"
+    proc = run_cli("finetune-qa", "--dry-run", "--train-file", str(long_dir), check=True)
+    assert f"  train_file: {long_dir}" in proc.stdout.splitlines()
+    assert yaml.safe_load(proc.stdout)["data"]["train_file"] == str(long_dir)
+    assert "\x1b[" not in proc.stdout  # no colour codes
+
+
 def test_eval_data_flag_splits_on_commas():
     proc = run_cli("finetune-qa", "--dry-run", "--eval-data", "drcd, cmrc2018", check=True)
     assert "- drcd" in proc.stdout and "- cmrc2018" in proc.stdout

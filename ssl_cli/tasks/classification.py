@@ -265,8 +265,10 @@ class ClassificationTask(Task):
         return Splits(train=train, evals=evals, info=info)
 
     def _read_table(self, ds: Any, source: str, spec: TaskSpec | None) -> Any:
-        """Re-read a headerless TSV (CoLA as distributed) with its column names; ClassLabel ids become their names."""
-        if spec and spec.headerless_columns and source.endswith(".tsv") and not set(spec.label) & set(ds.column_names):
+        """Re-read a headerless TSV (CoLA's train/dev as distributed) with its column names; ClassLabel ids become
+        their names. A TSV whose header names the text column (CoLA's official test.tsv: index, sentence) has one."""
+        headed = set(spec.label + spec.text) & set(ds.column_names) if spec else True
+        if spec and spec.headerless_columns and source.endswith(".tsv") and not headed:
             from ssl_cli.data.files import load_data_file
 
             return load_data_file(source, column_names=list(spec.headerless_columns))
