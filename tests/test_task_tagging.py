@@ -64,6 +64,26 @@ def test_predicted_conllu_is_the_input_with_new_tags(english_run):
     assert (out / "eval_predictions.conllu").is_file()
 
 
+def test_upos_equals_the_conll_2018_evaluator(english_run):
+    """ud_eval.py (../shared/reference) reads the predicted CoNLL-U without a format error and scores the same UPOS."""
+    import importlib.util
+
+    from tests.conftest import ROOT
+
+    script = ROOT.parent / "shared" / "reference" / "ud_eval.py"
+    if not script.is_file():
+        pytest.skip(f"{script} is absent")
+    spec = importlib.util.spec_from_file_location("ud_eval_official", script)
+    ud_eval = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ud_eval)
+    out, data = english_run
+    scores = ud_eval.evaluate(ud_eval.load_conllu_file(str(data["dev"])),
+                              ud_eval.load_conllu_file(str(out / "eval_predictions.conllu")))
+    assert scores["Words"].f1 == 1.0  # the same words, sentence for sentence
+    assert scores["UPOS"].aligned_accuracy == pytest.approx(_results(out)["eval_accuracy"], abs=1e-12)
+    assert scores["XPOS"].aligned_accuracy == 1.0 and scores["UAS"].f1 == 1.0  # only the UPOS column was changed
+
+
 def test_output_dir_loads_in_transformers(english_run):
     import transformers
 
