@@ -20,9 +20,31 @@ from ssl_cli.errors import UserError, did_you_mean
 
 
 class Section(BaseModel):
-    """A recipe section: unknown keys are errors, values are checked on assignment."""
+    """A recipe section: unknown keys are errors, values are checked on assignment, and a boolean is not a
+    number (pydantic would read ``learning_rate: true`` as 1.0)."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=(), defer_build=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _booleans_are_not_numbers(cls, value: Any, info: Any) -> Any:
+        if isinstance(value, bool) and _is_numeric(cls.model_fields[info.field_name].annotation):
+            raise ValueError(f"{str(value).lower()} is a boolean, not a number")
+        return value
+
+
+def _is_numeric(annotation: Any) -> bool:
+    """int or float, possibly optional, and no boolean choice among the alternatives."""
+    import typing
+
+    if annotation in (int, float):
+        return True
+    arguments = typing.get_args(annotation)
+    if typing.get_origin(annotation) is Literal:
+        return False
+    return any(_is_numeric(a) for a in arguments) and not any(
+        a is bool or (typing.get_origin(a) is Literal and any(isinstance(v, bool) for v in typing.get_args(a)))
+        for a in arguments)
 
 
 class ModelConfig(Section):
@@ -45,6 +67,10 @@ class ModelConfig(Section):
     )
     trust_remote_code: bool = Field(
         False, description="Allow custom modelling code from the Hub. Off by default: it runs code you have not read."
+    )
+    ignore_mismatched_sizes: bool = Field(
+        False, description="Start a new, random head when --model was fine-tuned with another number of labels "
+        "(run_glue.py's --ignore_mismatched_sizes). Off, such a model is refused, naming both counts.",
     )
     gradient_checkpointing: bool = Field(
         False, description="Recompute activations in the backward pass: less memory, about 30% slower."
@@ -133,7 +159,8 @@ class TrainingConfig(Section):
     do_train: bool = Field(True, description="Train.")
     do_eval: bool = Field(True, description="Evaluate on the validation split (and eval_data).")
     do_predict: bool = Field(False, description="Write predictions for the test split.")
-    seed: int = Field(42, description="Random seed for initialisation, shuffling and dropout.")
+    seed: int = Field(42, ge=0, le=2**32 - 1, description="Random seed for initialisation, shuffling and dropout "
+                      "(0 to 2**32-1, numpy's range).")
     per_device_train_batch_size: int = Field(12, ge=1, description="Training batch size per process.")
     per_device_eval_batch_size: int = Field(32, ge=1, description="Evaluation batch size per process.")
     gradient_accumulation_steps: int = Field(1, ge=1, description="Batches accumulated into one optimizer step.")
@@ -266,7 +293,9 @@ def read_recipe_file(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"recipe file not found: {path} (pass an existing YAML file to --recipe)")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError:
+        raise UserError(f"recipe {path} is not UTF-8 text: convert it, e.g. iconv -f latin1 -t utf-8") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
@@ -364,7 +393,7 @@ def resolve_recipe(
             raise UserError(
                 f"recipe {recipe_file} is for '{declared}', not '{defaults.get('task')}': run `ssl {declared} --recipe {recipe_file}`"
             )
-        tree = deep_merge(tree, file_tree)
+        tree = deep_merge(tree, _without_invocation_keys(file_tree, recipe_file))
     for item in set_items:
         path, value = parse_set_override(item)
         set_path(tree, path, value)
@@ -372,6 +401,46 @@ def resolve_recipe(
         if value is not None:
             set_path(tree, dotted.split("."), value)
     return validate_recipe(recipe_cls, tree)
+
+
+def flat_config(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """The recipe as dotted keys with scalar values (trackers' hparams, resume fingerprints)."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flat_config(value, f"{name}."))
+        elif isinstance(value, (int, float, str, bool)):
+            flat[name] = value
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+# Properties of one invocation, not of a recipe: a recipe file never switches them on by itself.
+INVOCATION_KEYS = ("overwrite",)
+
+
+def _without_invocation_keys(file_tree: dict[str, Any], recipe_file: str) -> dict[str, Any]:
+    """``training.overwrite: true`` in a recipe file is ignored with a note: replacing an output dir takes
+    ``--overwrite`` (or ``--set training.overwrite=true``) on the command line that does it."""
+    from ssl_cli.errors import note
+
+    training = file_tree.get("training")
+    if not isinstance(training, dict) or not any(training.get(key) is True for key in INVOCATION_KEYS):
+        return file_tree
+    note(f"{recipe_file} sets training.overwrite: true, ignored: a recipe file never replaces an output dir by "
+         "itself; pass --overwrite to do that")
+    return {**file_tree, "training": {k: v for k, v in training.items() if k not in INVOCATION_KEYS}}
+
+
+def saved_recipe(recipe: Recipe) -> Recipe:
+    """The recipe as saved with a run: re-running it continues nothing and replaces nothing by itself."""
+    saved = recipe.model_copy(deep=True)
+    saved.training.overwrite = False
+    saved.training.resume = False
+    saved.training.resume_from_checkpoint = None
+    return saved
 
 
 def recipe_to_yaml(recipe: Recipe, header: str = "") -> str:

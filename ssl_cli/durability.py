@@ -59,13 +59,14 @@ def write_manifest(directory: Path) -> None:
 
 
 def verify_manifest(directory: Path) -> None:
-    """Raise a one-line error naming the first missing, truncated or altered file (checkpoints written before
-    manifests existed have none and are accepted as they are)."""
+    """Raise a one-line error naming the first missing, truncated or altered file. A checkpoint without a
+    manifest cannot be verified (its weights may have been overwritten), so it is refused too."""
     manifest_path = directory / MANIFEST_FILE
-    if not manifest_path.is_file():
-        return
     fix = (f"delete {directory} to resume from the checkpoint before it, or set training.resume_from_checkpoint "
            "to another one")
+    if not manifest_path.is_file():
+        raise UserError(f"checkpoint {directory} cannot be verified: it has no {MANIFEST_FILE} (written by an ssl "
+                        f"older than manifests, or damaged); {fix}")
     try:
         files = json.loads(manifest_path.read_text(encoding="utf-8"))["files"]
     except (ValueError, KeyError, TypeError):

@@ -19,6 +19,7 @@ Contract (the same on a laptop CPU, one or eight GPUs, or a TPU, under
 from __future__ import annotations
 
 import ctypes
+import errno
 import itertools
 import json
 import math
@@ -27,6 +28,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +37,7 @@ import numpy as np
 
 from ssl_cli.allocator import active_allocator
 from ssl_cli.collate import MicroBatches, MicroBatchingCollator, cpu_pass_overhead_tokens
-from ssl_cli.durability import failpoint, truncate_log, verify_manifest, write_manifest
+from ssl_cli.durability import failpoint, truncate_log, write_manifest
 from ssl_cli.errors import UserError
 from ssl_cli.packing import SequencePacker, batch_counts, model_inputs, packing_position_offset
 from ssl_cli.sampling import BatchSampler, sorted_eval_order
@@ -63,6 +65,8 @@ class TrainState:
     running_batches: int = 0
     loss_sum: float = 0.0
     loss_count: int = 0
+    # What a resumed run must not change (ssl_cli.output_dir.run_fingerprint); None in older checkpoints.
+    fingerprint: dict[str, Any] | None = None
 
 
 @dataclass
@@ -481,6 +485,7 @@ class Engine:
         steady_shapes: bool = False,
         packable: bool = False,
         token_count: Callable[[dict[str, Any]], Any] | None = None,
+        fingerprint: dict[str, Any] | None = None,
     ) -> TrainResult:
         """Train ``model`` on ``dataset``; ``evaluate(model)`` returns eval metrics (with ``eval_`` keys).
 
@@ -511,6 +516,8 @@ class Engine:
         stream as often as that takes (``set_epoch`` reshuffles each pass), and a
         resumed pass skips the examples already trained on in the stream itself,
         before collation: they never reach the model.
+
+        ``fingerprint``: stored in every checkpoint, for ``--resume`` to compare (``ssl_cli.output_dir``).
         """
         import torch
         from torch.utils.data import DataLoader
@@ -563,11 +570,14 @@ class Engine:
         scheduler = acc.prepare(scheduler)
 
         state = TrainState()
+        if self.is_main_process:
+            remove_half_written(self.output_dir)
         if resume_from is not None:
             state = self._load_checkpoint(resume_from)
             if self.is_main_process:
                 truncate_log(self.output_dir / LOG_FILE, state.global_step)
             self.print(f"resumed from {resume_from} at step {state.global_step} (epoch {state.epoch}, batch {state.batches_in_epoch})")
+        state.fingerprint = fingerprint
         if self.trackers:
             acc.init_trackers("ssl", config=tracker_config)
         log = _JsonLog(self.output_dir / LOG_FILE, self.is_main_process)
@@ -820,10 +830,17 @@ class Engine:
             return
         import torch
 
-        for value in torch.stack(self._pending_losses).tolist():
+        values = torch.stack(self._pending_losses).tolist()
+        self._pending_losses.clear()
+        for value in values:
             state.running_loss += value
             state.running_batches += 1
-        self._pending_losses.clear()
+        if not all(map(math.isfinite, values)):  # the weights are now NaN too: never save, evaluate or return them
+            checkpoints = list_checkpoints(self.output_dir)
+            kept = f"; {checkpoints[-1]} is the last good checkpoint" if checkpoints else ""
+            raise UserError(f"the training loss became {next(v for v in values if not math.isfinite(v))} by step "
+                            f"{state.global_step}: training diverged. Lower --learning-rate, check the labels, or "
+                            f"train in fp32 (--mixed-precision no){kept}")
 
     def _stream_loader(self, dataset: Any, epoch: int, skip_batches: int, collate_fn: Callable, generator: Any) -> Any:
         """One pass over a stream: reshuffled for ``epoch``, its first ``skip_batches`` global batches skipped."""
@@ -875,6 +892,7 @@ class Engine:
                   epoch: float | None = None) -> bool:
         """Run evaluation, track the best metric; True when early stopping says stop. ``epoch``: the passes
         done, where not the whole ones of ``state``."""
+        self._flush_losses(state)  # a diverged run stops here, not with NaN metrics
         metrics = evaluate(model)
         model.train()
         record = {"step": state.global_step, "epoch": state.epoch if epoch is None else epoch, **metrics}
@@ -950,14 +968,16 @@ class Engine:
         if self.is_main_process and tmp.exists():
             shutil.rmtree(tmp)
         acc.wait_for_everyone()
-        acc.save_state(str(tmp))
+        with _unwritten_checkpoint(tmp, final.name):
+            acc.save_state(str(tmp))
         acc.wait_for_everyone()
         if self.is_main_process:
-            _write_json_atomic(tmp / STATE_FILE, asdict(state))
-            failpoint("saving", state.global_step)
-            write_manifest(tmp)
+            with _unwritten_checkpoint(tmp, final.name):
+                _write_json_atomic(tmp / STATE_FILE, asdict(state))
+                failpoint("saving", state.global_step)
+                write_manifest(tmp)
             if final.exists():
-                shutil.rmtree(final)
+                discard_checkpoint(final)
             os.replace(tmp, final)
             self._rotate_checkpoints(state)
         acc.wait_for_everyone()
@@ -973,13 +993,11 @@ class Engine:
             keep.add(Path(state.best_checkpoint))
         for path in checkpoints:
             if path not in keep:
-                shutil.rmtree(path, ignore_errors=True)
+                discard_checkpoint(path)
 
     def _load_checkpoint(self, path: Path) -> TrainState:
+        """Load a checkpoint ``ssl_cli.output_dir`` chose and verified against its manifest."""
         state_file = path / STATE_FILE
-        if not state_file.is_file():
-            raise UserError(f"{path} is not a complete checkpoint (no {STATE_FILE}); pick another with training.resume_from_checkpoint")
-        verify_manifest(path)
         self.accelerator.load_state(str(path))
         return TrainState(**json.loads(state_file.read_text()))
 
@@ -990,6 +1008,19 @@ class Engine:
         if weights.is_file():
             self.unwrap(model).load_state_dict(load_file(str(weights), device="cpu"), strict=False)
             self.wait()
+
+
+@contextmanager
+def _unwritten_checkpoint(tmp: Path, name: str) -> Iterator[None]:
+    """A checkpoint that cannot be written (full disk, quota, permissions) is one line; its partial files go,
+    and the checkpoints already complete stay as they are."""
+    try:
+        yield
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        reason = "no space left on device" if err.errno == errno.ENOSPC else (err.strerror or str(err))
+        raise UserError(f"cannot write {name} in {tmp.parent}: {reason}; the checkpoints before it are intact: "
+                        "free space (or fix the permissions) and continue with --resume") from None
 
 
 def _without_global_rng(loader: Any) -> Iterator[Any]:
@@ -1015,6 +1046,27 @@ def _epochs_done(state: TrainState, loader: Any) -> float:
     if loader is None:
         return float(state.epoch)
     return state.epoch + state.batches_in_epoch / max(len(loader), 1)
+
+
+DISCARDED_PREFIX = ".discarded-"
+
+
+def discard_checkpoint(path: Path) -> None:
+    """Delete a checkpoint so that a kill at any moment leaves it whole or gone: one atomic rename out of the
+    ``checkpoint-N`` namespace first, then the slow recursive delete of the renamed copy."""
+    doomed = path.with_name(f"{DISCARDED_PREFIX}{path.name}")
+    if doomed.exists():
+        shutil.rmtree(doomed, ignore_errors=True)
+    os.replace(path, doomed)
+    failpoint("discarding", int(path.name[len(CHECKPOINT_PREFIX):]) if path.name[len(CHECKPOINT_PREFIX):].isdigit() else -1)
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
+def remove_half_written(output_dir: Path) -> None:
+    """What a killed run left half done: checkpoints being written (``.checkpoint-N.tmp``) or deleted."""
+    for pattern in (f".{CHECKPOINT_PREFIX}*.tmp", f"{DISCARDED_PREFIX}*"):
+        for path in Path(output_dir).glob(pattern):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def list_checkpoints(output_dir: Path) -> list[Path]:

@@ -20,3 +20,10 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """Return ``" (did you mean 'x'?)"`` for the closest choice, or ``""``."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def note(message: str) -> None:
+    """One line on stderr for something the user should know that is not an error (a skipped file, an ignored key)."""
+    import sys
+
+    sys.stderr.write(f"note: {message}\n")

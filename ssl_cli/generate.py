@@ -27,13 +27,24 @@ class Sampling:
     num_return_sequences: int = 1
     seed: int = 42
 
+    def __post_init__(self) -> None:
+        if not 0 <= self.seed < 2**32:
+            raise UserError(f"--seed {self.seed} is out of range: pass a seed from 0 to {2**32 - 1}")
+        if self.temperature == 0 and self.num_return_sequences > 1:
+            raise UserError(f"--temperature 0 decodes greedily, so all {self.num_return_sequences} sequences would be "
+                            "the same: pass --num-return-sequences 1, or a temperature above 0 to sample")
+
 
 def few_shot_prompt(examples_file: Path, shots: int, query: str, instruction: str = "") -> str:
     """``instruction``, then ``shots`` examples as "input: ...\\noutput: ...", then the query with an open output."""
     if not examples_file.is_file():
         raise UserError(f"examples file not found: {examples_file} (JSON lines with 'input' and 'output' fields)")
     examples = []
-    for number, line in enumerate(examples_file.read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        lines = examples_file.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError:
+        raise UserError(f"examples file {examples_file} is not UTF-8 text: convert it, e.g. iconv -f latin1 -t utf-8") from None
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
@@ -59,16 +70,21 @@ def generate(model_dir: str, prompt: str, sampling: Sampling, trust_remote_code:
     if not (path / "config.json").is_file():
         raise UserError(f"{model_dir} is not a model directory (no config.json): pass an output of ssl pretrain-clm")
     warn_remote_code(model_dir, trust_remote_code)
+    _check_causal_lm_head(path)
+    if not list(path.glob("*.safetensors")):
+        raise UserError(f"{model_dir} has no safetensors weights (only pickle files are never loaded): convert them "
+                        "with save_pretrained(..., safe_serialization=True), or pass a pretrain-clm output")
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(str(path), use_safetensors=True, trust_remote_code=trust_remote_code)
-    except ValueError as err:
+    except (ValueError, OSError) as err:
         raise UserError(f"{model_dir} is not a causal language model ({str(err).splitlines()[0][:120]}); "
                         "generate needs a *ForCausalLM checkpoint such as a pretrain-clm output") from None
     set_seed(sampling.seed)
     encoded = tokenizer(prompt, return_tensors="pt")
     if encoded["input_ids"].shape[1] == 0:
         raise UserError("the prompt is empty: pass --prompt TEXT")
+    _check_length(model.config, encoded["input_ids"].shape[1], sampling.max_new_tokens)
     options: dict[str, Any] = {"max_new_tokens": sampling.max_new_tokens, "num_return_sequences": sampling.num_return_sequences,
                                "pad_token_id": tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id}
     if sampling.temperature > 0:
@@ -80,3 +96,25 @@ def generate(model_dir: str, prompt: str, sampling: Sampling, trust_remote_code:
         output = model.generate(**encoded, **options)
     start = encoded["input_ids"].shape[1]
     return [tokenizer.decode(row[start:], skip_special_tokens=True) for row in output]
+
+
+def _check_causal_lm_head(path: Path) -> None:
+    """The checkpoint must have been saved with a causal-LM head: a classifier or masked-LM output would load
+    into ``AutoModelForCausalLM`` with a head that is random or was trained for another objective, and sample
+    noise."""
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise UserError(f"{path}/config.json is not valid JSON ({err}): re-save the model with save_pretrained") from None
+    architectures = config.get("architectures") if isinstance(config, dict) else None
+    if architectures and not any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures):
+        raise UserError(f"{path} was saved as {', '.join(architectures)}, which has no trained causal-LM head: "
+                        "generate needs a *ForCausalLM model, such as an output of ssl pretrain-clm")
+
+
+def _check_length(config: Any, prompt_tokens: int, new_tokens: int) -> None:
+    positions = next((getattr(config, name) for name in ("max_position_embeddings", "n_positions")
+                      if isinstance(getattr(config, name, None), int)), None)
+    if positions is not None and prompt_tokens + new_tokens > positions:
+        raise UserError(f"the prompt is {prompt_tokens} tokens and --max-new-tokens {new_tokens}: together over the "
+                        f"model's {positions} positions; shorten the prompt (fewer --shots) or lower --max-new-tokens")

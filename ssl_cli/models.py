@@ -12,6 +12,7 @@ unless the recipe asks for it.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -54,11 +55,35 @@ def classify_model(name_or_path: str) -> ModelSource:
     if path.exists():
         if not (path / "config.json").is_file():
             raise UserError(f"{path} is not a model directory (no config.json): pass a directory saved by save_pretrained")
+        _check_config_file(path / "config.json")
         return ModelSource("local", str(path))
     looks_like_path = name_or_path.startswith(("/", ".", "~")) or name_or_path.count("/") > 1 or "\\" in name_or_path
     if looks_like_path:
         raise UserError(f"model path does not exist: {name_or_path} (check the path, or pass a Hub id / scratch:bert-tiny)")
     return ModelSource("hub", name_or_path)
+
+
+def _check_config_file(config_file: Path) -> None:
+    """An unreadable config.json is named as such, before a tokenizer or weights error could hide it."""
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise UserError(f"{config_file} is not a valid config (not JSON: {str(err)[:80]}); re-save the model with "
+                        "save_pretrained") from None
+    if not isinstance(config, dict) or not isinstance(config.get("model_type"), str):
+        raise UserError(f"{config_file} is not a valid config (no 'model_type'); re-save the model with save_pretrained")
+
+
+def check_weights(model_dir: str) -> None:
+    """Pretrained weights must be there as safetensors; pickle files are never loaded (they can run code)."""
+    path = Path(model_dir)
+    if any(path.glob("*.safetensors")):
+        return
+    if any(path.glob("*.bin")) or any(path.glob("*.pt")):
+        raise UserError(f"{model_dir} holds only pickle weights (.bin/.pt), which ssl never loads: it loads safetensors only; convert them with "
+                        "save_pretrained(..., safe_serialization=True)")
+    raise UserError(f"{model_dir} has no weights (model.safetensors): pass a complete model directory, or "
+                    "--init random to train its architecture from random weights")
 
 
 MAX_WORD_CHARS = 100  # WordPiece's max_input_chars_per_word
@@ -153,12 +178,20 @@ def _offline_hint(name: str) -> str:
     )
 
 
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "tokenizer.model", "spiece.model",
+                   "sentencepiece.bpe.model", "merges.txt")
+
+
 def load_tokenizer(source: ModelSource, model_cfg: Any, pretokenized: bool = False):
     """The model's fast tokenizer. ``pretokenized``: the task feeds words (tag-pos), so a byte-level BPE
     tokenizer (RoBERTa, GPT-2, DeBERTa) is loaded with ``add_prefix_space``, as run_ner.py does."""
     from transformers import AutoTokenizer
 
     kwargs = {"revision": model_cfg.revision, "trust_remote_code": model_cfg.trust_remote_code}
+    if source.kind == "local" and not any((Path(source.name) / name).is_file() for name in TOKENIZER_FILES):
+        # transformers 5 would build an empty tokenizer (special tokens only) and every word would be [UNK]
+        raise UserError(f"no tokenizer files in {source.name} ({', '.join(TOKENIZER_FILES[:3])}, ...); save the "
+                        "tokenizer with the model (tokenizer.save_pretrained)")
     try:
         tokenizer = AutoTokenizer.from_pretrained(source.name, **kwargs)
         if pretokenized and needs_prefix_space(tokenizer):
@@ -171,6 +204,8 @@ def load_tokenizer(source: ModelSource, model_cfg: Any, pretokenized: bool = Fal
         raise UserError(f"no tokenizer files in {source.name} (tokenizer.json or vocab.txt); save the tokenizer with the model") from None
     if not getattr(tokenizer, "is_fast", False):
         raise UserError(f"{source.name} has no fast tokenizer; offset mappings need one (add tokenizer.json)")
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token  # decoder-only models (GPT-2): batches pad with EOS, as run_glue.py users set
     return tokenizer
 
 
@@ -313,7 +348,7 @@ _FAST_DROPOUT: Any = None
 
 
 def load_model(source: ModelSource, model_cfg: Any, auto_cls: Any, tokenizer: Any, max_positions: int,
-               training_on_cpu: bool = False, **model_kwargs: Any):
+               training_on_cpu: bool = False, max_seq_length: int | None = None, **model_kwargs: Any):
     """Instantiate the task head (random for scratch:, else from safetensors weights)."""
     from transformers import AutoConfig
 
@@ -336,10 +371,16 @@ def load_model(source: ModelSource, model_cfg: Any, auto_cls: Any, tokenizer: An
         raise UserError(f"cannot load the config of {source.name}: {str(err).splitlines()[0]}") from None
     _apply_dropout(config, model_cfg, training_on_cpu)
     apply_config_overrides(config, model_cfg.config_overrides, source.name)
+    _check_positions(config, max_seq_length, source.name)
+    if not model_cfg.ignore_mismatched_sizes and model_cfg.init != "random":
+        _check_label_count(source.name, auto_cls, model_kwargs.get("num_labels"), common)
     if model_cfg.init == "random":  # the engine has seeded torch: the same weights for the same seed
         return auto_cls.from_config(config, trust_remote_code=model_cfg.trust_remote_code)
+    if source.kind == "local":
+        check_weights(source.name)
     try:
-        return auto_cls.from_pretrained(source.name, config=config, use_safetensors=True, **common)
+        return auto_cls.from_pretrained(source.name, config=config, use_safetensors=True,
+                                        ignore_mismatched_sizes=model_cfg.ignore_mismatched_sizes, **common)
     except OSError as err:
         if source.kind == "hub":
             raise UserError(_offline_hint(source.name)) from None
@@ -347,6 +388,29 @@ def load_model(source: ModelSource, model_cfg: Any, auto_cls: Any, tokenizer: An
             f"cannot load weights from {source.name}: {str(err).splitlines()[0][:200]} "
             "(only model.safetensors is loaded; convert .bin weights with save_pretrained)"
         ) from None
+
+
+def _check_label_count(model_name: str, auto_cls: Any, wanted: int | None, common: dict[str, Any]) -> None:
+    """A model saved with this head for another number of labels (a fine-tuned classifier) cannot load its
+    head for this data: say so, and which option starts a new head, instead of a size-mismatch traceback."""
+    from transformers import AutoConfig
+
+    if not wanted:
+        return
+    saved = AutoConfig.from_pretrained(model_name, **common)
+    head = auto_cls.__name__.removeprefix("AutoModel")  # ForSequenceClassification, ForTokenClassification
+    if any(a.endswith(head) for a in saved.architectures or []) and saved.num_labels != wanted:
+        raise UserError(f"{model_name} was fine-tuned with {saved.num_labels} labels, this data has {wanted}: pass "
+                        "--set model.ignore_mismatched_sizes=true to train a new head (or give the same labels)")
+
+
+def _check_positions(config: Any, max_seq_length: int | None, model_name: str) -> None:
+    """A feature longer than the position embeddings fails deep inside the model: refuse it here."""
+    positions = next((getattr(config, name) for name in ("max_position_embeddings", "n_positions")
+                      if isinstance(getattr(config, name, None), int)), None)
+    if max_seq_length and positions and max_seq_length > positions:
+        raise UserError(f"max_seq_length {max_seq_length} is above {model_name}'s {positions} position embeddings: "
+                        f"pass --max-seq-length {positions} or less")
 
 
 def apply_config_overrides(config: Any, overrides: dict[str, Any], model_name: str) -> None:

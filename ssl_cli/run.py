@@ -14,34 +14,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ssl_cli.config import recipe_to_yaml
+from ssl_cli.config import flat_config, recipe_to_yaml, saved_recipe
 from ssl_cli.errors import UserError
+from ssl_cli.output_dir import check_output_dir, check_resume_fingerprint, claim, run_fingerprint
 from ssl_cli.tasks.base import EvalSet, Task
 
 SCRATCH_TOKENIZER_DIR = "scratch-tokenizer"
-
-
-def check_output_dir(training: Any) -> Path | None:
-    """Refuse to clobber a non-empty output dir; return the checkpoint to resume from, if any."""
-    from ssl_cli.engine import list_checkpoints
-
-    out = Path(training.output_dir)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"output_dir {out} is a file; pass a directory to --output-dir")
-    if training.resume_from_checkpoint:
-        checkpoint = Path(training.resume_from_checkpoint)
-        if not checkpoint.is_dir():
-            raise UserError(f"checkpoint not found: {checkpoint} (check training.resume_from_checkpoint)")
-        return checkpoint
-    if training.resume:
-        checkpoints = list_checkpoints(out) if out.is_dir() else []
-        if not checkpoints:
-            raise UserError(f"nothing to resume: no complete checkpoint in {out} (run without --resume)")
-        return checkpoints[-1]
-    non_empty = out.is_dir() and any(out.iterdir())
-    if non_empty and not training.overwrite:
-        raise UserError(f"output_dir {out} is not empty: pass --overwrite to replace it, or --resume to continue its run")
-    return None
 
 
 def check_strategies(training: Any) -> None:
@@ -62,11 +40,6 @@ def check_strategies(training: Any) -> None:
         )
 
 
-def _clear_dir(out: Path) -> None:
-    for child in out.iterdir():
-        shutil.rmtree(child) if child.is_dir() else child.unlink()
-
-
 def run_task(task: Task, recipe: Any) -> dict[str, Any]:
     """Train and/or evaluate as the recipe says; returns all_results."""
     from ssl_cli.models import hub_timeouts
@@ -74,7 +47,10 @@ def run_task(task: Task, recipe: Any) -> dict[str, Any]:
     hub_timeouts()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     training = recipe.training
-    resume_from = check_output_dir(training)
+    resume_from = check_output_dir(training, recipe.model.name_or_path)
+    fingerprint = run_fingerprint(recipe)
+    if resume_from is not None:
+        check_resume_fingerprint(resume_from, fingerprint)
     check_strategies(training)
     out = Path(training.output_dir)
 
@@ -85,18 +61,44 @@ def run_task(task: Task, recipe: Any) -> dict[str, Any]:
     with engine.main_process_first():
         splits = task.load_splits(recipe)  # bad data fails here, before the output dir is touched
     created = not out.exists()
-    if engine.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        if training.overwrite and resume_from is None:
-            _clear_dir(out)
-    engine.wait()
-    with _no_half_made_output(out, created, engine.is_main_process):
-        tokenizer, model = _build_model(task, recipe, splits, engine, out, resume_from)
+    staging = _staging_dir(out)
+    try:
+        tokenizer, model = _build_model(task, recipe, splits, engine, out, resume_from, staging)
         with engine.main_process_first():
             train_features = task.prepare_train(splits.train, tokenizer, recipe) if splits.train is not None else None
             for eval_set in splits.evals:
                 eval_set.features = task.prepare_eval(eval_set, tokenizer, recipe)
+        # Everything is checked: only now is the output dir created, locked and (with --overwrite) emptied.
+        output_claim = claim(training, resuming=resume_from is not None) if engine.is_main_process else None
+        if engine.is_main_process and (staging / SCRATCH_TOKENIZER_DIR).is_dir():
+            os.replace(staging / SCRATCH_TOKENIZER_DIR, out / SCRATCH_TOKENIZER_DIR)
+        engine.wait()
+    finally:
+        if engine.is_main_process:
+            shutil.rmtree(staging, ignore_errors=True)
+    try:
+        return _train_and_evaluate(task, recipe, engine, splits, tokenizer, model, train_features, resume_from,
+                                   fingerprint, created)
+    finally:
+        if output_claim is not None:
+            output_claim.release()
 
+
+def _staging_dir(out: Path) -> Path:
+    """Where a run keeps what it makes before it may write its output dir (a scratch tokenizer, shared by the
+    processes): under the datasets cache, named by the output dir, never beside the user's files."""
+    import hashlib
+
+    import datasets
+
+    key = hashlib.sha256(str(out.expanduser().resolve()).encode()).hexdigest()[:16]
+    return Path(datasets.config.HF_DATASETS_CACHE) / "ssl_cli_staging" / key
+
+
+def _train_and_evaluate(task: Task, recipe: Any, engine: Any, splits: Any, tokenizer: Any, model: Any,
+                        train_features: Any, resume_from: Path | None, fingerprint: dict[str, Any],
+                        created: bool) -> dict[str, Any]:
+    training, out = recipe.training, Path(recipe.training.output_dir)
     from ssl_cli.collate import PaddingCollator
 
     fixed = recipe.data.max_seq_length if engine.needs_static_shapes else None
@@ -139,13 +141,13 @@ def run_task(task: Task, recipe: Any) -> dict[str, Any]:
             keep = [c for c in (*sequence_columns, *scalar_labels, *task.collator_columns())
                     if c in train_features.column_names]
             train_features = train_features.select_columns(keep)
-        tracker_config = _flat_config(recipe.model_dump(mode="json"))
+        tracker_config = flat_config(recipe.model_dump(mode="json"))
         with _no_half_made_output(out, created, engine.is_main_process):  # a setting refused as training starts
             result = engine.train(
                 model, train_features, train_collate, lengths,
                 evaluate_during_training if primary is not None else None, metric_name, greater, tracker_config,
                 resume_from, labels_per_batch=labels_per_batch, steady_shapes=task.fixed_shape_batches(recipe),
-                packable=task.packable, token_count=task.loss_token_count,
+                packable=task.packable, token_count=task.loss_token_count, fingerprint=fingerprint,
             )
         model = engine.model
         results.update(result.metrics)
@@ -165,7 +167,14 @@ def run_task(task: Task, recipe: Any) -> dict[str, Any]:
         results["perplexity"] = results["eval_perplexity"]
     results.update(engine.describe())
     if engine.is_main_process:
-        _save_outputs(task, recipe, engine.unwrap(model), tokenizer, splits, results, out)
+        try:
+            _save_outputs(task, recipe, engine.unwrap(model), tokenizer, splits, results, out)
+        except OSError as err:
+            import errno
+
+            reason = "no space left on device" if err.errno == errno.ENOSPC else (err.strerror or str(err))
+            raise UserError(f"cannot write the trained model into {out}: {reason}; its checkpoints are intact: free "
+                            "space and run again with --resume") from None
         _print_summary(task, splits, results, out)
     engine.wait()
     engine.end()
@@ -204,8 +213,10 @@ def _labels_per_batch(task: Task, features: Any, batch_size: int) -> float | Non
     return labelled / max(1, math.ceil(len(features) / batch_size)) or None
 
 
-def _build_model(task: Task, recipe: Any, splits: Any, engine: Any, out: Path, resume_from: Path | None):
-    """Tokenizer and model; a scratch: tokenizer is trained once (main process) and shared."""
+def _build_model(task: Task, recipe: Any, splits: Any, engine: Any, out: Path, resume_from: Path | None,
+                 staging: Path):
+    """Tokenizer and model; a scratch: tokenizer is trained once (main process) and shared through ``staging``
+    until the output dir may be written (a resumed run reads the one it saved)."""
     import transformers
 
     from ssl_cli.models import classify_model, load_model, load_tokenizer, train_scratch_tokenizer, warn_remote_code
@@ -215,24 +226,28 @@ def _build_model(task: Task, recipe: Any, splits: Any, engine: Any, out: Path, r
         warn_remote_code(source.name, recipe.model.trust_remote_code)
     max_positions = max(512, recipe.data.max_seq_length)
     if source.kind == "scratch":
-        saved = out / SCRATCH_TOKENIZER_DIR
+        saved, staged = out / SCRATCH_TOKENIZER_DIR, staging / SCRATCH_TOKENIZER_DIR
         with engine.main_process_first():
-            if saved.is_dir():
+            if resume_from is not None and saved.is_dir():
                 tokenizer = transformers.AutoTokenizer.from_pretrained(str(saved))
+            elif not engine.is_main_process:
+                tokenizer = transformers.AutoTokenizer.from_pretrained(str(staged))  # the main process's, below
             else:
                 if splits.train is None:
                     raise UserError("a scratch: model needs training data to build its tokenizer (do_train is off)")
                 tokenizer = train_scratch_tokenizer(
                     source.name, task.training_texts(splits.train), recipe.model.scratch_vocab_size, max_positions
                 )
-                if engine.is_main_process:
-                    tokenizer.save_pretrained(str(saved))
+                shutil.rmtree(staged, ignore_errors=True)  # left by a run that was killed here
+                tokenizer.save_pretrained(str(staged))
     else:
         tokenizer = load_tokenizer(source, recipe.model, pretokenized=task.pretokenized_input)
     transformers.set_seed(recipe.training.seed)
     model = load_model(source, recipe.model, task.model_class(recipe), tokenizer, max_positions,
                        training_on_cpu=engine.device.type == "cpu" and splits.train is not None,
-                       **task.model_kwargs(splits, recipe))
+                       max_seq_length=recipe.data.max_seq_length, **task.model_kwargs(splits, recipe))
+    if getattr(model.config, "pad_token_id", None) is None and tokenizer.pad_token_id is not None:
+        model.config.pad_token_id = tokenizer.pad_token_id  # sequence heads of decoder-only models find the last token by it
     if recipe.model.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     if recipe.model.fast_cpu_dropout and engine.device.type == "cpu" and splits.train is not None:
@@ -253,28 +268,15 @@ def _quiet_libraries(main: bool) -> None:
         datasets.disable_progress_bars()
 
 
-def _flat_config(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Flatten the recipe for trackers (TensorBoard hparams take scalars only)."""
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(_flat_config(value, f"{name}."))
-        elif isinstance(value, (int, float, str, bool)):
-            flat[name] = value
-        else:
-            flat[name] = str(value)
-    return flat
-
-
 def _save_outputs(task: Task, recipe: Any, model: Any, tokenizer: Any, splits: Any, results: dict[str, Any], out: Path) -> None:
     from ssl_cli.outputs import write_json, write_model_card
 
     model.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))
     command = "ssl " + " ".join(sys.argv[1:]) if Path(sys.argv[0]).name in ("ssl", "__main__.py") else " ".join(sys.argv)
-    header = f"# Resolved recipe of this run. Re-run it with:\n#   ssl {task.name} --recipe {out / 'recipe.yaml'}"
-    (out / "recipe.yaml").write_text(recipe_to_yaml(recipe, header), encoding="utf-8")
+    header = (f"# Resolved recipe of this run. Re-run it into a new directory with:\n"
+              f"#   ssl {task.name} --recipe {out / 'recipe.yaml'} --output-dir NEW_DIR")
+    (out / "recipe.yaml").write_text(recipe_to_yaml(saved_recipe(recipe), header), encoding="utf-8")
     write_json(out / "all_results.json", results)
     write_json(out / "train_results.json", {k: v for k, v in results.items() if k.startswith("train") or k == "epoch"})
     eval_keys = {k: v for k, v in results.items() if k.startswith("eval")}

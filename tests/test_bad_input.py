@@ -9,6 +9,7 @@ the same table; a test keeps the two in step.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,6 +112,33 @@ def _deberta_model(tmp: Path, data: dict) -> str:
                              intermediate_size=32, max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id)
     DebertaV2Model(config).save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
+    return str(model_dir)
+
+
+def _tiny_model(tmp: Path, name: str, architecture: str = "BertForQuestionAnswering", positions: int = 128,
+                weights: str = "safetensors", tokenizer: bool = True, num_labels: int = 2) -> str:
+    """A small local model directory: its weights as safetensors, as pickle (.bin) or none at all."""
+    import torch
+    import transformers
+    from transformers import BertConfig, GPT2Config
+
+    from ssl_cli.models import train_wordpiece_tokenizer
+
+    model_dir = tmp / name
+    gpt = architecture.startswith("GPT2")
+    config = GPT2Config(vocab_size=100, n_embd=16, n_layer=1, n_head=2, n_positions=positions) if gpt else \
+        BertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                   max_position_embeddings=positions, num_labels=num_labels)
+    model = getattr(transformers, architecture)(config)
+    if weights == "safetensors":
+        model.save_pretrained(model_dir)
+    else:
+        config.architectures = [architecture]
+        config.save_pretrained(model_dir)
+        if weights == "bin":
+            torch.save(model.state_dict(), model_dir / "pytorch_model.bin")
+    if tokenizer:
+        train_wordpiece_tokenizer(["他出生於臺北。在哪裡？ hello world"] * 3, 100, positions).save_pretrained(model_dir)
     return str(model_dir)
 
 
@@ -282,6 +310,68 @@ CASES = [
          lambda t, d: [*QA, "--data", "drdc"], ("did you mean 'drcd'",)),
     Case("generate-not-a-model", "generate", "ssl generate on a directory without a model",
          lambda t, d: ["generate", "--model", str(t), "--prompt", "hi"], ("not a model directory",)),
+    Case("model-invalid-config", "finetune-glue", "a model directory whose config.json is not JSON",
+         lambda t, d: [*_glue(d), "--model", str(Path(_file(t, "config.json", "{ not json")).parent)],
+         ("config.json is not a valid config",)),
+    Case("model-config-only", "finetune-qa", "a model directory with config.json and nothing else",
+         lambda t, d: [*_qa(d), "--model", _tiny_model(t, "config-only", weights="none", tokenizer=False)],
+         ("no tokenizer files",)),
+    Case("model-without-weights", "finetune-qa", "a model directory with config and tokenizer but no weights",
+         lambda t, d: [*_qa(d), "--model", _tiny_model(t, "no-weights", weights="none")],
+         ("has no weights", "--init random")),
+    Case("max-seq-length-over-positions", "finetune-qa", "--max-seq-length above the model's position embeddings",
+         lambda t, d: [*_qa(d), "--model", _tiny_model(t, "short", positions=64), "--max-seq-length", "128"],
+         ("max_seq_length 128", "64 position embeddings", "--max-seq-length 64")),
+    Case("model-other-label-count", "finetune-glue", "--model a classifier fine-tuned with 3 labels, on 2-label data",
+         lambda t, d: [*_glue(d), "--model", _tiny_model(t, "cls3", "BertForSequenceClassification", num_labels=3)],
+         ("fine-tuned with 3 labels, this data has 2", "model.ignore_mismatched_sizes=true")),
+    Case("output-dir-is-the-model", "finetune-qa", "--output-dir the model's own directory, with --overwrite",
+         lambda t, d: [*_qa(d), "--model", (m := _tiny_model(t, "model")), "--output-dir", m, "--overwrite"],
+         ("is the model's directory",)),
+    Case("output-dir-under-a-file", "tag-pos", "--output-dir inside a path that is a file",
+         lambda t, d: [*_pos(d), "--output-dir", _file(t, "plain", "x") + "/run"], ("cannot write output_dir",)),
+    # ------------------------------------------------------------------ strict values
+    Case("learning-rate-boolean", "finetune-glue", "learning_rate: true in a recipe (read as 1.0 by a lax parser)",
+         lambda t, d: [*_glue(d), "--recipe", _recipe(t, "task: finetune-glue\ntraining:\n  learning_rate: true\n")],
+         ("training.learning_rate", "boolean, not a number")),
+    Case("seed-negative", "nli", "--seed -1",
+         lambda t, d: [*NLI, "--seed", "-1"], ("training.seed",)),
+    Case("seed-too-large", "pretrain-mlm", "--seed 2**32",
+         lambda t, d: [*_mlm(d["text_train"]), "--seed", str(2**32)], ("training.seed",)),
+    Case("recipe-not-utf8", "finetune-qa", "a recipe saved in Latin-1",
+         lambda t, d: ["finetune-qa", "--recipe", _file(t, "r.yaml", "# caf\xe9\ntask: finetune-qa\n".encode("latin-1"))],
+         ("not UTF-8",)),
+    Case("regression-label-nan", "finetune-glue", "an STS-B score of nan",
+         lambda t, d: [*GLUE, "--task", "stsb", "--train-file", _sst(t, "train.jsonl", [
+             {"sentence1": "a b", "sentence2": "a c", "label": 1.0}] * 3 + [
+             {"sentence1": "a b", "sentence2": "b c", "label": "nan"}]), "--max-steps", "1"],
+         ("label 'nan' is not a finite number",)),
+    Case("answer-start-not-a-number", "finetune-qa", "a SQuAD answer_start that is a word",
+         lambda t, d: _qa(d, _file(t, "start.json", json.dumps(_squad(answer_start="three"), ensure_ascii=False))),
+         ("answer_start is 'three'", "whole number")),
+    Case("qas-not-a-list", "finetune-qa", "a SQuAD paragraph whose qas is a string",
+         lambda t, d: _qa(d, _file(t, "qas.json", json.dumps({"data": [{"title": "t", "paragraphs": [
+             {"context": "abc", "qas": "oops"}]}]}))), ("qas must be a list",)),
+    Case("fifo-as-data-file", "finetune-glue", "a named pipe passed as --train-file",
+         lambda t, d: _glue(d, _fifo(t)), ("named pipe (FIFO)", "not a regular file")),
+    Case("nul-bytes-file", "pretrain-clm", "a text file of NUL bytes",
+         lambda t, d: [*CLM, "--train-file", _file(t, "zeros.txt", bytes(1 << 20)), "--max-steps", "1"],
+         ("zeros.txt", "NUL bytes")),
+    # ------------------------------------------------------------------ generate
+    Case("generate-greedy-several", "generate", "--temperature 0 with --num-return-sequences 2",
+         lambda t, d: ["generate", "--model", str(t), "--prompt", "hi", "--temperature", "0",
+                       "--num-return-sequences", "2"], ("--temperature 0", "--num-return-sequences 1")),
+    Case("generate-seed-out-of-range", "generate", "ssl generate --seed -1",
+         lambda t, d: ["generate", "--model", str(t), "--prompt", "hi", "--seed", "-1"], ("--seed -1", "out of range")),
+    Case("generate-classifier", "generate", "ssl generate on a fine-tuned classifier",
+         lambda t, d: ["generate", "--model", _tiny_model(t, "cls", "BertForSequenceClassification"), "--prompt", "hi"],
+         ("BertForSequenceClassification", "no trained causal-LM head")),
+    Case("generate-pickle-only", "generate", "ssl generate on a causal LM with only pytorch_model.bin",
+         lambda t, d: ["generate", "--model", _tiny_model(t, "gpt-bin", "GPT2LMHeadModel", weights="bin"),
+                       "--prompt", "hi"], ("no safetensors weights",)),
+    Case("generate-prompt-too-long", "generate", "a prompt longer than the model's positions",
+         lambda t, d: ["generate", "--model", _tiny_model(t, "gpt", "GPT2LMHeadModel", positions=16), "--prompt",
+                       "hello world " * 20], ("over the model's 16 positions",)),
     # ------------------------------------------------------------------ output and checkpoints
     Case("output-dir-not-empty", "finetune-glue", "a non-empty output dir without --overwrite",
          lambda t, d: [*_glue(d), "--output-dir", _non_empty_dir(t)], ("not empty", "--overwrite")),
@@ -292,6 +382,12 @@ CASES = [
     Case("resume-from-missing-checkpoint", "finetune-qa", "resume_from_checkpoint names no directory",
          lambda t, d: [*_qa(d), "--set", f"training.resume_from_checkpoint={t}/checkpoint-9"], ("checkpoint not found",)),
 ]
+
+
+def _fifo(tmp: Path) -> str:
+    path = tmp / "train.tsv"
+    os.mkfifo(path)
+    return str(path)
 
 
 def _unreadable(tmp: Path) -> str:

@@ -65,3 +65,4 @@ def test_evaluation_set_names_cannot_leave_the_output_dir(name):
     with pytest.raises(UserError, match="cannot name output files"):
         EvalSet(name, examples=None)
     assert EvalSet("validation_matched.v2", examples=None).name  # split names datasets allows stay valid
+    assert EvalSet("开发集", examples=None).name  # letters of any script

@@ -109,15 +109,20 @@ def flatten_squad(document: dict[str, Any], path: Path) -> list[dict[str, Any]]:
             raise UserError(f"{path}: data[{a}] has no 'paragraphs' list")
         for p, paragraph in enumerate(paragraphs):
             where = f"data[{a}].paragraphs[{p}]"
-            context = paragraph.get("context")
+            context = paragraph.get("context") if isinstance(paragraph, dict) else None
             if not isinstance(context, str):
                 raise UserError(f"{path}: {where} has no 'context' string")
-            for q, qa in enumerate(paragraph.get("qas", [])):
+            questions = paragraph.get("qas", [])
+            if not isinstance(questions, list):
+                raise UserError(f"{path}: {where}.qas must be a list of questions, not {type(questions).__name__}")
+            for q, qa in enumerate(questions):
                 records.append(_flat_qa(qa, context, title, f"{where}.qas[{q}]", path))
     return records
 
 
 def _flat_qa(qa: dict[str, Any], context: str, title: str, where: str, path: Path) -> dict[str, Any]:
+    if not isinstance(qa, dict):
+        raise UserError(f"{path}: {where} must be an object with id, question and answers, not {type(qa).__name__}")
     for key in ("question", "id"):
         if key not in qa:
             raise UserError(f"{path}: {where} has no '{key}' field")
@@ -128,8 +133,12 @@ def _flat_qa(qa: dict[str, Any], context: str, title: str, where: str, path: Pat
     for n, answer in enumerate(answers):
         if not isinstance(answer, dict) or "text" not in answer or "answer_start" not in answer:
             raise UserError(f"{path}: {where}.answers[{n}] needs 'text' and 'answer_start'")
+        start = answer["answer_start"]
+        if isinstance(start, bool) or not isinstance(start, int) and not (isinstance(start, str) and start.isdigit()):
+            raise UserError(f"{path}: {where}.answers[{n}].answer_start is {start!r}: it must be a whole number "
+                            "(the answer's character offset in the context)")
         texts.append(str(answer["text"]))
-        starts.append(int(answer["answer_start"]))
+        starts.append(int(start))
     return {
         "id": str(qa["id"]),
         "title": str(title),
@@ -168,11 +177,15 @@ def load_data_file(path: str | Path, column_names: list[str] | None = None, samp
         return _load_shards(path, sample_by, streaming)
     if not path.exists():
         raise UserError(f"data file not found: {path} (check the path, or pass a registered name such as drcd)")
-    if not path.is_file():
+    if path.is_dir():
         raise UserError(f"{path} is a directory: pass it with --data, or a file with --train-file/--validation-file")
+    if not path.is_file():
+        raise UserError(f"{path} is {_file_kind(path)}, not a regular file: save the data to a file and pass that")
     if not os.access(path, os.R_OK):
         raise UserError(f"data file is not readable: {path} (check its permissions)")
     suffix = path.suffix.lower()
+    if suffix != ".parquet":
+        _check_is_text(path)
     if is_conll_file(path):
         return _load_json_lines(_flattened_file(path, lambda: read_conll(path), "conll"), path)
     if suffix not in SUFFIX_BUILDERS:
@@ -187,6 +200,25 @@ def load_data_file(path: str | Path, column_names: list[str] | None = None, samp
             raise UserError(f"{path}: expected a JSON list of records, JSON lines, or SQuAD-style {{'data': [...]}}")
     return _load_with_builder(SUFFIX_BUILDERS[suffix], data_file, path, _builder_kwargs(suffix, sample_by, column_names),
                               streaming)
+
+
+def _file_kind(path: Path) -> str:
+    import stat
+
+    mode = path.stat().st_mode
+    kinds = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"))
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+def _check_is_text(path: Path) -> None:
+    """A text format whose first 64 KB hold a NUL byte is binary or UTF-16: say so at once, not after a parser
+    has read all of it."""
+    with path.open("rb") as handle:
+        start = handle.read(1 << 16)
+    if b"\x00" in start:
+        raise UserError(f"{path} is not UTF-8 text (it holds NUL bytes: binary, or UTF-16): convert it, e.g. "
+                        "iconv -f utf-16 -t utf-8")
 
 
 def _builder_kwargs(suffix: str, sample_by: str, column_names: list[str] | None = None) -> dict[str, Any]:

@@ -51,10 +51,10 @@ class EvalSet:
         directory, whatever a dataset's split names say."""
         if not SAFE_NAME.fullmatch(self.name):
             raise UserError(f"evaluation set name {self.name!r} cannot name output files: rename the split (letters, "
-                            "digits, _ . - only, not starting with a dot)")
+                            "digits, _ . - only, in any script, not starting with a dot)")
 
 
-SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
+SAFE_NAME = re.compile(r"[\w-][\w.-]*")  # letters and digits of any script (开发集), _ . -; no separator, no leading dot
 
 
 @dataclass
@@ -179,4 +179,36 @@ def eval_set_label(name: str) -> str:
     """The key of an --eval-data entry in results: a file's stem, or the registered name (xnli/zh -> xnli_zh)."""
     path = Path(name).expanduser()
     stem = path.stem if path.suffix or path.exists() else name
-    return "".join(ch if ch.isalnum() else "_" for ch in stem).strip("_").lower() or "extra"
+    return _as_label(stem)
+
+
+def _as_label(text: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in text).strip("_").lower() or "extra"
+
+
+# Names the validation and test sets use (MNLI's second validation set is "mismatched"): their results and
+# prediction files would be replaced by an --eval-data set of the same name.
+RESERVED_EVAL_NAMES = ("eval", "test", "mismatched")
+
+
+def extra_eval_labels(names: list[str]) -> list[str]:
+    """One unique label per --eval-data entry, in order, none a reserved name: a name that collides takes its
+    folders in front (other/eval.json -> other_eval), then a number (dev_2)."""
+    labels: list[str] = []
+    for name in names:
+        path = Path(name).expanduser()
+        label = eval_set_label(name)
+        parents = [p.name for p in path.resolve().parents if p.name] if path.suffix or path.exists() else []
+        for parent in parents:
+            if not _taken(label, labels):
+                break
+            label = _as_label(f"{parent}_{label}")
+        base, number = label, 2
+        while _taken(label, labels):
+            label, number = f"{base}_{number}", number + 1
+        labels.append(label)
+    return labels
+
+
+def _taken(label: str, labels: list[str]) -> bool:
+    return label in labels or label in RESERVED_EVAL_NAMES or label.startswith("test_")

@@ -12,6 +12,7 @@ directory loads in ``pipeline("text-classification")``.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from pydantic import Field
 
 from ssl_cli.config import Recipe, Section
 from ssl_cli.errors import UserError, did_you_mean
-from ssl_cli.tasks.base import EvalSet, Flag, Splits, Task, eval_set_label
+from ssl_cli.tasks.base import EvalSet, Flag, Splits, Task, extra_eval_labels
 
 TEXT_CANDIDATES = ("sentence", "text", "sentence1", "premise", "question1", "question", "content", "abst")
 PAIR_CANDIDATES = ("sentence2", "hypothesis", "question2", "text_pair", "text_b")
@@ -246,12 +247,12 @@ class ClassificationTask(Task):
                 ds = self._canonical(tables[split], sources[split], spec, recipe, labels, data.max_eval_samples,
                                      needs_label=True)
                 evals.append(EvalSet(eval_set_name(split, validation_names), ds, info=dict(info)))
-        for extra_name in data.eval_data:
+        for extra_name, label in zip(data.eval_data, extra_eval_labels(data.eval_data), strict=True):
             extra, extra_source, extra_info = resolve_eval_source(data, extra_name, self.name)
             extra_spec = self.spec_named(self.task_of_source(extra_info.get("source"))) or spec
             ds = self._read_table(extra, extra_source, extra_spec)
             ds = self._canonical(ds, extra_source, extra_spec, recipe, labels, data.max_eval_samples, needs_label=True)
-            evals.append(EvalSet(eval_set_label(extra_name), ds, info={**info, **extra_info}))
+            evals.append(EvalSet(label, ds, info={**info, **extra_info}))
         if training.do_predict:
             test_names = sorted(s for s in tables if s.startswith("test"))
             if not test_names:
@@ -319,9 +320,13 @@ class ClassificationTask(Task):
         def to_label(value: Any, row: int) -> float | int:
             if labels["regression"]:
                 try:
-                    return float(value)
+                    number = float(value)
                 except (TypeError, ValueError):
                     raise UserError(f"{source}: row {row}: label {value!r} is not a number (regression)") from None
+                if not math.isfinite(number):  # trains to NaN weights, and NaN predictions score a perfect spearmanr
+                    raise UserError(f"{source}: row {row}: label {value!r} is not a finite number (regression); "
+                                    "fix or remove the row")
+                return number
             key = self.normalise_label(label_key(value))
             if key in ids:
                 return ids[key]

@@ -19,7 +19,7 @@ from pydantic import Field
 
 from ssl_cli.config import Recipe, Section
 from ssl_cli.errors import UserError
-from ssl_cli.tasks.base import EvalSet, Flag, Splits, Task, eval_set_label
+from ssl_cli.tasks.base import EvalSet, Flag, Splits, Task, extra_eval_labels
 
 
 class QAConfig(Section):
@@ -128,6 +128,23 @@ def split_by_group(dataset: Any, percentage: int, seed: int) -> tuple[Any, Any]:
     return dataset.select(train_idx), dataset.select(val_idx)
 
 
+def _first_of_each_id(ds: Any, source: str) -> Any:
+    """Predictions and scores are keyed by question id: a repeated id would count once in the score and every
+    time in ``eval_samples``. Keep its first question, and say how many were dropped."""
+    from ssl_cli.errors import note
+
+    ids = ds["id"]
+    seen: set[str] = set()
+    first = [i for i, qid in enumerate(ids) if not (qid in seen or seen.add(qid))]
+    if len(first) == len(ids):
+        return ds
+    kept = set(first)
+    repeated = next(qid for i, qid in enumerate(ids) if i not in kept)
+    note(f"{source}: {len(ids) - len(first)} question(s) repeat an earlier id (e.g. {repeated!r}): scoring the "
+         "first question of each id only; give each question its own id to score them all")
+    return ds.select(first)
+
+
 class QATask(Task):
     name = "finetune-qa"
     help = "Extractive question answering: start/end spans over stride windows (DRCD, CMRC 2018, SQuAD v1/v2)."
@@ -176,10 +193,10 @@ class QATask(Task):
         evals = []
         if training.do_eval and validation is not None:
             evals.append(self._eval_set("eval", validation, data.max_eval_samples, source_info, recipe))
-        for name in data.eval_data:
+        for name, label in zip(data.eval_data, extra_eval_labels(data.eval_data), strict=True):
             extra, source, info = resolve_eval_source(data, name, self.name)
             ds = canonicalise(extra, source)
-            evals.append(self._eval_set(eval_set_label(name), ds, data.max_eval_samples, info, recipe))
+            evals.append(self._eval_set(label, ds, data.max_eval_samples, info, recipe))
         if training.do_predict:
             if "test" not in splits:
                 raise UserError("do_predict needs a test split: pass --test-file FILE (or a dataset with a test split)")
@@ -204,6 +221,7 @@ class QATask(Task):
         return train.select(keep)
 
     def _eval_set(self, name: str, ds: Any, limit: int | None, info: dict[str, Any], recipe: QARecipe) -> EvalSet:
+        ds = _first_of_each_id(ds, info.get("source", name))
         if limit:
             ds = ds.select(range(min(limit, len(ds))))
         if len(ds) == 0:

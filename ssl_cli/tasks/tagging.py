@@ -28,7 +28,7 @@ from pydantic import Field
 
 from ssl_cli.config import Recipe, Section
 from ssl_cli.errors import UserError
-from ssl_cli.tasks.base import EvalSet, Flag, Splits, Task, eval_set_label
+from ssl_cli.tasks.base import EvalSet, Flag, Splits, Task, extra_eval_labels
 from ssl_cli.tasks.classification import find_column
 
 TOKEN_CANDIDATES = ("tokens", "words", "form")
@@ -180,6 +180,21 @@ def stitch_predictions(n_words: Sequence[int], features: Any, token_predictions:
 # ----------------------------------------------------------------------------- the task
 
 
+def _note_unseen_tags(eval_set: EvalSet, label_list: list[str]) -> None:
+    """A gold tag the model has no label for is always scored wrong: say which, rather than report a lower
+    accuracy silently."""
+    from ssl_cli.errors import note
+
+    if "tags" not in eval_set.examples.column_names:
+        return
+    known = set(label_list)
+    unseen = Counter(tag for row in eval_set.examples["tags"] for tag in row if tag not in known)
+    if unseen:
+        listed = ", ".join(f"{tag} ({count})" for tag, count in unseen.most_common(5))
+        note(f"{eval_set.info.get('source', eval_set.name)}: tag(s) absent from the training data, always scored "
+             f"wrong: {listed}{' ...' if len(unseen) > 5 else ''}")
+
+
 class TaggingTask(Task):
     name = "tag-pos"
     help = "Token classification: part-of-speech tags (Universal Dependencies UPOS/XPOS) and NER (BIO/BIOES)."
@@ -233,9 +248,9 @@ class TaggingTask(Task):
             elif train is not None:
                 train, held = hold_out_validation(train, data, training.seed, info)
                 evals.append(EvalSet("eval", held, info={"source": f"{raw['train'][1]} (held out)"}))
-        for extra_name in data.eval_data:
+        for extra_name, label in zip(data.eval_data, extra_eval_labels(data.eval_data), strict=True):
             extra, extra_source, _ = resolve_eval_source(data, extra_name, self.name)
-            sources.append((eval_set_label(extra_name), extra, extra_source))
+            sources.append((label, extra, extra_source))
         if training.do_predict:
             if "test" not in raw:
                 raise UserError("do_predict needs a test split: pass --test-file FILE (or a dataset with a test split)")
@@ -251,6 +266,7 @@ class TaggingTask(Task):
         for eval_set in evals:  # every set is scored against the training tags, and written back in its source's format
             column = eval_set.info.get("tag_column") or info.get("tag_column") or recipe.tagging.tag_column or "upos"
             eval_set.info.update(info, tag_column=column)
+            _note_unseen_tags(eval_set, info["label_list"])
         return Splits(train=train, evals=evals, info=info)
 
     def _label_list(self, recipe: TaggingRecipe, train: Any) -> list[str]:

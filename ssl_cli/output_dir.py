@@ -1,0 +1,246 @@
+"""The output directory holds days of a user's training: what ``ssl`` may do to it, and when.
+
+- Everything is checked before the directory is touched: the recipe, the
+  model and the data are validated first, and only then is the directory
+  created or, with ``--overwrite``, emptied (``claim``).
+- An output dir that is the model's directory, or holds it, is refused:
+  ``--overwrite`` would delete the model it is about to load.
+- One run at a time: the main process holds an exclusive ``flock`` on
+  ``.ssl.lock`` inside the directory while it runs. A second run exits at
+  once naming the first one's pid. The kernel drops the lock when a process
+  dies, so a lock file left by a killed run locks nothing.
+- ``--resume`` takes the newest checkpoint that verifies against its
+  manifest and says which newer ones it skipped and why.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+from pathlib import Path
+from typing import IO, Any
+
+from ssl_cli.errors import UserError, note
+
+LOCK_FILE = ".ssl.lock"
+
+
+def check_output_dir(training: Any, model_name: str) -> Path | None:
+    """Refuse what would lose data, before anything is written; return the checkpoint to resume from, if any."""
+    out = Path(training.output_dir)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output_dir {out} is a file; pass a directory to --output-dir")
+    _refuse_model_inside(out, model_name)
+    _refuse_locked(out)
+    if training.resume_from_checkpoint:
+        checkpoint = Path(training.resume_from_checkpoint)
+        if not checkpoint.is_dir():
+            raise UserError(f"checkpoint not found: {checkpoint} (check training.resume_from_checkpoint)")
+        _verified(checkpoint)
+        return checkpoint
+    if training.resume:
+        return newest_verified_checkpoint(out)
+    if _user_files(out) and not training.overwrite:
+        raise UserError(f"output_dir {out} is not empty: pass --overwrite to replace it, or --resume to continue its run")
+    return None
+
+
+def _refuse_model_inside(out: Path, model_name: str) -> None:
+    model = Path(model_name).expanduser()
+    if not model.is_dir():
+        return
+    model, target = model.resolve(), out.expanduser().resolve()
+    if model == target or target in model.parents:
+        what = "is the model's directory" if model == target else f"holds the model ({model})"
+        raise UserError(f"output_dir {out} {what}: writing the run there would replace the model it loads; "
+                        "pass another --output-dir")
+
+
+def _refuse_locked(out: Path) -> None:
+    """Fail at once, before any data is read, when another run holds the directory."""
+    lock = out / LOCK_FILE
+    if lock.is_file():
+        _lock(lock).close()
+
+
+def _lock(path: Path) -> IO[str]:
+    """An exclusive, non-blocking flock on ``path``; the open handle holds it until closed or the process ends."""
+    handle = path.open("a+", encoding="utf-8")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise UserError(f"output_dir {path.parent} is in use by another ssl run (pid {holder}): wait for it to "
+                        "finish, or pass another --output-dir") from None
+    return handle
+
+
+def _user_files(out: Path) -> list[Path]:
+    return [child for child in out.iterdir() if child.name != LOCK_FILE] if out.is_dir() else []
+
+
+class OutputDirClaim:
+    """The held lock of a claimed output directory (``claim``); released by ``release`` or by process exit."""
+
+    def __init__(self, handle: IO[str] | None) -> None:
+        self.handle = handle
+
+    def release(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+            self.handle = None
+
+
+def claim(training: Any, resuming: bool) -> OutputDirClaim:
+    """Create the output dir, take its lock, and with ``--overwrite`` (not resuming) empty it, keeping the lock.
+
+    Called once everything is validated. The emptiness check runs again under the lock: another run may
+    have written the directory since ``check_output_dir``.
+    """
+    out = Path(training.output_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        handle = _lock(out / LOCK_FILE)
+    except OSError as err:
+        raise UserError(f"cannot write output_dir {out}: {err.strerror or err}; pass a writable --output-dir") from None
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        if not resuming and _user_files(out):
+            if not training.overwrite:
+                raise UserError(f"output_dir {out} is not empty: pass --overwrite to replace it, or --resume to "
+                                "continue its run")
+            for child in _user_files(out):
+                shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+    except BaseException:
+        handle.close()
+        raise
+    return OutputDirClaim(handle)
+
+
+def newest_verified_checkpoint(out: Path) -> Path:
+    """The newest checkpoint that is complete and matches its manifest; the newer ones skipped are named."""
+    from ssl_cli.engine import list_checkpoints
+
+    checkpoints = list_checkpoints(out) if out.is_dir() else []
+    skipped = []
+    for checkpoint in reversed(checkpoints):
+        try:
+            _verified(checkpoint)
+        except UserError as err:
+            skipped.append(f"{checkpoint.name} {_reason(err, checkpoint)}")
+            continue
+        if skipped:
+            note(f"--resume skipped {'; '.join(skipped)}; resuming from {checkpoint.name}")
+        return checkpoint
+    if skipped:
+        raise UserError(f"nothing to resume in {out}: {'; '.join(skipped)}; run without --resume (and with "
+                        "--overwrite) to start again")
+    raise UserError(f"nothing to resume: no complete checkpoint in {out} (run without --resume)")
+
+
+def _reason(err: UserError, checkpoint: Path) -> str:
+    """What is wrong with ``checkpoint`` ("is corrupt: ..."), without its path and the fix."""
+    return str(err).split(";", 1)[0].removeprefix(f"checkpoint {checkpoint} ")
+
+
+def _verified(checkpoint: Path) -> None:
+    from ssl_cli.durability import verify_manifest
+    from ssl_cli.engine import STATE_FILE
+
+    if not (checkpoint / STATE_FILE).is_file():
+        raise UserError(f"checkpoint {checkpoint} is not complete: no {STATE_FILE}; pick another with "
+                        "training.resume_from_checkpoint")
+    verify_manifest(checkpoint)
+
+
+# --------------------------------------------------------------------------- what a resumed run must not change
+
+# Recipe keys a resumed run may change: they decide what is logged, evaluated, saved or kept, never which
+# batches train or how. ``training.max_steps`` may also grow (docs/reliability.md).
+RESUME_SAFE_KEYS = frozenset({
+    "training.output_dir", "training.overwrite", "training.resume", "training.resume_from_checkpoint",
+    "training.logging_steps", "training.eval_strategy", "training.eval_steps", "training.save_strategy",
+    "training.save_steps", "training.save_total_limit", "training.report_to", "training.per_device_eval_batch_size",
+    "training.do_eval", "training.do_predict", "training.load_best_model_at_end", "training.metric_for_best_model",
+    "training.greater_is_better", "training.early_stopping_patience", "training.dataloader_num_workers",
+    "training.torch_threads", "training.trim_cpu_memory", "training.max_steps",
+    "data.validation_file", "data.test_file", "data.eval_data", "data.max_eval_samples", "data.max_predict_samples",
+    "data.preprocessing_num_workers", "data.overwrite_cache",
+})
+_SAMPLE = 1 << 20  # bytes hashed at each end of a data file
+
+
+def run_fingerprint(recipe: Any) -> dict[str, Any]:
+    """What a resumed run must share with the one it continues: the recipe's keys outside ``RESUME_SAFE_KEYS``
+    (plus ``max_steps``, which may only grow) and the training data files (size and a hash of each end)."""
+    from ssl_cli.config import flat_config
+
+    flat = flat_config(recipe.model_dump(mode="json"))
+    return {"recipe": {k: v for k, v in flat.items() if k not in RESUME_SAFE_KEYS or k == "training.max_steps"},
+            "data": {str(path): file_fingerprint(path) for path in _training_files(recipe.data)}}
+
+
+def _training_files(data: Any) -> list[Path]:
+    import glob
+
+    files: list[Path] = []
+    for source in (data.train_file, data.name):
+        if not source:
+            continue
+        path = Path(source).expanduser()
+        if path.is_file():
+            files.append(path)
+        elif path.is_dir():
+            files += sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+        elif any(c in str(path) for c in "*?["):
+            files += [Path(p) for p in sorted(glob.glob(str(path)))]
+    return files
+
+
+def file_fingerprint(path: Path) -> dict[str, Any]:
+    """Size and the SHA-256 of the first and last MB: cheap for any size, and a copy keeps it (no mtime)."""
+    import hashlib
+
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        head = hashlib.sha256(handle.read(_SAMPLE)).hexdigest()
+        handle.seek(max(0, size - _SAMPLE))
+        tail = hashlib.sha256(handle.read(_SAMPLE)).hexdigest()
+    return {"bytes": size, "head_sha256": head, "tail_sha256": tail}
+
+
+def check_resume_fingerprint(checkpoint: Path, current: dict[str, Any]) -> None:
+    """Refuse to resume ``checkpoint`` with a changed recipe or training data, naming what changed."""
+    import json
+
+    from ssl_cli.engine import STATE_FILE
+
+    saved = json.loads((checkpoint / STATE_FILE).read_text(encoding="utf-8")).get("fingerprint")
+    if saved is None:
+        note(f"{checkpoint.name} records no recipe or data fingerprint (written by an older ssl): they are not checked")
+        return
+    changed = [f"{key} {saved['recipe'].get(key)!r} -> {current['recipe'].get(key)!r}"
+               for key in _changed_keys(saved.get("recipe", {}), current["recipe"])]
+    files = _changed_keys(saved.get("data", {}), current["data"])
+    if files:
+        changed.append("training data " + ", ".join(Path(f).name for f in files))
+    if changed:
+        raise UserError(f"cannot resume {checkpoint}: it was trained with other settings; changed: {'; '.join(changed)}. "
+                        "Restore them, or start a new run (another --output-dir, or --overwrite)")
+
+
+def _changed_keys(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    changed = []
+    for key in sorted(set(saved) | set(current)):
+        before, after = saved.get(key), current.get(key)
+        if key == "training.max_steps" and isinstance(before, int) and isinstance(after, int) and after >= before:
+            continue  # training for longer is allowed
+        if before != after:
+            changed.append(key)
+    return changed
