@@ -19,7 +19,6 @@ Contract (the same on a laptop CPU, one or eight GPUs, or a TPU, under
 from __future__ import annotations
 
 import ctypes
-import errno
 import itertools
 import json
 import math
@@ -38,7 +37,7 @@ import numpy as np
 from ssl_cli.allocator import active_allocator
 from ssl_cli.collate import MicroBatches, MicroBatchingCollator, cpu_pass_overhead_tokens
 from ssl_cli.durability import failpoint, truncate_log, write_manifest
-from ssl_cli.errors import UserError
+from ssl_cli.errors import UserError, os_error_reason
 from ssl_cli.packing import SequencePacker, batch_counts, model_inputs, packing_position_offset
 from ssl_cli.sampling import BatchSampler, sorted_eval_order
 
@@ -1018,8 +1017,7 @@ def _unwritten_checkpoint(tmp: Path, name: str) -> Iterator[None]:
         yield
     except OSError as err:
         shutil.rmtree(tmp, ignore_errors=True)
-        reason = "no space left on device" if err.errno == errno.ENOSPC else (err.strerror or str(err))
-        raise UserError(f"cannot write {name} in {tmp.parent}: {reason}; the checkpoints before it are intact: "
+        raise UserError(f"cannot write {name} in {tmp.parent}: {os_error_reason(err)}; the checkpoints before it are intact: "
                         "free space (or fix the permissions) and continue with --resume") from None
 
 

@@ -27,3 +27,10 @@ def note(message: str) -> None:
     import sys
 
     sys.stderr.write(f"note: {message}\n")
+
+
+def os_error_reason(err: OSError) -> str:
+    """A failed write in the user's words: a full disk says so, anything else its system message."""
+    import errno
+
+    return "no space left on device" if err.errno == errno.ENOSPC else (err.strerror or str(err))

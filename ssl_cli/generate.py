@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ssl_cli.errors import UserError
-from ssl_cli.models import warn_remote_code
+from ssl_cli.models import position_embeddings, warn_remote_code
 
 
 @dataclass(frozen=True)
@@ -113,8 +113,7 @@ def _check_causal_lm_head(path: Path) -> None:
 
 
 def _check_length(config: Any, prompt_tokens: int, new_tokens: int) -> None:
-    positions = next((getattr(config, name) for name in ("max_position_embeddings", "n_positions")
-                      if isinstance(getattr(config, name, None), int)), None)
+    positions = position_embeddings(config)
     if positions is not None and prompt_tokens + new_tokens > positions:
         raise UserError(f"the prompt is {prompt_tokens} tokens and --max-new-tokens {new_tokens}: together over the "
                         f"model's {positions} positions; shorten the prompt (fewer --shots) or lower --max-new-tokens")

@@ -404,10 +404,15 @@ def _check_label_count(model_name: str, auto_cls: Any, wanted: int | None, commo
                         "--set model.ignore_mismatched_sizes=true to train a new head (or give the same labels)")
 
 
+def position_embeddings(config: Any) -> int | None:
+    """How many positions the model has (BERT-style ``max_position_embeddings``, GPT-2's ``n_positions``)."""
+    return next((getattr(config, name) for name in ("max_position_embeddings", "n_positions")
+                 if isinstance(getattr(config, name, None), int)), None)
+
+
 def _check_positions(config: Any, max_seq_length: int | None, model_name: str) -> None:
     """A feature longer than the position embeddings fails deep inside the model: refuse it here."""
-    positions = next((getattr(config, name) for name in ("max_position_embeddings", "n_positions")
-                      if isinstance(getattr(config, name, None), int)), None)
+    positions = position_embeddings(config)
     if max_seq_length and positions and max_seq_length > positions:
         raise UserError(f"max_seq_length {max_seq_length} is above {model_name}'s {positions} position embeddings: "
                         f"pass --max-seq-length {positions} or less")

@@ -21,7 +21,7 @@ import shutil
 from pathlib import Path
 from typing import IO, Any
 
-from ssl_cli.errors import UserError, note
+from ssl_cli.errors import UserError, note, os_error_reason
 
 LOCK_FILE = ".ssl.lock"
 
@@ -42,8 +42,12 @@ def check_output_dir(training: Any, model_name: str) -> Path | None:
     if training.resume:
         return newest_verified_checkpoint(out)
     if _user_files(out) and not training.overwrite:
-        raise UserError(f"output_dir {out} is not empty: pass --overwrite to replace it, or --resume to continue its run")
+        raise _not_empty(out)
     return None
+
+
+def _not_empty(out: Path) -> UserError:
+    return UserError(f"output_dir {out} is not empty: pass --overwrite to replace it, or --resume to continue its run")
 
 
 def _refuse_model_inside(out: Path, model_name: str) -> None:
@@ -105,7 +109,7 @@ def claim(training: Any, resuming: bool) -> OutputDirClaim:
         out.mkdir(parents=True, exist_ok=True)
         handle = _lock(out / LOCK_FILE)
     except OSError as err:
-        raise UserError(f"cannot write output_dir {out}: {err.strerror or err}; pass a writable --output-dir") from None
+        raise UserError(f"cannot write output_dir {out}: {os_error_reason(err)}; pass a writable --output-dir") from None
     try:
         handle.seek(0)
         handle.truncate()
@@ -113,8 +117,7 @@ def claim(training: Any, resuming: bool) -> OutputDirClaim:
         handle.flush()
         if not resuming and _user_files(out):
             if not training.overwrite:
-                raise UserError(f"output_dir {out} is not empty: pass --overwrite to replace it, or --resume to "
-                                "continue its run")
+                raise _not_empty(out)
             for child in _user_files(out):
                 shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
     except BaseException:

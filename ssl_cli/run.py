@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ssl_cli.config import flat_config, recipe_to_yaml, saved_recipe
-from ssl_cli.errors import UserError
+from ssl_cli.errors import UserError, os_error_reason
 from ssl_cli.output_dir import check_output_dir, check_resume_fingerprint, claim, run_fingerprint
 from ssl_cli.tasks.base import EvalSet, Task
 
@@ -170,10 +170,7 @@ def _train_and_evaluate(task: Task, recipe: Any, engine: Any, splits: Any, token
         try:
             _save_outputs(task, recipe, engine.unwrap(model), tokenizer, splits, results, out)
         except OSError as err:
-            import errno
-
-            reason = "no space left on device" if err.errno == errno.ENOSPC else (err.strerror or str(err))
-            raise UserError(f"cannot write the trained model into {out}: {reason}; its checkpoints are intact: free "
+            raise UserError(f"cannot write the trained model into {out}: {os_error_reason(err)}; its checkpoints are intact: free "
                             "space and run again with --resume") from None
         _print_summary(task, splits, results, out)
     engine.wait()

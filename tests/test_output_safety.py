@@ -212,3 +212,34 @@ def test_evaluation_set_names_never_collide(glue_args, tmp_path):
     assert results["eval_开发集_samples"] == full
     for name in ("eval", "other_eval", "dev", "b_dev", "开发集"):
         assert (out / f"{name}_predictions.jsonl").is_file(), name
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 9 MB tmpfs: one checkpoint of the tiny model (6 MB) fits, a second does not. Skipped where mounting
+    is not allowed (not root, or a container without the capability)."""
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=9m", "tmpfs", str(mount)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def test_a_full_disk_is_one_line_and_keeps_the_previous_checkpoint(glue_args, small_disk):
+    import subprocess
+
+    run = small_disk / "run"
+    schedule = _schedule("--set", "training.save_total_limit=3")
+    line = _one_line_error(run_cli(*glue_args, *schedule, "--output-dir", str(run)))
+    assert "cannot write checkpoint-4" in line and "no space left on device" in line and "--resume" in line
+    assert (run / "checkpoint-2" / "manifest.json").is_file() and not list(run.glob(".checkpoint-*.tmp"))
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)  # space freed
+    proc = run_cli(*glue_args, *schedule, "--output-dir", str(run), "--resume", check=True)
+    assert f"resumed from {run / 'checkpoint-2'}" in proc.stderr.replace("\n", "")
+    assert json.loads((run / "all_results.json").read_text())["train_steps"] == 6
