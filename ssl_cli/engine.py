@@ -37,7 +37,7 @@ import numpy as np
 from ssl_cli.allocator import active_allocator
 from ssl_cli.collate import MicroBatches, MicroBatchingCollator, cpu_pass_overhead_tokens
 from ssl_cli.durability import failpoint, truncate_log, write_manifest
-from ssl_cli.errors import UserError, os_error_reason
+from ssl_cli.errors import UserError, write_failure
 from ssl_cli.packing import SequencePacker, batch_counts, model_inputs, packing_position_offset
 from ssl_cli.sampling import BatchSampler, sorted_eval_order
 
@@ -1015,9 +1015,12 @@ def _unwritten_checkpoint(tmp: Path, name: str) -> Iterator[None]:
     and the checkpoints already complete stay as they are."""
     try:
         yield
-    except OSError as err:
+    except (OSError, RuntimeError) as err:
+        reason = write_failure(err, tmp.parent)
+        if reason is None:
+            raise
         shutil.rmtree(tmp, ignore_errors=True)
-        raise UserError(f"cannot write {name} in {tmp.parent}: {os_error_reason(err)}; the checkpoints before it are intact: "
+        raise UserError(f"cannot write {name} in {tmp.parent}: {reason}; the checkpoints before it are intact: "
                         "free space (or fix the permissions) and continue with --resume") from None
 
 

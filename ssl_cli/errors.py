@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from pathlib import Path
 
 
 class UserError(Exception):
@@ -29,8 +30,20 @@ def note(message: str) -> None:
     sys.stderr.write(f"note: {message}\n")
 
 
-def os_error_reason(err: OSError) -> str:
-    """A failed write in the user's words: a full disk says so, anything else its system message."""
-    import errno
+def write_failure(err: Exception, where: Path) -> str | None:
+    """Why writing under ``where`` failed, in the user's words, or None when ``err`` is not a failed write.
 
-    return "no space left on device" if err.errno == errno.ENOSPC else (err.strerror or str(err))
+    A full disk says so. torch and safetensors report a short write in their own exception types (torch's zip
+    writer: a RuntimeError "inline_container ... unexpected pos"), so a full disk is told by the space left.
+    """
+    import errno
+    import shutil
+
+    full = shutil.disk_usage(where).free < (1 << 20) or getattr(err, "errno", None) == errno.ENOSPC
+    if full:
+        return "no space left on device"
+    if isinstance(err, OSError):
+        return err.strerror or str(err)
+    if "inline_container" in str(err):
+        return f"the write failed ({str(err).splitlines()[0][:120]})"
+    return None

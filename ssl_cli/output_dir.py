@@ -21,7 +21,7 @@ import shutil
 from pathlib import Path
 from typing import IO, Any
 
-from ssl_cli.errors import UserError, note, os_error_reason
+from ssl_cli.errors import UserError, note, write_failure
 
 LOCK_FILE = ".ssl.lock"
 
@@ -109,7 +109,8 @@ def claim(training: Any, resuming: bool) -> OutputDirClaim:
         out.mkdir(parents=True, exist_ok=True)
         handle = _lock(out / LOCK_FILE)
     except OSError as err:
-        raise UserError(f"cannot write output_dir {out}: {os_error_reason(err)}; pass a writable --output-dir") from None
+        raise UserError(f"cannot write output_dir {out}: {write_failure(err, out.parent if out.parent.exists() else Path('.'))}; "
+                        "pass a writable --output-dir") from None
     try:
         handle.seek(0)
         handle.truncate()

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ssl_cli.config import flat_config, recipe_to_yaml, saved_recipe
-from ssl_cli.errors import UserError, os_error_reason
+from ssl_cli.errors import UserError, write_failure
 from ssl_cli.output_dir import check_output_dir, check_resume_fingerprint, claim, run_fingerprint
 from ssl_cli.tasks.base import EvalSet, Task
 
@@ -71,7 +71,8 @@ def run_task(task: Task, recipe: Any) -> dict[str, Any]:
         # Everything is checked: only now is the output dir created, locked and (with --overwrite) emptied.
         output_claim = claim(training, resuming=resume_from is not None) if engine.is_main_process else None
         if engine.is_main_process and (staging / SCRATCH_TOKENIZER_DIR).is_dir():
-            os.replace(staging / SCRATCH_TOKENIZER_DIR, out / SCRATCH_TOKENIZER_DIR)
+            # a move, not a rename: the datasets cache and the output dir are often on different disks
+            shutil.move(str(staging / SCRATCH_TOKENIZER_DIR), str(out / SCRATCH_TOKENIZER_DIR))
         engine.wait()
     finally:
         if engine.is_main_process:
@@ -169,8 +170,11 @@ def _train_and_evaluate(task: Task, recipe: Any, engine: Any, splits: Any, token
     if engine.is_main_process:
         try:
             _save_outputs(task, recipe, engine.unwrap(model), tokenizer, splits, results, out)
-        except OSError as err:
-            raise UserError(f"cannot write the trained model into {out}: {os_error_reason(err)}; its checkpoints are intact: free "
+        except Exception as err:  # safetensors and torch report a full disk in their own exception types
+            reason = write_failure(err, out)
+            if reason is None:
+                raise
+            raise UserError(f"cannot write the trained model into {out}: {reason}; its checkpoints are intact: free "
                             "space and run again with --resume") from None
         _print_summary(task, splits, results, out)
     engine.wait()
