@@ -26,6 +26,7 @@ COMMON_FLAGS: tuple[Flag, ...] = (
     Flag("model", "model.name_or_path", aliases=("--model-name-or-path",)),
     Flag("init", "model.init"),
     Flag("config-overrides", "model.config_overrides"),
+    Flag("ignore-mismatched-sizes", "model.ignore_mismatched_sizes", bool),
     Flag("data", "data.name"),
     Flag("train-file", "data.train_file"),
     Flag("validation-file", "data.validation_file"),

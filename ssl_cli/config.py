@@ -427,7 +427,8 @@ def _without_invocation_keys(file_tree: dict[str, Any], recipe_file: str) -> dic
     from ssl_cli.errors import note
 
     training = file_tree.get("training")
-    if not isinstance(training, dict) or not any(training.get(key) is True for key in INVOCATION_KEYS):
+    # any value that could turn it on ("true", "yes" and 1 validate as true), not only the boolean
+    if not isinstance(training, dict) or all(training.get(key) in (None, False) for key in INVOCATION_KEYS):
         return file_tree
     note(f"{recipe_file} sets training.overwrite: true, ignored: a recipe file never replaces an output dir by "
          "itself; pass --overwrite to do that")

@@ -1059,7 +1059,8 @@ def discard_checkpoint(path: Path) -> None:
     if doomed.exists():
         shutil.rmtree(doomed, ignore_errors=True)
     os.replace(path, doomed)
-    failpoint("discarding", int(path.name[len(CHECKPOINT_PREFIX):]) if path.name[len(CHECKPOINT_PREFIX):].isdigit() else -1)
+    step = path.name.removeprefix(CHECKPOINT_PREFIX)
+    failpoint("discarding", int(step) if step.isdigit() else -1)
     shutil.rmtree(doomed, ignore_errors=True)
 
 

@@ -39,6 +39,7 @@ def write_failure(err: Exception, where: Path) -> str | None:
     import errno
     import shutil
 
+    where = next((p for p in (where, *where.parents) if p.exists()), Path("."))  # the output dir may not exist yet
     full = shutil.disk_usage(where).free < (1 << 20) or getattr(err, "errno", None) == errno.ENOSPC
     if full:
         return "no space left on device"

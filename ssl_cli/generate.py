@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ssl_cli.errors import UserError
-from ssl_cli.models import position_embeddings, warn_remote_code
+from ssl_cli.models import check_config_file, check_weights, position_embeddings, warn_remote_code
 
 
 @dataclass(frozen=True)
@@ -71,9 +71,7 @@ def generate(model_dir: str, prompt: str, sampling: Sampling, trust_remote_code:
         raise UserError(f"{model_dir} is not a model directory (no config.json): pass an output of ssl pretrain-clm")
     warn_remote_code(model_dir, trust_remote_code)
     _check_causal_lm_head(path)
-    if not list(path.glob("*.safetensors")):
-        raise UserError(f"{model_dir} has no safetensors weights (only pickle files are never loaded): convert them "
-                        "with save_pretrained(..., safe_serialization=True), or pass a pretrain-clm output")
+    check_weights(str(path))
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(str(path), use_safetensors=True, trust_remote_code=trust_remote_code)
@@ -102,11 +100,7 @@ def _check_causal_lm_head(path: Path) -> None:
     """The checkpoint must have been saved with a causal-LM head: a classifier or masked-LM output would load
     into ``AutoModelForCausalLM`` with a head that is random or was trained for another objective, and sample
     noise."""
-    try:
-        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as err:
-        raise UserError(f"{path}/config.json is not valid JSON ({err}): re-save the model with save_pretrained") from None
-    architectures = config.get("architectures") if isinstance(config, dict) else None
+    architectures = check_config_file(path / "config.json").get("architectures")
     if architectures and not any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures):
         raise UserError(f"{path} was saved as {', '.join(architectures)}, which has no trained causal-LM head: "
                         "generate needs a *ForCausalLM model, such as an output of ssl pretrain-clm")

@@ -55,7 +55,7 @@ def classify_model(name_or_path: str) -> ModelSource:
     if path.exists():
         if not (path / "config.json").is_file():
             raise UserError(f"{path} is not a model directory (no config.json): pass a directory saved by save_pretrained")
-        _check_config_file(path / "config.json")
+        check_config_file(path / "config.json")
         return ModelSource("local", str(path))
     looks_like_path = name_or_path.startswith(("/", ".", "~")) or name_or_path.count("/") > 1 or "\\" in name_or_path
     if looks_like_path:
@@ -63,8 +63,9 @@ def classify_model(name_or_path: str) -> ModelSource:
     return ModelSource("hub", name_or_path)
 
 
-def _check_config_file(config_file: Path) -> None:
-    """An unreadable config.json is named as such, before a tokenizer or weights error could hide it."""
+def check_config_file(config_file: Path) -> dict[str, Any]:
+    """The parsed config.json; an unreadable one is named as such, before a tokenizer or weights error could
+    hide it."""
     try:
         config = json.loads(config_file.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as err:
@@ -72,6 +73,7 @@ def _check_config_file(config_file: Path) -> None:
                         "save_pretrained") from None
     if not isinstance(config, dict) or not isinstance(config.get("model_type"), str):
         raise UserError(f"{config_file} is not a valid config (no 'model_type'); re-save the model with save_pretrained")
+    return config
 
 
 def check_weights(model_dir: str) -> None:
@@ -80,10 +82,10 @@ def check_weights(model_dir: str) -> None:
     if any(path.glob("*.safetensors")):
         return
     if any(path.glob("*.bin")) or any(path.glob("*.pt")):
-        raise UserError(f"{model_dir} holds only pickle weights (.bin/.pt), which ssl never loads: it loads safetensors only; convert them with "
-                        "save_pretrained(..., safe_serialization=True)")
-    raise UserError(f"{model_dir} has no weights (model.safetensors): pass a complete model directory, or "
-                    "--init random to train its architecture from random weights")
+        raise UserError(f"{model_dir} has no safetensors weights, only pickle ones (.bin/.pt), which ssl never loads: "
+                        "convert them with save_pretrained(..., safe_serialization=True)")
+    raise UserError(f"{model_dir} has no weights (model.safetensors): pass a complete model directory (training "
+                    "commands can also start its architecture from random weights: --init random)")
 
 
 MAX_WORD_CHARS = 100  # WordPiece's max_input_chars_per_word
@@ -401,7 +403,7 @@ def _check_label_count(model_name: str, auto_cls: Any, wanted: int | None, commo
     head = auto_cls.__name__.removeprefix("AutoModel")  # ForSequenceClassification, ForTokenClassification
     if any(a.endswith(head) for a in saved.architectures or []) and saved.num_labels != wanted:
         raise UserError(f"{model_name} was fine-tuned with {saved.num_labels} labels, this data has {wanted}: pass "
-                        "--set model.ignore_mismatched_sizes=true to train a new head (or give the same labels)")
+                        "--ignore_mismatched_sizes (or --set model.ignore_mismatched_sizes=true) to train a new head, or give the same labels")
 
 
 def position_embeddings(config: Any) -> int | None:

@@ -109,18 +109,17 @@ def claim(training: Any, resuming: bool) -> OutputDirClaim:
         out.mkdir(parents=True, exist_ok=True)
         handle = _lock(out / LOCK_FILE)
     except OSError as err:
-        raise UserError(f"cannot write output_dir {out}: {write_failure(err, out.parent if out.parent.exists() else Path('.'))}; "
-                        "pass a writable --output-dir") from None
+        raise UserError(f"cannot write output_dir {out}: {write_failure(err, out)}; pass a writable --output-dir") from None
     try:
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))
         handle.flush()
-        if not resuming and _user_files(out):
-            if not training.overwrite:
-                raise _not_empty(out)
-            for child in _user_files(out):
-                shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+        existing = [] if resuming else _user_files(out)
+        if existing and not training.overwrite:
+            raise _not_empty(out)
+        for child in existing:
+            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
     except BaseException:
         handle.close()
         raise
@@ -166,14 +165,14 @@ def _verified(checkpoint: Path) -> None:
 # --------------------------------------------------------------------------- what a resumed run must not change
 
 # Recipe keys a resumed run may change: they decide what is logged, evaluated, saved or kept, never which
-# batches train or how. ``training.max_steps`` may also grow (docs/reliability.md).
+# batches train or how. ``training.max_steps`` is compared, but may grow (``_changed_keys``; docs/reliability.md).
 RESUME_SAFE_KEYS = frozenset({
     "training.output_dir", "training.overwrite", "training.resume", "training.resume_from_checkpoint",
     "training.logging_steps", "training.eval_strategy", "training.eval_steps", "training.save_strategy",
     "training.save_steps", "training.save_total_limit", "training.report_to", "training.per_device_eval_batch_size",
     "training.do_eval", "training.do_predict", "training.load_best_model_at_end", "training.metric_for_best_model",
     "training.greater_is_better", "training.early_stopping_patience", "training.dataloader_num_workers",
-    "training.torch_threads", "training.trim_cpu_memory", "training.max_steps",
+    "training.torch_threads", "training.trim_cpu_memory",
     "data.validation_file", "data.test_file", "data.eval_data", "data.max_eval_samples", "data.max_predict_samples",
     "data.preprocessing_num_workers", "data.overwrite_cache",
 })
@@ -186,8 +185,9 @@ def run_fingerprint(recipe: Any) -> dict[str, Any]:
     from ssl_cli.config import flat_config
 
     flat = flat_config(recipe.model_dump(mode="json"))
-    return {"recipe": {k: v for k, v in flat.items() if k not in RESUME_SAFE_KEYS or k == "training.max_steps"},
-            "data": {str(path): file_fingerprint(path) for path in _training_files(recipe.data)}}
+    return {"recipe": {k: v for k, v in flat.items() if k not in RESUME_SAFE_KEYS},
+            "data": {str(path): file_fingerprint(path) for path in _training_files(recipe.data)
+                     if os.access(path, os.R_OK)}}  # an unreadable file is the data reader's one-line error
 
 
 def _training_files(data: Any) -> list[Path]:
@@ -229,8 +229,9 @@ def check_resume_fingerprint(checkpoint: Path, current: dict[str, Any]) -> None:
     if saved is None:
         note(f"{checkpoint.name} records no recipe or data fingerprint (written by an older ssl): they are not checked")
         return
-    changed = [f"{key} {saved['recipe'].get(key)!r} -> {current['recipe'].get(key)!r}"
-               for key in _changed_keys(saved.get("recipe", {}), current["recipe"])]
+    recipe = saved.get("recipe", {})
+    changed = [f"{key} {recipe.get(key)!r} -> {current['recipe'].get(key)!r}"
+               for key in _changed_keys(recipe, current["recipe"])]
     files = _changed_keys(saved.get("data", {}), current["data"])
     if files:
         changed.append("training data " + ", ".join(Path(f).name for f in files))
