@@ -184,6 +184,31 @@ TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "tokenizer.model
                    "sentencepiece.bpe.model", "merges.txt")
 
 
+TOKENIZER_JSON_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+                        "vocab.json")
+TOKENIZER_TEXT_FILES = ("vocab.txt", "merges.txt")
+
+
+def check_tokenizer_files(model_dir: Path) -> None:
+    """Each tokenizer file a model dir holds is UTF-8 (and JSON where it should be): the Rust tokenizers library
+    reports a Latin-1 vocab.txt as "stream did not contain valid UTF-8", naming no file."""
+    for name in (*TOKENIZER_JSON_FILES, *TOKENIZER_TEXT_FILES):
+        path = model_dir / name
+        if not path.is_file():
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise UserError(f"{path} is not UTF-8 text: re-save the tokenizer with tokenizer.save_pretrained, or "
+                            "convert the file (iconv -f latin1 -t utf-8)") from None
+        if name in TOKENIZER_JSON_FILES:
+            try:
+                json.loads(text)
+            except ValueError as err:
+                raise UserError(f"{path} is not valid JSON ({str(err)[:80]}); re-save the tokenizer with "
+                                "tokenizer.save_pretrained") from None
+
+
 def load_tokenizer(source: ModelSource, model_cfg: Any, pretokenized: bool = False):
     """The model's fast tokenizer. ``pretokenized``: the task feeds words (tag-pos), so a byte-level BPE
     tokenizer (RoBERTa, GPT-2, DeBERTa) is loaded with ``add_prefix_space``, as run_ner.py does."""
@@ -194,6 +219,8 @@ def load_tokenizer(source: ModelSource, model_cfg: Any, pretokenized: bool = Fal
         # transformers 5 would build an empty tokenizer (special tokens only) and every word would be [UNK]
         raise UserError(f"no tokenizer files in {source.name} ({', '.join(TOKENIZER_FILES[:3])}, ...); save the "
                         "tokenizer with the model (tokenizer.save_pretrained)")
+    if source.kind == "local":
+        check_tokenizer_files(Path(source.name))
     try:
         tokenizer = AutoTokenizer.from_pretrained(source.name, **kwargs)
         if pretokenized and needs_prefix_space(tokenizer):
@@ -204,6 +231,11 @@ def load_tokenizer(source: ModelSource, model_cfg: Any, pretokenized: bool = Fal
         if source.kind == "hub":
             raise UserError(_offline_hint(source.name)) from None
         raise UserError(f"no tokenizer files in {source.name} (tokenizer.json or vocab.txt); save the tokenizer with the model") from None
+    except Exception as err:  # tokenizers and transformers raise plain Exceptions for files they cannot parse
+        if source.kind == "hub":
+            raise
+        raise UserError(f"cannot load the tokenizer in {source.name}: {str(err).splitlines()[0][:200]}; re-save it "
+                        "with tokenizer.save_pretrained") from None
     if not getattr(tokenizer, "is_fast", False):
         raise UserError(f"{source.name} has no fast tokenizer; offset mappings need one (add tokenizer.json)")
     if tokenizer.pad_token is None and tokenizer.eos_token is not None:

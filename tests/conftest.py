@@ -20,15 +20,75 @@ os.environ.pop("ACCELERATE_MIXED_PRECISION", None)
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_cli(*args: str, check: bool = False, env: dict[str, str] | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run ``ssl ARGS`` as a user would (a fresh process: real imports, real exit code)."""
+def run_cli(*args: str, check: bool = False, env: dict[str, str] | None = None, timeout: int = 600,
+            fresh: bool = False) -> subprocess.CompletedProcess:
+    """Run ``ssl ARGS`` as a user would: a process of its own, with real imports and a real exit code.
+
+    The process is forked from this worker's warm zygote (``tests.zygote``) unless ``fresh`` asks for a new
+    interpreter, or ``env`` sets what only a new interpreter reads, or threads are not limited to one.
+    """
     full_env = {**os.environ, **(env or {})}
-    proc = subprocess.run(
-        [sys.executable, "-m", "ssl_cli", *args], cwd=ROOT, capture_output=True, text=True, env=full_env, timeout=timeout
-    )
+    if fresh or not _zygote_can_run(env):
+        proc = subprocess.run([sys.executable, "-m", "ssl_cli", *args], cwd=ROOT, capture_output=True, text=True,
+                              env=full_env, timeout=timeout)
+    else:
+        proc = _ZYGOTE.run(list(args), full_env, timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"ssl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def _zygote_can_run(env: dict[str, str] | None) -> bool:
+    from tests.zygote import SAFE_ENV
+
+    return (os.environ.get("OMP_NUM_THREADS") == "1" and os.environ.get("SSL_TEST_ZYGOTE", "1") != "0"
+            and set(env or {}) <= SAFE_ENV)
+
+
+class _Zygote:
+    """This worker's zygote process, started on first use and stopped when the worker exits."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen | None = None
+        self.env_delta: dict[str, str] = {}
+
+    def _start(self) -> None:
+        import atexit
+
+        from ssl_cli.allocator import allocator_environment
+
+        plan = allocator_environment(os.environ) or {}  # tcmalloc preloaded already: no child re-executes itself
+        self.env_delta = {k: v for k, v in plan.items() if os.environ.get(k) != v}
+        self.proc = subprocess.Popen([sys.executable, "-m", "tests.zygote"], cwd=ROOT, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, env={**os.environ, **self.env_delta}, text=True, bufsize=1)
+        if "ready" not in self.proc.stdout.readline():
+            raise RuntimeError("the test zygote did not start")
+        atexit.register(self.proc.stdin.close)
+
+    def run(self, argv: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
+        import json
+        import select
+        import signal
+
+        if self.proc is None or self.proc.poll() is not None:
+            self._start()
+        with tempfile.TemporaryDirectory(prefix="ssl-run-") as tmp:
+            streams = {"stdout": os.path.join(tmp, "stdout"), "stderr": os.path.join(tmp, "stderr")}
+            request = {"argv": argv, "env": {**env, **self.env_delta}, "cwd": str(ROOT), **streams}
+            self.proc.stdin.write(json.dumps(request) + "\n")
+            self.proc.stdin.flush()
+            pid = json.loads(self.proc.stdout.readline())["pid"]
+            finished, _, _ = select.select([self.proc.stdout], [], [], timeout)
+            if not finished:
+                os.kill(pid, signal.SIGKILL)
+            status = json.loads(self.proc.stdout.readline())["status"]
+            out, err = (Path(streams[name]).read_text(errors="replace") for name in ("stdout", "stderr"))
+        if not finished:
+            raise subprocess.TimeoutExpired(["ssl", *argv], timeout, out, err)
+        return subprocess.CompletedProcess(["ssl", *argv], status, out, err)
+
+
+_ZYGOTE = _Zygote()
 
 
 @pytest.fixture(scope="session")
@@ -74,33 +134,12 @@ def run_then_resume(common: list[str], tmp_path: Path, keep: str, later: list[st
     return full, cut, state
 
 
-TINY_RECIPES = {
-    "finetune-qa": "recipes/qa/tiny-zh-offline.yaml",
-    "finetune-glue": "recipes/glue/tiny-en-offline.yaml",
-    "nli": "recipes/nli/tiny-en-offline.yaml",
-    "tag-pos": "recipes/pos/tiny-en-offline.yaml",
-    "pretrain-mlm": "recipes/pretrain/tiny-mlm-offline.yaml",
-    "pretrain-clm": "recipes/pretrain/tiny-clm-offline.yaml",
-}
-
-
 def tiny_task_args(command: str, root: Path) -> list[str]:
-    """``command`` with its tiny offline recipe and a small generated train/dev set written under ``root``
-    (120 training examples, about 20 evaluation ones; text: 300 / 21 documents)."""
-    from ssl_cli.demo import write_demo_data
-    from ssl_cli.synthetic import write_tagging_task, write_task, write_text_corpus
+    """``command`` with its tiny offline recipe and the task's own small generated train/dev set, written under
+    ``root`` (about 120 training examples and 20 evaluation ones; text: 300 / 21 documents)."""
+    from ssl_cli.tasks import all_tasks
 
-    if command == "finetune-qa":
-        data = write_demo_data(root, n_train=120, n_dev=20, seed=1)
-    elif command == "finetune-glue":
-        data = write_task("sentiment", root, n_train=120, n_dev=21, seed=1)
-    elif command == "nli":
-        data = write_task("colour_match", root, n_train=120, n_dev=21, seed=1, suffix=".jsonl")
-    elif command == "tag-pos":
-        data = write_tagging_task("en_pos", root, n_train=120, n_dev=21, seed=1)
-    else:
-        data = write_text_corpus(root, n_train=300, n_dev=21, seed=1)
-    task = ["--task", "sst2"] if command == "finetune-glue" else []
-    return [command, "--recipe", TINY_RECIPES[command], *task, "--train-file", str(data["train"]),
+    task = all_tasks()[command]
+    data = task.write_sample_data(root)
+    return [command, "--recipe", task.tiny_recipe, *task.sample_args, "--train-file", str(data["train"]),
             "--validation-file", str(data["dev"])]
-

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from ssl_cli.synthetic import english_pos, sentiment, write_conllu, write_table, write_text_corpus
+from ssl_cli.tasks import all_tasks
 from tests.conftest import ROOT, run_cli
 
 QA = ["finetune-qa", "--recipe", "recipes/qa/tiny-zh-offline.yaml"]
@@ -33,7 +34,7 @@ class Case:
     command: str
     problem: str
     argv: Callable[[Path, dict], list[str]]  # (scratch dir, valid data) -> arguments after `ssl`
-    expect: tuple[str, ...]  # fragments of the error line
+    expect: tuple[str, ...] | Callable[[dict], tuple[str, ...]]  # fragments of the error line (or: valid data -> them)
 
 
 def _file(tmp: Path, name: str, content: str | bytes) -> str:
@@ -142,6 +143,16 @@ def _tiny_model(tmp: Path, name: str, architecture: str = "BertForQuestionAnswer
     return str(model_dir)
 
 
+def _tokenizer_broken(tmp: Path, name: str, content: bytes, architecture: str = "BertForQuestionAnswering") -> str:
+    """A complete small model whose tokenizer file ``name`` is replaced by ``content`` (without tokenizer.json, for
+    a vocab.txt to be read at all)."""
+    model_dir = Path(_tiny_model(tmp, "broken-tokenizer", architecture))
+    if name != "tokenizer.json":
+        (model_dir / "tokenizer.json").unlink()
+    (model_dir / name).write_bytes(content)
+    return str(model_dir)
+
+
 def _non_empty_dir(tmp: Path) -> str:
     out = tmp / "out"
     out.mkdir()
@@ -153,10 +164,6 @@ _POS_LINE = 3  # a token line of the generated CoNLL-U (after "# sent_id", "# te
 
 CASES = [
     # ------------------------------------------------------------------ files
-    Case("missing-file", "finetune-qa", "training file does not exist",
-         lambda t, d: _qa(d, str(t / "nope.json")), ("data file not found", "nope.json")),
-    Case("directory-as-file", "finetune-qa", "a directory passed as --train-file",
-         lambda t, d: _qa(d, str(t)), ("is a directory",)),
     Case("unsupported-format", "finetune-glue", "a .xml file",
          lambda t, d: _glue(d, _file(t, "train.xml", "<a/>")), ("unsupported data format '.xml'",)),
     Case("glob-matches-nothing", "pretrain-mlm", "a shard pattern that matches no file",
@@ -186,7 +193,16 @@ CASES = [
     Case("jsonl-broken-line", "nli", "a JSON-lines file with a broken line",
          lambda t, d: [*NLI, "--train-file", _file(t, "train.jsonl", '{"premise": "a", "hypothesis": "b", "label": '
                                                                      '"neutral"}\n{"premise": \n'), "--max-steps", "1"],
-         ("could not read", "train.jsonl")),
+         ("train.jsonl:2", "not valid JSON")),
+    Case("jsonl-record-not-an-object", "finetune-glue", "a JSON-lines line holding a list, not an object",
+         lambda t, d: _glue(d, _file(t, "train.jsonl", '["good", 1]\n' + json.dumps({"sentence": "bad", "label": 0})
+                                    + "\n")), ("train.jsonl:1", "must be an object")),
+    Case("qa-answer-lists-differ", "finetune-qa", "flat QA answers with 2 texts and 1 answer_start",
+         lambda t, d: _qa(d, _file(t, "flat.jsonl", json.dumps({"id": "1", "question": "q", "context": "ab ab", "answers": {
+             "text": ["ab", "ab"], "answer_start": [0]}}) + "\n")), ("flat.jsonl record 0", "one length")),
+    Case("tokens-a-string", "tag-pos", "a JSON-lines sentence whose tokens are one string, not a list",
+         lambda t, d: _pos(d, _file(t, "train.jsonl", json.dumps({"tokens": "the cat", "tags": ["DET", "NOUN"]}) + "\n")),
+         ("row 0", "'tokens' is a string", "a list of strings")),
     # ------------------------------------------------------------------ TSV / CSV, labels
     Case("label-not-in-set", "finetune-glue", "a dev label outside the task's labels",
          lambda t, d: _glue(d, dev=_sst(t, "dev.jsonl", [*sentiment(5, 2), {"sentence": "fine", "label": "maybe"}])),
@@ -223,19 +239,10 @@ CASES = [
          lambda t, d: _pos(d, _file(t, "train.jsonl", json.dumps({"tokens": ["a", "b"], "tags": ["X", "Y"]}) + "\n"
                                     + json.dumps({"tokens": ["a", "b"], "tags": ["X", "Y", "Z"]}) + "\n")),
          ("row 1: 2 words but 3 tags",)),
-    Case("conllu-empty", "tag-pos", "an empty CoNLL-U file",
-         lambda t, d: _pos(d, _file(t, "empty.conllu", "")), ("empty.conllu",)),
     # ------------------------------------------------------------------ encodings, empty and huge lines
-    Case("latin1-conllu", "tag-pos", "a CoNLL-U file in Latin-1, not UTF-8",
-         lambda t, d: _pos(d, _file(t, "latin1.conllu", Path(d["pos_train"]).read_text().replace(
-             "the", "thé", 1).encode("latin-1"))), ("latin1.conllu", "UTF-8")),
     Case("utf16-tsv", "finetune-glue", "a UTF-16 TSV",
          lambda t, d: _glue(d, _file(t, "train.tsv", "sentence\tlabel\ngood\t1\n".encode("utf-16"))),
          ("train.tsv", "UTF-8")),
-    Case("latin1-text", "pretrain-mlm", "a Latin-1 text corpus",
-         lambda t, d: _mlm(_file(t, "corpus.txt", "caf\xe9 au lait\n".encode("latin-1") * 50)), ("corpus.txt", "UTF-8")),
-    Case("empty-text-file", "pretrain-mlm", "an empty text corpus",
-         lambda t, d: _mlm(_file(t, "empty.txt", "")), ("empty.txt",)),
     Case("blank-lines-only", "pretrain-clm", "a corpus of blank lines",
          lambda t, d: [*CLM, "--train-file", _file(t, "blank.txt", "\n  \n\t\n" * 20), "--max-steps", "1"],
          ("no text",)),
@@ -294,8 +301,6 @@ CASES = [
          lambda t, d: [*_pos(d), "--set", "training.eval_strategy=epoch", "--save-steps", "5"],
          ("load_best_model_at_end needs eval_strategy",)),
     # ------------------------------------------------------------------ models and data names
-    Case("model-path-missing", "finetune-qa", "--model ./no/such/model",
-         lambda t, d: [*_qa(d), "--model", "./no/such/model"], ("model path does not exist",)),
     Case("model-dir-without-config", "tag-pos", "--model names a directory without config.json",
          lambda t, d: [*_pos(d), "--model", str(t)], ("no config.json",)),
     Case("pickle-weights-only", "finetune-qa", "a model with only pytorch_model.bin (pickle) weights",
@@ -310,9 +315,15 @@ CASES = [
          lambda t, d: [*QA, "--data", "drdc"], ("did you mean 'drcd'",)),
     Case("generate-not-a-model", "generate", "ssl generate on a directory without a model",
          lambda t, d: ["generate", "--model", str(t), "--prompt", "hi"], ("not a model directory",)),
-    Case("model-invalid-config", "finetune-glue", "a model directory whose config.json is not JSON",
-         lambda t, d: [*_glue(d), "--model", str(Path(_file(t, "config.json", "{ not json")).parent)],
-         ("config.json is not a valid config",)),
+    Case("vocab-not-utf8", "finetune-qa", "a model whose vocab.txt is Latin-1 (no tokenizer.json)",
+         lambda t, d: [*_qa(d), "--model", _tokenizer_broken(t, "vocab.txt", "caf\xe9\n".encode("latin-1"))],
+         ("vocab.txt is not UTF-8",)),
+    Case("tokenizer-json-invalid", "tag-pos", "a model whose tokenizer.json is not JSON",
+         lambda t, d: [*_pos(d), "--model", _tokenizer_broken(t, "tokenizer.json", b"{ not json")],
+         ("tokenizer.json is not valid JSON",)),
+    Case("generate-tokenizer-not-utf8", "generate", "ssl generate on a model whose tokenizer_config.json is Latin-1",
+         lambda t, d: ["generate", "--model", _tokenizer_broken(t, "tokenizer_config.json", '{"x": "\xe9"}'.encode(
+             "latin-1"), "GPT2LMHeadModel"), "--prompt", "hi"], ("tokenizer_config.json is not UTF-8",)),
     Case("model-config-only", "finetune-qa", "a model directory with config.json and nothing else",
          lambda t, d: [*_qa(d), "--model", _tiny_model(t, "config-only", weights="none", tokenizer=False)],
          ("no tokenizer files",)),
@@ -328,16 +339,12 @@ CASES = [
     Case("output-dir-is-the-model", "finetune-qa", "--output-dir the model's own directory, with --overwrite",
          lambda t, d: [*_qa(d), "--model", (m := _tiny_model(t, "model")), "--output-dir", m, "--overwrite"],
          ("is the model's directory",)),
-    Case("output-dir-under-a-file", "tag-pos", "--output-dir inside a path that is a file",
-         lambda t, d: [*_pos(d), "--output-dir", _file(t, "plain", "x") + "/run"], ("cannot write output_dir",)),
     # ------------------------------------------------------------------ strict values
     Case("learning-rate-boolean", "finetune-glue", "learning_rate: true in a recipe (read as 1.0 by a lax parser)",
          lambda t, d: [*_glue(d), "--recipe", _recipe(t, "task: finetune-glue\ntraining:\n  learning_rate: true\n")],
          ("training.learning_rate", "boolean, not a number")),
     Case("seed-negative", "nli", "--seed -1",
          lambda t, d: [*NLI, "--seed", "-1"], ("training.seed",)),
-    Case("seed-too-large", "pretrain-mlm", "--seed 2**32",
-         lambda t, d: [*_mlm(d["text_train"]), "--seed", str(2**32)], ("training.seed",)),
     Case("recipe-not-utf8", "finetune-qa", "a recipe saved in Latin-1",
          lambda t, d: ["finetune-qa", "--recipe", _file(t, "r.yaml", "# caf\xe9\ntask: finetune-qa\n".encode("latin-1"))],
          ("not UTF-8",)),
@@ -352,11 +359,6 @@ CASES = [
     Case("qas-not-a-list", "finetune-qa", "a SQuAD paragraph whose qas is a string",
          lambda t, d: _qa(d, _file(t, "qas.json", json.dumps({"data": [{"title": "t", "paragraphs": [
              {"context": "abc", "qas": "oops"}]}]}))), ("qas must be a list",)),
-    Case("fifo-as-data-file", "finetune-glue", "a named pipe passed as --train-file",
-         lambda t, d: _glue(d, _fifo(t)), ("named pipe (FIFO)", "not a regular file")),
-    Case("nul-bytes-file", "pretrain-clm", "a text file of NUL bytes",
-         lambda t, d: [*CLM, "--train-file", _file(t, "zeros.txt", bytes(1 << 20)), "--max-steps", "1"],
-         ("zeros.txt", "NUL bytes")),
     # ------------------------------------------------------------------ generate
     Case("generate-greedy-several", "generate", "--temperature 0 with --num-return-sequences 2",
          lambda t, d: ["generate", "--model", str(t), "--prompt", "hi", "--temperature", "0",
@@ -373,21 +375,93 @@ CASES = [
          lambda t, d: ["generate", "--model", _tiny_model(t, "gpt", "GPT2LMHeadModel", positions=16), "--prompt",
                        "hello world " * 20], ("over the model's 16 positions",)),
     # ------------------------------------------------------------------ output and checkpoints
-    Case("output-dir-not-empty", "finetune-glue", "a non-empty output dir without --overwrite",
-         lambda t, d: [*_glue(d), "--output-dir", _non_empty_dir(t)], ("not empty", "--overwrite")),
     Case("output-dir-is-a-file", "nli", "--output-dir names a file",
          lambda t, d: [*NLI, "--output-dir", _file(t, "out", "x")], ("is a file",)),
-    Case("resume-nothing", "pretrain-mlm", "--resume with no checkpoint",
-         lambda t, d: [*_mlm(d["text_train"]), "--resume"], ("nothing to resume",)),
     Case("resume-from-missing-checkpoint", "finetune-qa", "resume_from_checkpoint names no directory",
          lambda t, d: [*_qa(d), "--set", f"training.resume_from_checkpoint={t}/checkpoint-9"], ("checkpoint not found",)),
 ]
 
 
-def _fifo(tmp: Path) -> str:
-    path = tmp / "train.tsv"
+# ---------------------------------------------------------------------- every task in the registry
+# Each class of bad input below is tried on every task's own sample data (Task.write_sample_data), so a new task
+# is covered without an edit here.
+
+
+@dataclass(frozen=True)
+class TaskClass:
+    id: str
+    problem: str
+    argv: Callable[[Path, str, dict[str, Path]], list[str]]  # (scratch dir, command, sample files) -> arguments
+    expect: Callable[[dict[str, Path]], tuple[str, ...]]  # sample files -> fragments of the error line
+
+
+def _task_run(command: str, sample: dict[str, Path], train: str | None = None, dev: str | None = None,
+              *extra: str) -> list[str]:
+    task = all_tasks()[command]
+    return [command, "--recipe", task.tiny_recipe, *task.sample_args, "--train-file", train or str(sample["train"]),
+            "--validation-file", dev or str(sample["dev"]), "--max-steps", "1", *extra]
+
+
+def _suffix(sample: dict[str, Path]) -> str:
+    return sample["train"].suffix
+
+
+def _not_utf8(tmp: Path, source: Path) -> str:
+    """The sample file with one Latin-1 byte (é) in the middle: a file saved by a tool in another encoding."""
+    data = source.read_bytes()
+    middle = data.index(b"\n", len(data) // 2) if b"\n" in data[len(data) // 2 :] else len(data) // 2
+    return _file(tmp, f"latin1{source.suffix}", data[:middle] + b" caf\xe9" + data[middle:])
+
+
+def _fifo_named(tmp: Path, suffix: str) -> str:
+    path = tmp / f"pipe{suffix}"
     os.mkfifo(path)
     return str(path)
+
+
+TASK_CLASSES = [
+    TaskClass("train-file-missing", "the training file does not exist",
+              lambda t, c, s: _task_run(c, s, str(t / f"nope{_suffix(s)}")), lambda s: ("data file not found",)),
+    TaskClass("train-file-directory", "a directory passed as --train-file",
+              lambda t, c, s: _task_run(c, s, str(t)), lambda s: ("is a directory",)),
+    TaskClass("train-file-fifo", "a named pipe passed as --train-file",
+              lambda t, c, s: _task_run(c, s, _fifo_named(t, _suffix(s))), lambda s: ("named pipe (FIFO)",)),
+    TaskClass("train-file-nul-bytes", "a training file of NUL bytes in the task's format",
+              lambda t, c, s: _task_run(c, s, _file(t, f"zeros{_suffix(s)}", bytes(1 << 20))),
+              lambda s: ("NUL bytes",)),
+    TaskClass("train-file-empty", "an empty training file in the task's format",
+              lambda t, c, s: _task_run(c, s, _file(t, f"empty{_suffix(s)}", b"")), lambda s: (f"empty{_suffix(s)}",)),
+    TaskClass("train-file-not-utf8", "a training file with a Latin-1 byte in the middle",
+              lambda t, c, s: _task_run(c, s, _not_utf8(t, s["train"])),
+              lambda s: (f"latin1{_suffix(s)}", "not UTF-8")),
+    TaskClass("validation-file-not-utf8", "a validation file with a Latin-1 byte in the middle",
+              lambda t, c, s: _task_run(c, s, None, _not_utf8(t, s["dev"])),
+              lambda s: (f"latin1{s['dev'].suffix}", "not UTF-8")),
+    TaskClass("recipe-key-typo", "--set on a misspelt training key",
+              lambda t, c, s: _task_run(c, s, None, None, "--set", "training.num_train_epoch=2"),
+              lambda s: ("training.num_train_epoch", "did you mean 'num_train_epochs'")),
+    TaskClass("learning-rate-boolean", "--set training.learning_rate=true (a lax parser reads 1.0)",
+              lambda t, c, s: _task_run(c, s, None, None, "--set", "training.learning_rate=true"),
+              lambda s: ("training.learning_rate", "boolean, not a number")),
+    TaskClass("seed-out-of-range", "--seed 2**32",
+              lambda t, c, s: _task_run(c, s, None, None, "--seed", str(2**32)), lambda s: ("training.seed",)),
+    TaskClass("output-dir-not-empty", "a non-empty output dir without --overwrite",
+              lambda t, c, s: _task_run(c, s, None, None, "--output-dir", _non_empty_dir(t)),
+              lambda s: ("not empty", "--overwrite")),
+    TaskClass("output-dir-under-a-file", "--output-dir inside a path that is a file",
+              lambda t, c, s: _task_run(c, s, None, None, "--output-dir", _file(t, "plain", "x") + "/run"),
+              lambda s: ("cannot write output_dir",)),
+    TaskClass("model-path-missing", "--model ./no/such/model",
+              lambda t, c, s: _task_run(c, s, None, None, "--model", "./no/such/model"),
+              lambda s: ("model path does not exist",)),
+    TaskClass("model-invalid-config", "a model directory whose config.json is not JSON",
+              lambda t, c, s: _task_run(c, s, None, None, "--model", str(Path(_file(t, "config.json", "{ x")).parent)),
+              lambda s: ("config.json is not a valid config",)),
+    TaskClass("resume-nothing", "--resume with no checkpoint",
+              lambda t, c, s: _task_run(c, s, None, None, "--resume"), lambda s: ("nothing to resume",)),
+]
+CASES += [Case(f"{command}:{k.id}", command, k.problem, lambda t, d, k=k, c=command: k.argv(t, c, d["samples"][c]),
+               lambda d, k=k, c=command: k.expect(d["samples"][c])) for command in all_tasks() for k in TASK_CLASSES]
 
 
 def _unreadable(tmp: Path) -> str:
@@ -403,21 +477,22 @@ def valid(tmp_path_factory, demo_data):
     pos = write_conllu(english_pos(20, 1), root / "pos.conllu")
     return {"qa_train": str(demo_data["train"]), "qa_dev": str(demo_data["dev"]),
             "glue_train": _sst(root, "train.jsonl", sentiment(20, 1)), "glue_dev": _sst(root, "dev.jsonl", sentiment(5, 2)),
-            "text_train": str(text["train"]), "pos_train": str(pos)}
+            "text_train": str(text["train"]), "pos_train": str(pos),
+            "samples": {command: task.write_sample_data(root / command) for command, task in all_tasks().items()}}
 
 
 def test_the_corpus_is_large_and_covers_every_subcommand():
     assert len(CASES) >= 40 and len({c.id for c in CASES}) == len(CASES)
-    assert {c.command for c in CASES} == {"finetune-qa", "finetune-glue", "nli", "tag-pos", "pretrain-mlm",
-                                          "pretrain-clm", "generate"}
+    assert {c.command for c in CASES} == {*all_tasks(), "generate"}
+    assert all(f"{command}:{k.id}" in {c.id for c in CASES} for command in all_tasks() for k in TASK_CLASSES)
 
 
 # These run as real subprocesses too (exit status and stderr of a real process); the rest run the same CLI entry
 # point in this process, which spares each case the ~3 s of importing torch and transformers.
 # generate-prompt-too-long loads a model: in this process transformers' loading log would write to a stream an
 # earlier test's capture has closed, when no training case has quieted it first (pytest -k generate).
-IN_A_SUBPROCESS = {"truncated-json", "recipe-python-tag", "pickle-weights-only", "output-dir-not-empty",
-                   "generate-prompt-too-long"}
+IN_A_SUBPROCESS = {"truncated-json", "recipe-python-tag", "pickle-weights-only", "generate-prompt-too-long",
+                   "generate-tokenizer-not-utf8"}
 
 
 def _run_in_process(argv: list[str], capsys) -> tuple[int, str]:
@@ -444,7 +519,7 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(case, valid, tmp_path, 
     if "--output-dir" not in argv and argv[0] != "generate":
         argv = [*argv, "--output-dir", str(out)]
     if case.id in IN_A_SUBPROCESS:
-        proc = run_cli(*argv)
+        proc = run_cli(*argv, fresh=True)
         code, stderr = proc.returncode, proc.stderr
     else:
         code, stderr = _run_in_process(argv, capsys)
@@ -452,13 +527,41 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(case, valid, tmp_path, 
     assert "Traceback" not in stderr, stderr[-3000:]
     errors = [line for line in stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, stderr
-    for fragment in case.expect:
+    for fragment in case.expect(valid) if callable(case.expect) else case.expect:
         assert fragment in errors[0], (fragment, errors[0])
     if before is not None:
         assert sorted(p.name for p in out.iterdir()) == before  # nothing of the user's lost or added
     elif not existed:
         assert not out.exists(), sorted(p.name for p in out.rglob("*"))  # no partial output
     assert not (tmp_path / "pwned").exists()
+
+
+# Columns no task reads: a wrong type there is not an error.
+METADATA_COLUMNS = {"id", "title", "idx", "sent_id", "is_impossible", "xpos", "lemma", "feats", "head", "deprel", "deps",
+                    "misc"}
+
+
+@pytest.mark.parametrize("command", sorted(all_tasks()))
+def test_a_wrong_json_type_in_any_column_is_one_line(command, valid, tmp_path, capsys):
+    """Every column the task reads, taken from its own sample data written as JSON lines, with the first record's
+    value of another JSON type (an object where a string belongs, a string where a list or an object does): one
+    line naming the column and the record."""
+    from ssl_cli.data.files import load_data_file
+
+    sample = valid["samples"][command]
+    records = load_data_file(sample["train"]).to_list()
+    columns = [c for c in records[0] if c not in METADATA_COLUMNS]
+    assert columns
+    for column in columns:
+        first = {**records[0], column: "a string" if isinstance(records[0][column], (list, dict)) else {"oops": 1}}
+        path = Path(_file(tmp_path, f"{column}.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n"
+                                                                for r in [first, *records[1:]])))
+        out = tmp_path / f"out-{column}"
+        code, stderr = _run_in_process([*_task_run(command, sample, str(path)), "--output-dir", str(out)], capsys)
+        errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+        assert code == 2 and "Traceback" not in stderr and len(errors) == 1, (column, code, stderr[-2000:])
+        assert column in errors[0] and ("row 0" in errors[0] or "record 0" in errors[0]), (column, errors[0])
+        assert not out.exists()
 
 
 def test_huge_and_empty_lines_are_handled(valid, tmp_path):
@@ -493,16 +596,22 @@ def test_a_utf8_byte_order_mark_is_not_data(tmp_path, suffix):
 
 def test_the_published_table_lists_every_case():
     doc = (ROOT / "docs" / "reliability.md").read_text(encoding="utf-8")
-    missing = [c.id for c in CASES if f"| `{c.id}` |" not in doc]
-    assert not missing, f"docs/reliability.md lacks {missing}: run `python -m tests.test_bad_input`"
+    assert markdown_table() in doc, "docs/reliability.md's table is out of date: run `python -m tests.test_bad_input`"
 
 
 def markdown_table() -> str:
-    """The table docs/reliability.md publishes."""
+    """The table docs/reliability.md publishes: the classes tried on every task, then the task-specific cases."""
     rows = ["| case | command | malformed input | the error names |", "|---|---|---|---|"]
+    for k in TASK_CLASSES:
+        rows.append(f"| `TASK:{k.id}` | every task | {k.problem} | {_fragments(k.expect({'train': Path('FILE.sfx'), 'dev': Path('FILE.sfx')}))} |")
     for c in CASES:
-        rows.append(f"| `{c.id}` | {c.command} | {c.problem} | {' / '.join(f'`{e}`' for e in c.expect)} |")
+        if ":" not in c.id:
+            rows.append(f"| `{c.id}` | {c.command} | {c.problem} | {_fragments(c.expect)} |")
     return "\n".join(rows)
+
+
+def _fragments(expect: tuple[str, ...]) -> str:
+    return " / ".join(f"`{e}`" for e in expect)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,11 @@ hitting a resumed run, and is finally resumed to the end:
 
 The run must end with the same weights as an uninterrupted one (bit for bit),
 the same logged losses and learning rates, and the same evaluation metrics.
+A second test kills a run with SIGKILL from outside at 20 moments drawn at
+random over its wall time and resumes it after each one.
+
+For finetune-glue every run of the first test is a fresh interpreter, each with a hash seed of
+its own, so a resume that depended on the order of a set or a dict would show.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from tests.conftest import run_cli, tiny_task_args
 
 pytestmark = pytest.mark.slow
 
+FRESH = {"finetune-glue"}  # tasks whose runs start fresh interpreters (tests.zygote: the others fork a warm one)
 KILL_POINTS = {"step:6": 4, "evaluating:8": 4, "saving:8": 4, "saved:8": 8}  # in this order; -> newest checkpoint
 SCHEDULE = ["--max-steps", "12", "--save-steps", "4", "--eval-steps", "4", "--logging-steps", "1",
             "--per-device-train-batch-size", "8", "--set", "training.save_total_limit=1",
@@ -45,7 +51,7 @@ _uninterrupted: dict[str, Path] = {}
 def _uninterrupted_run(task: str, args: list[str], tmp_path_factory) -> Path:
     if task not in _uninterrupted:
         out = tmp_path_factory.mktemp("full") / task
-        run_cli(*args, *SCHEDULE, "--output-dir", str(out), check=True)
+        run_cli(*args, *SCHEDULE, "--output-dir", str(out), check=True, fresh=task in FRESH)
         _uninterrupted[task] = out
     return _uninterrupted[task]
 
@@ -72,7 +78,7 @@ def test_a_run_killed_at_every_point_resumes_to_the_uninterrupted_result(task, t
     for number, (kill_point, resumes_from) in enumerate(KILL_POINTS.items()):
         resume = ["--resume"] if number else []
         killed = run_cli(*task_args[task], *SCHEDULE, "--output-dir", str(out), *resume,
-                         env={"SSL_FAILPOINT": kill_point})
+                         env={"SSL_FAILPOINT": kill_point}, fresh=task in FRESH)
         assert killed.returncode == -9, (kill_point, killed.stderr[-2000:])
         assert not (out / "all_results.json").exists()
         steps = sorted(int(p.name.removeprefix("checkpoint-")) for p in out.glob("checkpoint-*"))
@@ -81,7 +87,8 @@ def test_a_run_killed_at_every_point_resumes_to_the_uninterrupted_result(task, t
         if kill_point.startswith("saving"):
             assert (out / ".checkpoint-8.tmp" / "model.safetensors").is_file()  # the write was well under way
 
-    resumed = run_cli(*task_args[task], *SCHEDULE, "--output-dir", str(out), "--resume", check=True)
+    resumed = run_cli(*task_args[task], *SCHEDULE, "--output-dir", str(out), "--resume", check=True,
+                      fresh=task in FRESH)
     assert f"resumed from {out / 'checkpoint-8'}" in resumed.stderr.replace("\n", "")
     a, b = load_file(full / "model.safetensors"), load_file(out / "model.safetensors")
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
@@ -106,3 +113,49 @@ def test_a_corrupt_checkpoint_is_refused_with_one_line(task_args, tmp_path):
     assert len(line.splitlines()) == 1 and "corrupt" in line and "model.safetensors" in line and "SHA-256" in line
     weights.write_bytes(bytes(data[:-10]))  # cut short
     assert "bytes, not" in run_cli(*args, "--resume").stderr
+
+
+RANDOM_SCHEDULE = ["--max-steps", "36", "--save-steps", "3", "--eval-steps", "3", "--logging-steps", "1",
+                   "--per-device-train-batch-size", "8", "--set", "training.save_total_limit=2",
+                   "--set", "model.dropout=0.1"]
+
+
+def test_twenty_kills_at_random_moments_each_resume_to_the_uninterrupted_result(task_args, tmp_path):
+    """SIGKILL (from outside, as ``kill -9`` or the OOM killer) at 20 moments drawn at random over a run's wall
+    time: in start-up, a step, an evaluation, a checkpoint's write, a rotation or the final save. After each kill
+    the run is resumed from its newest checkpoint (started afresh when it had none); every resume must succeed,
+    and every run that gets to its end (a new one starts then, until 20 kills) must end bit-identical to the
+    uninterrupted one: weights, log and metrics. The draws are seeded:
+    a failure names the delays that led to it."""
+    import random
+    import subprocess
+    import time
+
+    from safetensors.torch import load_file
+
+    args = [*task_args["finetune-glue"], *RANDOM_SCHEDULE]
+    full = tmp_path / "full"
+    run_cli("--version")  # the zygote is warm: the run is timed as every later one starts
+    started = time.monotonic()
+    run_cli(*args, "--output-dir", str(full), check=True)
+    duration = time.monotonic() - started
+    expected = load_file(full / "model.safetensors")
+    draws, kills, completions, resumed = random.Random(20), [], 0, 0
+    out = tmp_path / "run-0"
+    while len(kills) < 20:
+        delay = draws.uniform(0.1, duration)
+        has_checkpoint = any(out.glob("checkpoint-*"))
+        mode = ["--resume"] if has_checkpoint else ["--overwrite"]
+        try:
+            proc = run_cli(*args, "--output-dir", str(out), *mode, timeout=delay)
+        except subprocess.TimeoutExpired:
+            kills.append(round(delay, 2))
+            resumed += has_checkpoint
+            continue
+        assert proc.returncode == 0, (kills, delay, proc.stderr[-2000:])
+        got = load_file(out / "model.safetensors")
+        assert all((got[k] == expected[k]).all() for k in expected), f"not bit-identical after kills {kills}"
+        assert _log(out) == _log(full) and _quality(out) == _quality(full), kills
+        completions += 1
+        out = tmp_path / f"run-{completions}"
+    assert resumed >= 8 and completions >= 3, f"too few kills hit a resumable run: {kills}"  # the draws reach past the first checkpoint

@@ -14,6 +14,7 @@ import textwrap
 
 import pytest
 
+from ssl_cli.tasks import all_tasks
 from tests.conftest import ROOT, run_cli, tiny_task_args
 
 GUARD = textwrap.dedent('''
@@ -63,7 +64,7 @@ def test_the_guard_catches_a_download(guarded_env, tmp_path):
     record.unlink()
 
 
-@pytest.mark.parametrize("command", ["finetune-qa", "finetune-glue", "nli", "tag-pos", "pretrain-mlm", "pretrain-clm"])
+@pytest.mark.parametrize("command", sorted(all_tasks()))
 def test_no_subcommand_touches_the_network_offline(guarded_env, tmp_path, command):
     env, record = guarded_env
     out = tmp_path / "out"

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ssl_cli.data.conll import is_conll_file, read_conll
+from ssl_cli.data.schema import answer_start_of, answer_text_of
 from ssl_cli.durability import sha256_of
 from ssl_cli.errors import UserError
 
@@ -78,7 +79,10 @@ def _cache_root() -> Path:
 
 def _read_json_document(path: Path) -> Any | None:
     """The parsed JSON document, or None when the file is JSON lines."""
-    text = path.read_text(encoding="utf-8-sig")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path} is not UTF-8 text (byte {err.start}): convert it, e.g. iconv -f latin1 -t utf-8") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
@@ -133,17 +137,13 @@ def _flat_qa(qa: dict[str, Any], context: str, title: str, where: str, path: Pat
     for n, answer in enumerate(answers):
         if not isinstance(answer, dict) or "text" not in answer or "answer_start" not in answer:
             raise UserError(f"{path}: {where}.answers[{n}] needs 'text' and 'answer_start'")
-        start = answer["answer_start"]
-        if isinstance(start, bool) or not isinstance(start, int) and not (isinstance(start, str) and start.isdigit()):
-            raise UserError(f"{path}: {where}.answers[{n}].answer_start is {start!r}: it must be a whole number "
-                            "(the answer's character offset in the context)")
-        texts.append(str(answer["text"]))
-        starts.append(int(start))
+        texts.append(answer_text_of(answer["text"], f"{path}: {where}.answers[{n}]"))
+        starts.append(answer_start_of(answer["answer_start"], f"{path}: {where}.answers[{n}]"))
     return {
         "id": str(qa["id"]),
         "title": str(title),
         "context": context,
-        "question": str(qa["question"]),
+        "question": qa["question"],  # its type is checked with the flat records' (ssl_cli.tasks.qa.canonicalise)
         "answers": {"text": texts, "answer_start": starts},
         "is_impossible": bool(qa.get("is_impossible", False)) or not texts,
     }
@@ -290,8 +290,27 @@ def _read_error(path: Path, err: Exception) -> str:
         return f"{path} contains no records (only a header, or nothing): give it at least one"
     if any(isinstance(e, UnicodeDecodeError) or "codec can't decode" in t for e, t in zip(chain, texts, strict=True)):
         return f"{path} is not UTF-8 text: convert it, e.g. iconv -f latin1 -t utf-8 (or -f utf-16)"
+    if path.suffix.lower() in (".jsonl", ".json") and path.is_file() and (problem := _json_lines_problem(path)):
+        return problem
     cause = next((t for t in reversed(texts) if t.strip()), type(err).__name__)
     return f"could not read {path}: {cause.splitlines()[0][:300]}"
+
+
+def _json_lines_problem(path: Path) -> str | None:
+    """The first line of a JSON-lines file that is not a JSON object, named with its number; only read once
+    ``datasets`` has failed, so a good file is never parsed twice."""
+    with path.open(encoding="utf-8-sig") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                return f"{path}:{number}: not valid JSON ({err.msg} at column {err.colno}); fix or remove the line"
+            if not isinstance(record, dict):
+                return (f"{path}:{number}: a JSON-lines record must be an object {{...}}, not "
+                        f"{type(record).__name__ if record is not None else 'null'}; write one object per line")
+    return None
 
 
 def download_file(url: str) -> Path:

@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field
 
 from ssl_cli.config import Section
 from ssl_cli.data import is_stream
+from ssl_cli.data.schema import TEXT, require_column_type
 from ssl_cli.errors import UserError
 from ssl_cli.tasks.base import EvalSet, Flag, Splits, Task
 from ssl_cli.tasks.classification import find_column
@@ -60,6 +62,11 @@ class TextConfig(Section):
 
 
 def _non_empty(batch: dict[str, list]) -> list[bool]:
+    """Documents with text; a stream's later records are typed here, as they are read (the first one was checked
+    up front)."""
+    odd = next((t for t in batch["text"] if t is not None and not isinstance(t, str)), None)
+    if odd is not None:
+        raise UserError(f"a streamed record's text is {type(odd).__name__} {str(odd)[:30]!r}, not a string; fix the data")
     return [bool(t and t.strip()) for t in batch["text"]]
 
 
@@ -135,6 +142,7 @@ class PretrainingTask(Task):
                 raise UserError(f"{source}: no text (the file has no records)")
             columns = list(first)
         column = find_column(columns, recipe.text.text_column, TEXT_CANDIDATES, "text", "--text-column", source)
+        require_column_type(ds, column, TEXT, source)
         ds = ds.select_columns([column])
         if column != "text":
             ds = ds.rename_column(column, "text")
@@ -147,6 +155,11 @@ class PretrainingTask(Task):
         if len(ds) == 0:
             raise UserError(f"{source}: no text (every document is empty)")
         return ds.select(range(min(limit, len(ds)))) if limit else ds
+
+    def write_sample_data(self, root: Path, seed: int = 1) -> dict[str, Path]:
+        from ssl_cli.synthetic import write_text_corpus
+
+        return write_text_corpus(root, n_train=300, n_dev=21, seed=seed)
 
     def training_texts(self, train: Any) -> Iterator[str]:
         if is_stream(train):

@@ -77,6 +77,7 @@ class Task(ABC):
     greater_is_better: ClassVar[bool] = True
     output_names: ClassVar[tuple[str, ...]]  # model outputs gathered at evaluation
     tiny_recipe: ClassVar[str]  # recipes/ file used by the demo and tests
+    sample_args: ClassVar[tuple[str, ...]] = ()  # flags the sample data needs besides its files (a GLUE task name)
     pretokenized_input: ClassVar[bool] = False  # text arrives split into words (tagging)
     token_level_loss: ClassVar[bool] = False  # the loss is a mean over labelled tokens (batches weighted by count)
     # each token's output depends on its own sequence only and the loss is over tokens: several sequences can share
@@ -94,6 +95,12 @@ class Task(ABC):
     @abstractmethod
     def load_splits(self, recipe: Any) -> Splits:
         """Read raw train/eval/test data (no tokenisation)."""
+
+    @abstractmethod
+    def write_sample_data(self, root: Path, seed: int = 1) -> dict[str, Path]:
+        """A small generated set in this task's usual file format, {"train": file, "dev": file}, that the tiny
+        recipe learns in seconds (about a hundred examples). The tests, the bad-input table and the fault-injection
+        suite run every task in the registry on it, so a new task is covered by them without edits."""
 
     @abstractmethod
     def training_texts(self, train: Dataset) -> Iterator[str]:

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from ssl_cli.config import Recipe, Section
+from ssl_cli.data.schema import LABEL, TEXT_OR_WORDS, require_column_type
 from ssl_cli.errors import UserError, did_you_mean
 from ssl_cli.tasks.base import EvalSet, Flag, Splits, Task, extra_eval_labels
 
@@ -183,6 +184,7 @@ class ClassificationTask(Task):
     main_metric = "accuracy"
     output_names = ("logits",)
     tiny_recipe = "recipes/glue/tiny-en-offline.yaml"
+    sample_args = ("--task", "sst2")
     registry_prefixes: tuple[str, ...] = ("glue/", "clue/")
     show_confusion = False
 
@@ -236,8 +238,9 @@ class ClassificationTask(Task):
             train, tables["validation"] = hold_out_validation(train, data, training.seed, info)
             sources["validation"] = f"{sources['train']} (held out)"
             validation_names = ["validation"]
-        labels = self._label_space(recipe, spec, train if train is not None else tables[validation_names[0]]
-                                   if validation_names else next(iter(tables.values())))
+        label_split = "train" if train is not None else validation_names[0] if validation_names else next(iter(tables))
+        labels = self._label_space(recipe, spec, train if train is not None else tables[label_split],
+                                   sources.get(label_split, label_split))
         info.update(labels, task_name=spec.name if spec else None)
         if train is not None:
             train = self._canonical(train, sources["train"], spec, recipe, labels, data.max_train_samples, needs_label=True)
@@ -286,10 +289,11 @@ class ClassificationTask(Task):
                             source, required=needs_label)
         return text, pair, label
 
-    def _label_space(self, recipe: ClassificationRecipe, spec: TaskSpec | None, ds: Any) -> dict[str, Any]:
-        """Regression, or the label list in id order."""
+    def _label_space(self, recipe: ClassificationRecipe, spec: TaskSpec | None, ds: Any, source: str) -> dict[str, Any]:
+        """Regression, or the label list in id order (read from ``ds``, the training data where there is some)."""
         cfg = recipe.classification
-        _, _, label_col = self._columns(ds, "training data", spec, recipe, needs_label=True)
+        _, _, label_col = self._columns(ds, source, spec, recipe, needs_label=True)
+        require_column_type(ds, label_col, LABEL, source)
         values = [v for v in ds[label_col] if label_key(v) not in NO_GOLD_LABELS]
         regression = cfg.problem_type == "regression" or (
             cfg.problem_type == "auto" and (spec.regression if spec else is_regression_labels(values)))
@@ -311,6 +315,10 @@ class ClassificationTask(Task):
                    labels: dict[str, Any], limit: int | None, needs_label: bool) -> Any:
         """Columns text, text_pair, label (id, or float for regression), idx; rows without a gold label dropped."""
         text, pair, label = self._columns(ds, source, spec, recipe, needs_label)
+        for column in filter(None, (text, pair)):
+            require_column_type(ds, column, TEXT_OR_WORDS, source)
+        if label:
+            require_column_type(ds, label, LABEL, source)
         if label and not needs_label and any(label_key(v) in NO_GOLD_LABELS for v in ds[label]):
             label = None  # a test set without gold labels (-1 on the Hub): predict every row, score none
         label_list = labels["label_list"]
@@ -373,6 +381,11 @@ class ClassificationTask(Task):
     def normalise_label(self, key: str) -> str:
         """Spelling variants of one label map to one name (NLI lower-cases them)."""
         return key
+
+    def write_sample_data(self, root: Path, seed: int = 1) -> dict[str, Path]:
+        from ssl_cli.synthetic import write_task
+
+        return write_task("sentiment", root, n_train=120, n_dev=21, seed=seed)
 
     def training_texts(self, train: Any) -> Iterator[str]:
         for batch in train.iter(batch_size=1000):

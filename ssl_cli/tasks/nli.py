@@ -11,8 +11,10 @@ table in the terminal, JSON and PNG in the output directory).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from ssl_cli.errors import UserError, did_you_mean
 from ssl_cli.tasks.classification import ClassificationRecipe, ClassificationTask, TaskSpec
 
 NLI_LABELS = ("entailment", "neutral", "contradiction")
@@ -33,6 +35,12 @@ class NLITask(ClassificationTask):
     name = "nli"
     help = "Natural language inference: premise/hypothesis to entailment, neutral or contradiction (MNLI, XNLI, OCNLI)."
     tiny_recipe = "recipes/nli/tiny-en-offline.yaml"
+    sample_args = ()
+
+    def write_sample_data(self, root: Path, seed: int = 1) -> dict[str, Path]:
+        from ssl_cli.synthetic import write_task
+
+        return write_task("colour_match", root, n_train=120, n_dev=21, seed=seed, suffix=".jsonl")
     registry_prefixes = ()
     show_confusion = True
 
@@ -50,12 +58,16 @@ class NLITask(ClassificationTask):
         lowered = key.lower()
         return LABEL_ALIASES.get(lowered, lowered)
 
-    def _label_space(self, recipe: ClassificationRecipe, spec: TaskSpec | None, ds: Any) -> dict[str, Any]:
+    def _label_space(self, recipe: ClassificationRecipe, spec: TaskSpec | None, ds: Any, source: str) -> dict[str, Any]:
         """Always the canonical order, so every NLI dataset scores against the same ids."""
-        space = super()._label_space(recipe, spec, ds)
+        space = super()._label_space(recipe, spec, ds, source)
         if not recipe.classification.label_list and not space["regression"]:
             found = [label for label in space["label_list"] if label not in NLI_LABELS and not label.isdigit()]
-            space["label_list"] = list(NLI_LABELS) + found
+            if found:  # a typo (contradictoin) would otherwise become a fourth class
+                raise UserError(f"{source}: label {found[0][:40]!r} is not an NLI label ({', '.join(NLI_LABELS)})"
+                                f"{did_you_mean(found[0], NLI_LABELS)}; fix the data, or set classification.label_list "
+                                "for another label set")
+            space["label_list"] = list(NLI_LABELS)
         return space
 
 

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from ssl_cli.config import Recipe, Section
+from ssl_cli.data.schema import answer_start_of, answer_text_of
 from ssl_cli.errors import UserError
 from ssl_cli.tasks.base import EvalSet, Flag, Splits, Task, extra_eval_labels
 
@@ -52,26 +53,36 @@ def _cjk_ratio(texts: list[str]) -> float:
 
 
 def canonical_answers(record: dict[str, Any], where: str) -> dict[str, list]:
-    """Accept answers as {text: [...], answer_start: [...]}, a list of dicts, or answer_text/answer_start columns."""
+    """Accept answers as {text: [...], answer_start: [...]}, a list of dicts, or answer_text/answer_start columns;
+    a text and a start that are not lists are one answer. Any other shape or type is refused, naming the record."""
     answers = record.get("answers")
     if answers is None and "answer_text" in record:
         text, start = record.get("answer_text"), record.get("answer_start")
         if text is None or text == "":
             return {"text": [], "answer_start": []}
-        return {"text": [str(text)], "answer_start": [int(start if start is not None else -1)]}
+        return {"text": [answer_text_of(text, where)], "answer_start": [answer_start_of(start, where)]}
     if answers is None:
         return {"text": [], "answer_start": []}
     if isinstance(answers, list):
-        try:
-            return {"text": [str(a["text"]) for a in answers], "answer_start": [int(a["answer_start"]) for a in answers]}
-        except (TypeError, KeyError):
-            raise UserError(f"{where}: 'answers' must be a list of {{text, answer_start}} objects") from None
+        if not all(isinstance(a, dict) and "text" in a and "answer_start" in a for a in answers):
+            raise UserError(f"{where}: 'answers' must be a list of {{text, answer_start}} objects")
+        return {"text": [answer_text_of(a["text"], where) for a in answers],
+                "answer_start": [answer_start_of(a["answer_start"], where) for a in answers]}
     if isinstance(answers, dict) and "text" in answers:
-        texts = answers["text"] if isinstance(answers["text"], list) else [answers["text"]]
-        starts = answers.get("answer_start", [-1] * len(texts))
-        starts = starts if isinstance(starts, list) else [starts]
-        return {"text": [str(t) for t in texts], "answer_start": [int(s) for s in starts]}
+        texts = answers["text"]
+        starts = answers.get("answer_start", [-1] * len(texts) if isinstance(texts, list) else -1)  # -1: unknown
+        if not isinstance(texts, list) and not isinstance(starts, list):
+            texts, starts = [texts], [starts]
+        if not isinstance(texts, list) or not isinstance(starts, list) or len(texts) != len(starts):
+            raise UserError(f"{where}: answers.text and answers.answer_start must be lists of one length, "
+                            f"not {_shape(texts)} and {_shape(starts)}")
+        return {"text": [answer_text_of(t, where) for t in texts],
+                "answer_start": [answer_start_of(s, where) for s in starts]}
     raise UserError(f"{where}: 'answers' must be {{text: [...], answer_start: [...]}} or a list of such objects")
+
+
+def _shape(value: Any) -> str:
+    return f"a list of {len(value)}" if isinstance(value, list) else f"a {type(value).__name__}"
 
 
 def canonicalise(dataset: Any, source: str) -> Any:
@@ -238,6 +249,11 @@ class QATask(Task):
                 metric = "squad_v2"
         return EvalSet(name, ds, info={"metric": metric, "version_2_with_negative": v2, "has_answers": has_answers,
                                         "source": info.get("source", name)})
+
+    def write_sample_data(self, root: Path, seed: int = 1) -> dict[str, Path]:
+        from ssl_cli.demo import write_demo_data
+
+        return write_demo_data(root, n_train=120, n_dev=20, seed=seed)
 
     def training_texts(self, train: Any) -> Iterator[str]:
         for batch in train.iter(batch_size=1000):

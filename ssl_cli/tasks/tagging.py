@@ -27,6 +27,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from ssl_cli.config import Recipe, Section
+from ssl_cli.data.schema import TAGS, WORDS, require_column_type
 from ssl_cli.errors import UserError
 from ssl_cli.tasks.base import EvalSet, Flag, Splits, Task, extra_eval_labels
 from ssl_cli.tasks.classification import find_column
@@ -291,6 +292,9 @@ class TaggingTask(Task):
         tokens = find_column(names, cfg.tokens_column, TOKEN_CANDIDATES, "tokens", "--tokens-column", source)
         tag_column = self._tag_column(ds, source, cfg, needs_tags)
         tag_names = _class_label_names(ds, tag_column) if tag_column else None
+        require_column_type(ds, tokens, WORDS, source)
+        if tag_column:
+            require_column_type(ds, tag_column, TAGS, source)
         if limit:
             ds = ds.select(range(min(limit, len(ds))))
 
@@ -330,6 +334,11 @@ class TaggingTask(Task):
                 raise UserError(f"{source}: column '{column}' has no tags (every value is '_'); {hint}")
             return None
         return column
+
+    def write_sample_data(self, root: Path, seed: int = 1) -> dict[str, Path]:
+        from ssl_cli.synthetic import write_tagging_task
+
+        return write_tagging_task("en_pos", root, n_train=120, n_dev=21, seed=seed)
 
     def training_texts(self, train: Any) -> Iterator[str]:
         for batch in train.iter(batch_size=1000):
