@@ -44,7 +44,6 @@ from ssl_cli.sampling import BatchSampler, sorted_eval_order
 CHECKPOINT_PREFIX = "checkpoint-"
 STATE_FILE = "trainer_state.json"
 LOG_FILE = "train_log.jsonl"
-NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "LayerNorm.bias", "norm.weight")
 
 
 @dataclass
@@ -281,13 +280,27 @@ def launched_on_cpu_only() -> bool:
 
 
 def parameter_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
-    """AdamW groups: no weight decay on biases and normalisation weights."""
+    """AdamW groups: no weight decay on biases, gains and normalisation layers, found by what they are, not by
+    name (GPT-2 calls its LayerNorms ``ln_1``, ``ln_2``, ``ln_f``; a name list decayed them): a parameter of a
+    normalisation module, or one with fewer than two dimensions, as nanoGPT's ``p.dim() >= 2`` rule and
+    Trainer's ``get_decay_parameter_names`` (LayerNorm modules and biases) both keep out."""
+    in_norm_layers = {id(p) for module in model.modules() if _is_normalisation(module)
+                      for p in module.parameters(recurse=False)}
     decay, no_decay = [], []
-    for name, param in model.named_parameters():
+    for _, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        (no_decay if any(nd in name for nd in NO_DECAY) else decay).append(param)
+        (no_decay if param.dim() < 2 or id(param) in in_norm_layers else decay).append(param)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _is_normalisation(module: Any) -> bool:
+    """torch's LayerNorm/GroupNorm/BatchNorm family, and models' own (T5LayerNorm, LlamaRMSNorm...)."""
+    import torch
+
+    norms = (torch.nn.LayerNorm, torch.nn.GroupNorm, torch.nn.modules.batchnorm._NormBase,
+             *((torch.nn.RMSNorm,) if hasattr(torch.nn, "RMSNorm") else ()))  # RMSNorm: torch 2.4 on
+    return isinstance(module, norms) or type(module).__name__.endswith(("LayerNorm", "RMSNorm", "GroupNorm"))
 
 
 def _shares(sizes: list[Any]) -> list[Any]:

@@ -65,12 +65,12 @@ def _refuse_locked(out: Path) -> None:
     """Fail at once, before any data is read, when another run holds the directory."""
     lock = out / LOCK_FILE
     if lock.is_file():
-        _lock(lock).close()
+        _lock(lock, mode="r").close()  # read-only: a disk that turned read-only is told later, by ``claim``
 
 
-def _lock(path: Path) -> IO[str]:
+def _lock(path: Path, mode: str = "a+") -> IO[str]:
     """An exclusive, non-blocking flock on ``path``; the open handle holds it until closed or the process ends."""
-    handle = path.open("a+", encoding="utf-8")
+    handle = path.open(mode, encoding="utf-8")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -214,21 +214,32 @@ def test_evaluation_set_names_never_collide(glue_args, tmp_path):
         assert (out / f"{name}_predictions.jsonl").is_file(), name
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 9 MB tmpfs: one checkpoint of the tiny model (6 MB) fits, a second does not. Skipped where mounting
-    is not allowed (not root, or a container without the capability)."""
+def _tmpfs(tmp_path: Path, size: str):
+    """A tmpfs of ``size`` mounted under ``tmp_path``; skipped where mounting is not allowed (not root, or a
+    container without the capability)."""
     import subprocess
 
     mount = tmp_path / "disk"
     mount.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=9m", "tmpfs", str(mount)],
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
                                            capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a small tmpfs here")
+        pytest.skip("cannot mount a tmpfs here")
     try:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 9 MB tmpfs: one checkpoint of the tiny model (6 MB) fits, a second does not."""
+    yield from _tmpfs(tmp_path, "9m")
+
+
+@pytest.fixture
+def own_disk(tmp_path):
+    """A 64 MB tmpfs of its own, that a test may remount read-only."""
+    yield from _tmpfs(tmp_path, "64m")
 
 
 def test_a_full_disk_is_one_line_and_keeps_the_previous_checkpoint(glue_args, small_disk):
@@ -243,3 +254,20 @@ def test_a_full_disk_is_one_line_and_keeps_the_previous_checkpoint(glue_args, sm
     proc = run_cli(*glue_args, *schedule, "--output-dir", str(run), "--resume", check=True)
     assert f"resumed from {run / 'checkpoint-2'}" in proc.stderr.replace("\n", "")
     assert json.loads((run / "all_results.json").read_text())["train_steps"] == 6
+
+
+def test_a_read_only_output_dir_is_one_line_and_keeps_the_run(glue_args, own_disk):
+    """The disk of a trained run turns read-only (a remount after an error, a quota, a snapshot): resuming,
+    overwriting or starting a run there is one line each, and the run's files stay as they were."""
+    import subprocess
+
+    run = own_disk / "run"
+    run_cli(*glue_args, *_schedule("--max-steps", "2"), "--output-dir", str(run), check=True)
+    before = _snapshot(run)
+    subprocess.run(["mount", "-o", "remount,ro", str(own_disk)], check=True)
+    for extra in (["--resume", "--max-steps", "6"], ["--overwrite"]):
+        line = _one_line_error(run_cli(*glue_args, *_schedule(), "--output-dir", str(run), *extra))
+        assert "read-only file system" in line.lower() and str(run) in line, line
+    line = _one_line_error(run_cli(*glue_args, *_schedule(), "--output-dir", str(own_disk / "new")))
+    assert "cannot write output_dir" in line and "read-only file system" in line.lower()
+    assert _snapshot(run) == before
