@@ -263,6 +263,24 @@ def normalise_argv(argv: list[str]) -> list[str]:
     return out
 
 
-def main() -> None:
-    """Console-script entry point."""
-    app(args=normalise_argv(sys.argv[1:]), prog_name="ssl")
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point (``argv``: the arguments after ``ssl``). A usage error, such as an unknown option
+    or a flag's value out of range, is one ``error:`` line with exit code 2, like every other bad input, instead of
+    Click's boxed usage text."""
+    # Click's UsageError, whether typer vendors Click (0.2x) or uses the package: BadParameter derives from it
+    usage_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+    args = normalise_argv(sys.argv[1:] if argv is None else argv)
+    try:
+        code = app(args=args, prog_name="ssl", standalone_mode=False)
+    except usage_error as err:
+        if not args or type(err).__name__ == "NoArgsIsHelpError":
+            err.show()  # plain `ssl`: the help, as before
+            raise SystemExit(err.exit_code) from None
+        where = f"; see '{err.ctx.command_path} --help'" if err.ctx is not None else ""
+        print(f"error: {err.format_message().rstrip('.')}{where}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except typer.Abort:
+        print("error: aborted", file=sys.stderr)
+        raise SystemExit(130) from None
+    if isinstance(code, int) and code:
+        raise SystemExit(code)

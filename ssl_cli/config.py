@@ -23,7 +23,8 @@ class Section(BaseModel):
     """A recipe section: unknown keys are errors, values are checked on assignment, and a boolean is not a
     number (pydantic would read ``learning_rate: true`` as 1.0)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=(), defer_build=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=(), defer_build=True,
+                              allow_inf_nan=False)  # learning_rate: inf trained to NaN weights
 
     @field_validator("*", mode="before")
     @classmethod
@@ -293,7 +294,7 @@ def read_recipe_file(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"recipe file not found: {path} (pass an existing YAML file to --recipe)")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+        data = yaml.load(path.read_text(encoding="utf-8-sig"), Loader=_unique_key_loader())  # noqa: S506 (a SafeLoader)
     except UnicodeDecodeError:
         raise UserError(f"recipe {path} is not UTF-8 text: convert it, e.g. iconv -f latin1 -t utf-8") from None
     except yaml.YAMLError as err:
@@ -304,7 +305,25 @@ def read_recipe_file(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise UserError(f"recipe {path} must be a YAML mapping of sections (model:, data:, training:, ...)")
-    return data
+    return {key: value for key, value in data.items() if value is not None}  # `data:` with every key commented out
+
+
+def _unique_key_loader() -> type:
+    """yaml.SafeLoader, refusing a key given twice in one mapping (safe_load keeps the last one silently)."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(None, None, f"the key '{key}' is given twice",
+                                                            key_node.start_mark)
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
 
 
 def parse_set_override(item: str) -> tuple[list[str], Any]:
@@ -324,9 +343,12 @@ def parse_set_override(item: str) -> tuple[list[str], Any]:
 def set_path(tree: dict[str, Any], path: list[str], value: Any) -> None:
     """Set ``tree[a][b] = value`` creating intermediate mappings."""
     node = tree
-    for part in path[:-1]:
+    for depth, part in enumerate(path[:-1]):
         child = node.get(part)
-        if not isinstance(child, dict):
+        if child is not None and not isinstance(child, dict):
+            raise UserError(f"recipe key '{'.'.join(path[: depth + 1])}' is {child!r}, not a section of keys: write "
+                            f"it as a mapping, e.g. {part}: {{{path[depth + 1]}: ...}}")
+        if child is None:
             child = {}
             node[part] = child
         node = child

@@ -263,6 +263,12 @@ CASES = [
          ("unknown recipe key 'training.num_train_epoch'", "did you mean 'num_train_epochs'")),
     Case("recipe-other-task", "finetune-qa", "a tag-pos recipe given to finetune-qa",
          lambda t, d: ["finetune-qa", "--recipe", _recipe(t, "task: tag-pos\n")], ("tag-pos",)),
+    Case("recipe-duplicate-key", "finetune-glue", "a recipe that gives one key twice (YAML keeps the last silently)",
+         lambda t, d: ["finetune-glue", "--recipe", _recipe(t, "task: finetune-glue\ntraining:\n  seed: 1\n  seed: 2\n")],
+         ("line 4", "'seed' is given twice")),
+    Case("recipe-section-a-number", "nli", "a recipe whose training section is a number, with a flag under it",
+         lambda t, d: ["nli", "--recipe", _recipe(t, "task: nli\ntraining: 5\n"), "--max-steps", "1"],
+         ("recipe key 'training' is 5", "not a section")),
     Case("recipe-wrong-type", "pretrain-clm", "a learning rate that is a word",
          lambda t, d: ["pretrain-clm", "--recipe", _recipe(t, "task: pretrain-clm\ntraining:\n  learning_rate: fast\n")],
          ("training.learning_rate",)),
@@ -363,6 +369,11 @@ CASES = [
     Case("generate-greedy-several", "generate", "--temperature 0 with --num-return-sequences 2",
          lambda t, d: ["generate", "--model", str(t), "--prompt", "hi", "--temperature", "0",
                        "--num-return-sequences", "2"], ("--temperature 0", "--num-return-sequences 1")),
+    Case("generate-top-p-over-one", "generate", "ssl generate --top-p 2",
+         lambda t, d: ["generate", "--model", str(t), "--prompt", "hi", "--top-p", "2"],
+         ("'--top-p'", "less than or equal to 1", "ssl generate --help")),
+    Case("seed-not-an-integer", "tag-pos", "--seed 1.5",
+         lambda t, d: [*_pos(d), "--seed", "1.5"], ("'--seed'", "valid integer")),
     Case("generate-seed-out-of-range", "generate", "ssl generate --seed -1",
          lambda t, d: ["generate", "--model", str(t), "--prompt", "hi", "--seed", "-1"], ("--seed -1", "out of range")),
     Case("generate-classifier", "generate", "ssl generate on a fine-tuned classifier",
@@ -443,6 +454,12 @@ TASK_CLASSES = [
     TaskClass("learning-rate-boolean", "--set training.learning_rate=true (a lax parser reads 1.0)",
               lambda t, c, s: _task_run(c, s, None, None, "--set", "training.learning_rate=true"),
               lambda s: ("training.learning_rate", "boolean, not a number")),
+    TaskClass("option-typo", "a misspelt command-line option",
+              lambda t, c, s: _task_run(c, s, None, None, "--lerning-rate", "1e-4"),
+              lambda s: ("No such option: --lerning-rate", "--learning-rate", "--help")),
+    TaskClass("learning-rate-infinite", "--learning-rate inf",
+              lambda t, c, s: _task_run(c, s, None, None, "--learning-rate", "inf"),
+              lambda s: ("training.learning_rate", "finite number")),
     TaskClass("seed-out-of-range", "--seed 2**32",
               lambda t, c, s: _task_run(c, s, None, None, "--seed", str(2**32)), lambda s: ("training.seed",)),
     TaskClass("output-dir-not-empty", "a non-empty output dir without --overwrite",
@@ -498,11 +515,11 @@ IN_A_SUBPROCESS = {"truncated-json", "recipe-python-tag", "pickle-weights-only",
 def _run_in_process(argv: list[str], capsys) -> tuple[int, str]:
     """``ssl ARGV`` through the console-script entry point, here: (exit code, stderr). Any exception other than
     SystemExit escapes and fails the test, as a traceback would."""
-    from ssl_cli.cli import app, normalise_argv
+    from ssl_cli.cli import main
 
     capsys.readouterr()
     with pytest.raises(SystemExit) as stopped:
-        app(args=normalise_argv(argv), prog_name="ssl")
+        main(argv)
     return stopped.value.code, capsys.readouterr().err
 
 
