@@ -130,9 +130,9 @@ def worker_trainer(args: argparse.Namespace) -> dict:
 def native_bf16() -> bool:
     import torch
 
-    from ssl_cli.engine import cpu_supports_fast_bf16
+    from ssl_cli.compat import cpu_has_native_bf16
 
-    return torch.cuda.is_available() or cpu_supports_fast_bf16()
+    return torch.cuda.is_available() or cpu_has_native_bf16()
 
 
 def padding_fraction(ds, padded: bool) -> float:

@@ -180,8 +180,8 @@ class TrainingConfig(Section):
     warmup_steps: int | None = Field(None, ge=0, description="Warmup steps; overrides warmup_ratio.")
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = Field(
         "auto",
-        description="auto: bf16 where the hardware supports it (CPU with AVX512-BF16/AMX, Ampere+ GPUs, TPU), "
-        "else fp32. fp16 needs a GPU.",
+        description="auto: bf16 on GPUs that support it (Ampere+, TPU), else fp32, on CPUs too (bf16 autocast "
+        "trains slower there, even with AMX: ask for bf16 to save memory). fp16 needs a GPU.",
     )
     torch_compile: bool = Field(
         False,

@@ -36,6 +36,12 @@ import numpy as np
 
 from ssl_cli.allocator import active_allocator
 from ssl_cli.collate import MicroBatches, MicroBatchingCollator, cpu_pass_overhead_tokens
+from ssl_cli.compat import (
+    clear_fused_grad_divisor,
+    foreach_norm,
+    inner_optimizer,
+    set_fused_grad_divisor,
+)
 from ssl_cli.durability import failpoint, truncate_log, write_manifest
 from ssl_cli.errors import UserError, write_failure
 from ssl_cli.packing import SequencePacker, batch_counts, model_inputs, packing_position_offset
@@ -73,17 +79,10 @@ class TrainResult:
     state: TrainState
 
 
-def cpu_supports_fast_bf16() -> bool:
-    """AVX512-BF16 or AMX: bf16 matmuls are native and autocast pays off."""
-    import torch
-
-    cpu = getattr(torch._C, "_cpu", None)
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(cpu, name, lambda: False)() for name in checks) if cpu else False
-
-
 def resolve_mixed_precision(requested: str) -> str:
-    """'auto' -> bf16 where it is fast and safe, else 'no'; fp16 only on GPUs."""
+    """'auto' -> bf16 on a GPU that has it, else 'no'; fp16 only on GPUs. On CPUs, 'auto' is fp32 even with
+    AVX512-BF16 or AMX: there bf16 autocast still trains slower than fp32 (docs/performance.md), so bf16 is asked
+    for (``--mixed-precision bf16``), not chosen."""
     import torch
 
     on_gpu = torch.cuda.is_available()
@@ -95,7 +94,7 @@ def resolve_mixed_precision(requested: str) -> str:
         return os.environ["ACCELERATE_MIXED_PRECISION"]  # from `accelerate launch` / config
     if on_gpu:
         return "bf16" if torch.cuda.is_bf16_supported() else "no"
-    return "bf16" if cpu_supports_fast_bf16() else "no"
+    return "no"
 
 
 def compile_plugin(training: Any) -> Any:
@@ -298,8 +297,10 @@ def _is_normalisation(module: Any) -> bool:
     """torch's LayerNorm/GroupNorm/BatchNorm family, and models' own (T5LayerNorm, LlamaRMSNorm...)."""
     import torch
 
-    norms = (torch.nn.LayerNorm, torch.nn.GroupNorm, torch.nn.modules.batchnorm._NormBase,
-             *((torch.nn.RMSNorm,) if hasattr(torch.nn, "RMSNorm") else ()))  # RMSNorm: torch 2.4 on
+    nn = torch.nn
+    norms = (nn.LayerNorm, nn.GroupNorm, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm,
+             nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d,
+             *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()))  # RMSNorm: torch 2.4 on
     return isinstance(module, norms) or type(module).__name__.endswith(("LayerNorm", "RMSNorm", "GroupNorm"))
 
 
@@ -338,20 +339,8 @@ def gradient_norm(grads: list[Any]) -> Any:
     if all(g.device == first.device and g.dtype == first.dtype for g in grads):
         if first.device.type == "cpu" and first.dtype == torch.float32:
             return torch.stack([torch.dot(g.reshape(-1), g.reshape(-1)) for g in grads]).sum().sqrt()
-        return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+        return torch.linalg.vector_norm(torch.stack(foreach_norm(grads)))
     return torch.nn.utils.get_total_norm(grads)
-
-
-def _inner_optimizer(optimizer: Any) -> Any:
-    """The torch optimizer inside Accelerate's wrapper."""
-    return getattr(optimizer, "optimizer", optimizer)
-
-
-def _unfold_clipping(optimizer: Any) -> None:
-    """Drop the clipping divisor ``Engine._clip_gradients`` left for one fused step."""
-    inner = _inner_optimizer(optimizer)
-    if "grad_scale" in vars(inner):
-        del inner.grad_scale
 
 
 def fused_adamw_supported(device: Any) -> bool:
@@ -625,7 +614,7 @@ class Engine:
                         if acc.sync_gradients and cfg.max_grad_norm:
                             self._grad_norm = self._clip_gradients(model, optimizer, cfg.max_grad_norm)
                         optimizer.step()
-                        _unfold_clipping(optimizer)
+                        clear_fused_grad_divisor(optimizer)
                         scheduler.step()
                         optimizer.zero_grad(set_to_none=True)
                     state.batches_in_epoch += 1
@@ -751,14 +740,14 @@ class Engine:
         """
         import torch
 
-        acc, inner = self.accelerator, _inner_optimizer(optimizer)
+        acc, inner = self.accelerator, inner_optimizer(optimizer)
         foldable = (acc.scaler is None and inner.defaults.get("fused")
                     and acc.distributed_type.name in ("NO", "MULTI_CPU", "MULTI_GPU"))
         if not foldable:
             return acc.clip_grad_norm_(model.parameters(), max_norm)
         norm = gradient_norm([p.grad for p in self._trainable_parameters(model) if p.grad is not None])
         # clip_grad_norm_'s factor, min(1, max_norm / (norm + 1e-6)), as a divisor for the fused kernel
-        inner.grad_scale = torch.clamp((norm + 1e-6) / max_norm, min=1.0)
+        set_fused_grad_divisor(optimizer, torch.clamp((norm + 1e-6) / max_norm, min=1.0))
         return norm
 
     def _begin_model_call(self) -> None:

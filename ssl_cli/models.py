@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ssl_cli.compat import swap_module_class
 from ssl_cli.errors import UserError, did_you_mean
 
 SCRATCH_SPECS: dict[str, dict[str, int]] = {
@@ -373,7 +374,7 @@ def use_fast_cpu_dropout(model: Any) -> int:
     swapped = 0
     for module in model.modules():
         if type(module) is torch.nn.Dropout:
-            module.__class__ = _FAST_DROPOUT
+            swap_module_class(module, _FAST_DROPOUT)
             swapped += 1
     return swapped
 

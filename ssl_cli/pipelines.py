@@ -31,6 +31,7 @@ import numpy as np
 from transformers import AutoModelForQuestionAnswering
 from transformers.pipelines import PIPELINE_REGISTRY, Pipeline
 
+from ssl_cli.compat import unremove_pipeline_task
 from ssl_cli.metrics.qa_postprocess import postprocess_predictions
 from ssl_cli.tasks.qa import context_offsets, tokenize_windows
 
@@ -123,11 +124,9 @@ def _restore_question_answering_task() -> None:
     Only that entry is taken out, and only when no ``question-answering``
     pipeline is registered, so a transformers that still ships one keeps its own.
     """
-    from transformers import pipelines
-
-    removed = getattr(pipelines, "REMOVED_TASKS", {})
-    if "question-answering" in removed and "question-answering" not in PIPELINE_REGISTRY.get_supported_tasks():
-        removed.pop("question-answering")
+    if "question-answering" in PIPELINE_REGISTRY.get_supported_tasks():
+        return
+    if unremove_pipeline_task("question-answering"):
         PIPELINE_REGISTRY.register_pipeline("question-answering", pipeline_class=ExtractiveQAPipeline,
                                             pt_model=AutoModelForQuestionAnswering, type="text")
 

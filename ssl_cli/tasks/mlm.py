@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from ssl_cli.compat import replace_forward
 from ssl_cli.config import Recipe, Section
 from ssl_cli.data import is_stream
 from ssl_cli.errors import UserError
@@ -101,7 +102,6 @@ def install_training_forward(model: Any, sparse: bool = True) -> bool:
     is replaced on this instance only, so a DDP wrapper still calls it and
     ``save_pretrained`` writes the ordinary checkpoint.
     """
-    import types
 
     import torch
     from transformers.modeling_outputs import MaskedLMOutput
@@ -136,7 +136,7 @@ def install_training_forward(model: Any, sparse: bool = True) -> bool:
             loss = loss + cross_entropy(sentence_head(encoded.pooler_output).float(), sentence_label)
         return MaskedLMOutput(loss=loss, logits=states)
 
-    model.forward = types.MethodType(forward, model)
+    replace_forward(model, forward)
     return True
 
 

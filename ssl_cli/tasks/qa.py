@@ -253,7 +253,7 @@ class QATask(Task):
     def write_sample_data(self, root: Path, seed: int = 1) -> dict[str, Path]:
         from ssl_cli.demo import write_demo_data
 
-        return write_demo_data(root, n_train=120, n_dev=20, seed=seed)
+        return write_demo_data(root, n_train=120, n_dev=21, seed=seed)
 
     def training_texts(self, train: Any) -> Iterator[str]:
         for batch in train.iter(batch_size=1000):
