@@ -150,11 +150,11 @@ def _train_and_evaluate(task: Task, recipe: Any, engine: Any, splits: Any, token
                 resume_from, labels_per_batch=labels_per_batch, steady_shapes=task.fixed_shape_batches(recipe),
                 packable=task.packable, token_count=task.loss_token_count, fingerprint=fingerprint,
             )
-        model = engine.model
+        model = result.model
         results.update(result.metrics)
         results["train_features"] = result.metrics["train_samples"] if streamed else len(train_features)
     else:
-        model = engine.accelerator.prepare(model)
+        model = engine.prepare_model(model)
 
     for eval_set in splits.evals:
         metrics, artefacts = evaluate_set(model, eval_set)

@@ -96,16 +96,3 @@ def test_question_answering_is_a_pipeline_task_again():
     assert "question-answering" in supported and "extractive-question-answering" in supported
     assert compat.unremove_pipeline_task("no-such-task") is False
 
-
-def test_no_other_module_touches_a_private_api():
-    """``torch._*``, ``__class__`` and ``forward`` assignments, transformers' REMOVED_TASKS and the fused
-    optimizer's grad_scale slot appear in ssl_cli/compat.py only."""
-    import re
-
-    root = Path(compat.__file__).parent
-    private = re.compile(r"torch\._(?!_)|\.__class__\s*=|\.forward\s*=|REMOVED_TASKS|\bgrad_scale\b|\._C\b")
-    found = [f"{path.relative_to(root)}:{number}: {line.strip()}"
-             for path in sorted(root.rglob("*.py")) if path.name != "compat.py"
-             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
-             if private.search(line) and not line.lstrip().startswith("#")]
-    assert not found, "private APIs outside ssl_cli/compat.py:\n" + "\n".join(found)

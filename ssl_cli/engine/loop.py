@@ -1,4 +1,4 @@
-"""The one training engine. This is the only module that imports Accelerate.
+"""The training loop (``Engine``): the Accelerate contract, with the other engine modules as its collaborators.
 
 Contract (the same on a laptop CPU, one or eight GPUs, or a TPU, under
 ``accelerate launch`` or plain ``python``):
@@ -6,7 +6,7 @@ Contract (the same on a laptop CPU, one or eight GPUs, or a TPU, under
 * ``accelerator.accumulate`` does gradient accumulation; an optimizer step is
   counted only when ``sync_gradients`` is true.
 * Mixed precision, device placement and DDP/FSDP/DeepSpeed come from
-  Accelerate; ``auto`` precision picks bf16 where the hardware runs it fast.
+  Accelerate; ``auto`` precision picks bf16 on GPUs that have it (``devices``).
 * Evaluation pads across processes and uses ``gather_for_metrics``, and
   carries each feature's index, so nothing is counted twice or out of order.
 * A checkpoint holds model, optimizer, scheduler, every process's RNG state
@@ -18,17 +18,14 @@ Contract (the same on a laptop CPU, one or eight GPUs, or a TPU, under
 
 from __future__ import annotations
 
-import ctypes
 import itertools
 import json
 import math
 import os
 import shutil
-import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,270 +35,31 @@ from ssl_cli.allocator import active_allocator
 from ssl_cli.collate import MicroBatches, MicroBatchingCollator, cpu_pass_overhead_tokens
 from ssl_cli.compat import (
     clear_fused_grad_divisor,
-    foreach_norm,
     inner_optimizer,
     set_fused_grad_divisor,
 )
 from ssl_cli.durability import failpoint, truncate_log, write_manifest
-from ssl_cli.errors import UserError, write_failure
+from ssl_cli.engine.checkpoint import (
+    discard_checkpoint,
+    list_checkpoints,
+    remove_half_written,
+    unwritten_checkpoint,
+    write_json_atomic,
+)
+from ssl_cli.engine.cpu import HeapTrimmer, dataset_memory_mb, peak_rss_mb, tune_cpu_allocator
+from ssl_cli.engine.devices import (
+    avoid_cudnn_attention_plans,
+    compile_plugin,
+    launched_on_cpu_only,
+    replays_cuda_graphs,
+    resolve_mixed_precision,
+)
+from ssl_cli.engine.logging import JsonLog, Progress, available_trackers
+from ssl_cli.engine.optim import fused_adamw_supported, gradient_norm, non_embedding_parameters, parameter_groups
+from ssl_cli.engine.state import CHECKPOINT_PREFIX, LOG_FILE, STATE_FILE, TrainResult, TrainState
+from ssl_cli.errors import UserError
 from ssl_cli.packing import SequencePacker, batch_counts, model_inputs, packing_position_offset
 from ssl_cli.sampling import BatchSampler, sorted_eval_order
-
-CHECKPOINT_PREFIX = "checkpoint-"
-STATE_FILE = "trainer_state.json"
-LOG_FILE = "train_log.jsonl"
-
-
-@dataclass
-class TrainState:
-    """Everything beyond tensors that a resumed run needs."""
-
-    global_step: int = 0
-    epoch: int = 0
-    batches_in_epoch: int = 0
-    best_metric: float | None = None
-    best_checkpoint: str | None = None
-    evals_without_improvement: int = 0
-    examples_seen: int = 0
-    eval_history: list[dict[str, Any]] = field(default_factory=list)
-    # The loss of the logging window in progress and of the run so far: a resumed run logs the same means.
-    running_loss: float = 0.0
-    running_batches: int = 0
-    loss_sum: float = 0.0
-    loss_count: int = 0
-    # What a resumed run must not change (ssl_cli.output_dir.run_fingerprint); None in older checkpoints.
-    fingerprint: dict[str, Any] | None = None
-
-
-@dataclass
-class TrainResult:
-    metrics: dict[str, float]
-    state: TrainState
-
-
-def resolve_mixed_precision(requested: str) -> str:
-    """'auto' -> bf16 on a GPU that has it, else 'no'; fp16 only on GPUs. On CPUs, 'auto' is fp32 even with
-    AVX512-BF16 or AMX: there bf16 autocast still trains slower than fp32 (docs/performance.md), so bf16 is asked
-    for (``--mixed-precision bf16``), not chosen."""
-    import torch
-
-    on_gpu = torch.cuda.is_available()
-    if requested == "fp16" and not on_gpu:
-        raise UserError("mixed_precision fp16 needs a GPU; on CPU use --mixed-precision bf16 (or no)")
-    if requested != "auto":
-        return requested
-    if os.environ.get("ACCELERATE_MIXED_PRECISION") not in (None, "", "no"):
-        return os.environ["ACCELERATE_MIXED_PRECISION"]  # from `accelerate launch` / config
-    if on_gpu:
-        return "bf16" if torch.cuda.is_bf16_supported() else "no"
-    return "no"
-
-
-def compile_plugin(training: Any) -> Any:
-    """Accelerate's torch.compile settings when ``training.torch_compile`` is on, else None.
-
-    Regional compilation compiles one encoder layer and reuses it for the
-    others, which cuts compile time roughly by the number of layers; shapes
-    are left dynamic so length-grouped batches do not recompile per length.
-    """
-    if not training.torch_compile:
-        return None
-    from accelerate.utils import TorchDynamoPlugin
-
-    return TorchDynamoPlugin(backend="inductor", mode=training.torch_compile_mode, dynamic=True,
-                             use_regional_compilation=True)
-
-
-def replays_cuda_graphs(training: Any, device: Any) -> bool:
-    """Whether the compiled model replays CUDA graphs: torch.compile's reduce-overhead and max-autotune modes on a GPU.
-
-    A replay writes its outputs into the same memory every time. PyTorch must
-    be told where a step begins, or a replay may overwrite outputs still in
-    use; measured on an H200 (finetune-glue and tag-pos, reduce-overhead),
-    training stopped at once with "accessing tensor output of CUDAGraphs
-    that has been overwritten by a subsequent run".
-    """
-    return bool(training.torch_compile and training.torch_compile_mode in ("reduce-overhead", "max-autotune")
-                and getattr(device, "type", None) == "cuda")
-
-
-def _glibc() -> Any:
-    if sys.platform != "linux":
-        return None
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
-    except OSError:
-        return None
-
-
-def tune_cpu_allocator() -> Any:
-    """Keep freed memory in glibc's heap instead of returning it to the OS.
-
-    Activations of tens of MB are allocated and freed every step; by default
-    glibc serves the largest with mmap and unmaps them on free, so every step
-    pays page faults again (20-27% of CPU time measured at seq 384 here).
-    One arena instead of one per thread: freed activations are then reusable
-    by whichever thread allocates next, which cut peak RSS by 7% (MiniLM,
-    seq 384, changing batch shapes). ``HeapTrimmer`` hands the memory back
-    after batches that leave a lot of it free. Returns the glibc handle it
-    tuned, or None off glibc.
-    """
-    libc = _glibc()
-    if libc is None:
-        return None
-    m_trim_threshold, m_mmap_threshold, m_arena_max = -1, -3, -8
-    libc.mallopt(m_mmap_threshold, 1 << 30)
-    libc.mallopt(m_trim_threshold, (1 << 31) - 1)
-    libc.mallopt(m_arena_max, 1)
-    return libc
-
-
-class _MallInfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in
-                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
-
-
-class HeapTrimmer:
-    """Hand free heap memory back to the OS after a batch, when there is enough of it to matter.
-
-    Batch shapes change every step, which fragments the heap; trimming after
-    each batch cut MiniLM's peak RSS by 12% at seq 384. The page faults it
-    causes cost 13% there, and 43% on the demo's tiny model, whose steps free
-    little memory. So it trims only when glibc holds at least ``min_free_mb``
-    of free heap (``mallinfo2``; without it, after every batch).
-    Packed MLM/CLM blocks are different (``steady_shapes``, set by the task):
-    each step reuses exactly what the one before freed, and trimming it after
-    every batch only moved pages out and faulted them back in, 19% of the
-    speed of a BERT-mini MLM run (benchmarks/README.md). Within a run of one
-    shape it then trims only when the free heap grows by ``min_free_mb`` over
-    the least a batch left. (Applied to QA's runs of full-length windows, the
-    same rule raised MiniLM's peak RSS by about 30 MB in single-worker checks;
-    QA's memory target is tight, so other tasks keep the first rule.)
-    """
-
-    def __init__(self, libc: Any, min_free_mb: int = 256) -> None:
-        self.libc = libc
-        self.min_free = min_free_mb << 20
-        self.mallinfo2 = getattr(libc, "mallinfo2", None)
-        if self.mallinfo2 is not None:
-            self.mallinfo2.restype = _MallInfo2
-        self.trims = 0
-        self.steady_shapes = False  # set per run: batches come in runs of one shape (packed blocks)
-        self.shape: tuple[int, ...] | None = None  # the last batch's shape
-        self.floor: int | None = None  # the least free heap after a batch of that shape since the last trim
-
-    def after_batch(self, shape: tuple[int, ...] | None = None) -> None:
-        """``shape``: the batch's input shape; a batch shaped like the one before reuses the heap that one freed."""
-        if self.mallinfo2 is None:
-            self._trim()
-            return
-        free = self.mallinfo2().fordblks
-        if not self.steady_shapes or shape is None or shape != self.shape:  # what the last step freed may not fit
-            self.shape, self.floor = shape, free
-            if free >= self.min_free:
-                self._trim()
-            return
-        if self.floor is None:  # the first batch after a trim: what one step of this shape leaves free
-            self.floor = free
-            return
-        self.floor = min(self.floor, free)
-        if free - self.floor >= self.min_free:
-            self._trim()
-
-    def _trim(self) -> None:
-        self.libc.malloc_trim(0)
-        self.trims += 1
-        self.floor = None
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory so far (Linux reports KiB, macOS bytes)."""
-    import resource
-
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(peak / (1 << 20) if sys.platform == "darwin" else peak / 1024, 1)
-
-
-def dataset_memory_mb(smaps: Path = Path("/proc/self/smaps")) -> dict[str, float]:
-    """This process's share of the memory-mapped Arrow files (``datasets``' cache) holding its features.
-
-    ``mapped``: their resident pages, which live in the OS page cache and are
-    shared by every process that maps the same file; ``copied``: the pages of
-    those maps this process wrote to (copy-on-write), the only ones that would
-    be its own copy of the data. Empty where /proc is not there (not Linux).
-    """
-    if not smaps.exists():
-        return {}
-    mapped = copied = 0
-    in_arrow = False
-    for line in smaps.read_text().splitlines():
-        key, _, rest = line.partition(" ")
-        if not key.endswith(":"):  # a mapping's header: range perms offset dev inode [path]
-            in_arrow = line.rstrip().endswith(".arrow")
-        elif in_arrow and key == "Rss:":
-            mapped += int(rest.split()[0])
-        elif in_arrow and key == "Private_Dirty:":
-            copied += int(rest.split()[0])
-    return {"mapped": mapped / 1024, "copied": copied / 1024}
-
-
-def avoid_cudnn_attention_plans(device: Any) -> None:
-    """On CUDA, keep PyTorch's attention off its cuDNN backend, which builds a new plan for every new shape.
-
-    Dynamic padding gives nearly every batch its own length. Measured on an
-    H200 (bert-base QA steps, batches of 12, lengths 64-384): 140-160 ms a
-    step while the lengths were new to cuDNN, 41 ms once each had been seen;
-    with the cuDNN backend off (flash / memory-efficient kernels), 44 ms
-    whatever the length. Batches of one shape (packed text blocks) keep it:
-    there it was the faster backend (bert-base MLM 1.35x, CLM 1.15x).
-    """
-    import torch
-
-    if device.type == "cuda" and hasattr(torch.backends.cuda, "enable_cudnn_sdp"):
-        torch.backends.cuda.enable_cudnn_sdp(False)
-
-
-def launched_on_cpu_only() -> bool:
-    """Several processes (``accelerate launch``/torchrun) on a machine with no GPU or TPU.
-
-    Measured here: ``accelerate launch --multi_gpu --num_processes 2`` starts two
-    workers on a CPU-only machine, but an ``Accelerator()`` in each reports
-    ``DistributedType.NO`` and they would train as two independent runs. With
-    ``cpu=True`` they join one gloo process group (MULTI_CPU).
-    """
-    import importlib.util
-
-    import torch
-
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    return world_size > 1 and not torch.cuda.is_available() and importlib.util.find_spec("torch_xla") is None
-
-
-def parameter_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
-    """AdamW groups: no weight decay on biases, gains and normalisation layers, found by what they are, not by
-    name (GPT-2 calls its LayerNorms ``ln_1``, ``ln_2``, ``ln_f``; a name list decayed them): a parameter of a
-    normalisation module, or one with fewer than two dimensions, as nanoGPT's ``p.dim() >= 2`` rule and
-    Trainer's ``get_decay_parameter_names`` (LayerNorm modules and biases) both keep out."""
-    in_norm_layers = {id(p) for module in model.modules() if _is_normalisation(module)
-                      for p in module.parameters(recurse=False)}
-    decay, no_decay = [], []
-    for _, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        (no_decay if param.dim() < 2 or id(param) in in_norm_layers else decay).append(param)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def _is_normalisation(module: Any) -> bool:
-    """torch's LayerNorm/GroupNorm/BatchNorm family, and models' own (T5LayerNorm, LlamaRMSNorm...)."""
-    import torch
-
-    nn = torch.nn
-    norms = (nn.LayerNorm, nn.GroupNorm, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm,
-             nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d,
-             *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()))  # RMSNorm: torch 2.4 on
-    return isinstance(module, norms) or type(module).__name__.endswith(("LayerNorm", "RMSNorm", "GroupNorm"))
 
 
 def _shares(sizes: list[Any]) -> list[Any]:
@@ -313,61 +71,46 @@ def _shares(sizes: list[Any]) -> list[Any]:
     return [size / total for size in sizes]
 
 
-def non_embedding_parameters(model: Any) -> int:
-    """Parameters outside the input embeddings (the ones every token's compute runs through)."""
-    embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
-    skip = {id(p) for p in embeddings.parameters()} if embeddings is not None else set()
-    return sum(p.numel() for p in model.parameters() if id(p) not in skip)
+@dataclass
+class _Plan:
+    """What ``Engine.train`` runs: the prepared objects, and how long."""
+
+    model: Any
+    optimizer: Any
+    scheduler: Any
+    loader: Any  # None for a stream
+    sampler: BatchSampler | None
+    loader_rng: Any
+    collate_fn: Callable
+    total_steps: int
+    epochs: Any  # range, or itertools.count() for a stream
+    streamed: bool
 
 
-def gradient_norm(grads: list[Any]) -> Any:
-    """The global L2 norm of ``grads`` (a tensor), as ``clip_grad_norm_`` computes it.
+@dataclass
+class _Counts:
+    """This session's throughput (not checkpointed): real tokens (a device tensor, read at the end), padded tokens
+    computed, forward passes, batches and rows, from when training started."""
 
-    On CPU, float32: from BLAS dot products, 2.2x faster than the per-tensor
-    ``vector_norm`` that ``get_total_norm`` runs there (14 vs 31 ms for
-    bert-base's 91M gradients), both reading each gradient once in float32.
-    Elsewhere, where every gradient shares one device and dtype: one
-    ``_foreach_norm``, what ``get_total_norm`` runs after sorting the tensors
-    into device/dtype groups in Python, which took 5% of a small model's
-    host-bound training loop on a GPU (py-spy, MiniLM tag-pos on an H200).
-    """
-    import torch
+    start_time: float
+    start_step: int
+    start_examples: int
+    tokens_seen: Any = 0
+    tokens_computed: int = 0
+    passes: int = 0
+    batches: int = 0
+    rows: int = 0
 
-    if not grads:
-        return torch.nn.utils.get_total_norm(grads)
-    first = grads[0]
-    if all(g.device == first.device and g.dtype == first.dtype for g in grads):
-        if first.device.type == "cpu" and first.dtype == torch.float32:
-            return torch.stack([torch.dot(g.reshape(-1), g.reshape(-1)) for g in grads]).sum().sqrt()
-        return torch.linalg.vector_norm(torch.stack(foreach_norm(grads)))
-    return torch.nn.utils.get_total_norm(grads)
-
-
-def fused_adamw_supported(device: Any) -> bool:
-    """Fused AdamW updates each tensor in one kernel, without foreach's temporary copies.
-
-    Measured on the QA bench (MiniLM, seq 384): the first optimizer step of the
-    foreach implementation sets the run's peak RSS; fused takes 110 MB off it.
-    CPU and CUDA have the kernel; elsewhere (XLA, MPS on older torch) foreach stays.
-    """
-    return getattr(device, "type", str(device)) in ("cpu", "cuda")
-
-
-def available_trackers(requested: list[str]) -> list[str]:
-    """Trackers that are installed; an unknown name is an error, a missing package is skipped."""
-    import importlib.util
-
-    packages = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow", "comet_ml": "comet_ml",
-                "aim": "aim", "clearml": "clearml"}
-    chosen = []
-    for name in requested:
-        if name in ("none", "", None):
-            continue
-        if name not in packages:
-            raise UserError(f"unknown tracker '{name}' in report_to; choose from {', '.join(packages)} or none")
-        if importlib.util.find_spec(packages[name]) is not None:
-            chosen.append(name)
-    return chosen
+    def add(self, parts: list[dict[str, Any]], num_processes: int) -> int:
+        """Count one batch (its micro-batches ``parts``); the examples it trained, over every process."""
+        examples_seen = 0
+        for examples, real, computed in map(batch_counts, parts):
+            examples_seen += examples * num_processes
+            self.tokens_seen = self.tokens_seen + real * num_processes
+            self.tokens_computed += computed * num_processes
+        self.rows += sum(len(part["input_ids"]) for part in parts if "input_ids" in part)
+        self.passes, self.batches = self.passes + len(parts), self.batches + 1
+        return examples_seen
 
 
 class Engine:
@@ -456,6 +199,10 @@ class Engine:
     def wait(self) -> None:
         self.accelerator.wait_for_everyone()
 
+    def prepare_model(self, model: Any) -> Any:
+        """``model`` on this run's devices and precision, for evaluation without training."""
+        return self.accelerator.prepare(model)
+
     def unwrap(self, model: Any) -> Any:
         """The plain model, without distributed, precision or torch.compile wrappers (what gets saved)."""
         return self.accelerator.unwrap_model(model, keep_torch_compile=False)
@@ -520,25 +267,90 @@ class Engine:
 
         ``fingerprint``: stored in every checkpoint, for ``--resume`` to compare (``ssl_cli.output_dir``).
         """
+        cfg, acc = self.cfg, self.accelerator
+        if self._heap is not None:
+            self._heap.steady_shapes = steady_shapes
+        if not steady_shapes:
+            avoid_cudnn_attention_plans(self.device)
+        plan = self._plan(model, dataset, self._training_collator(model, collate_fn, dataset, packable, lengths), lengths)
+        model = plan.model
+        state = self._start_state(resume_from, fingerprint)
+        if self.trackers:
+            acc.init_trackers("ssl", config=tracker_config)
+        log = JsonLog(self.output_dir / LOG_FILE, self.is_main_process)
+        progress = Progress(plan.total_steps, state.global_step, enabled=self.is_main_process)
+        counts = _Counts(time.perf_counter(), state.global_step, state.examples_seen)
+        stop = state.global_step >= plan.total_steps
+        evaluating = (lambda: self._evaluate(model, evaluate, state, metric_name, greater_is_better, log)) \
+            if evaluate else None
+
+        model.train()
+        with progress:
+            for epoch in plan.epochs:
+                if epoch < state.epoch:
+                    continue
+                if stop:
+                    break
+                state.epoch = epoch
+                batches_before = state.batches_in_epoch
+                for batch in self._epoch_batches(plan, dataset, epoch, state):
+                    parts = batch if isinstance(batch, MicroBatches) else [batch]
+                    self._pending_losses.append(self._accumulate(plan, parts, labels_per_batch, token_count))
+                    state.batches_in_epoch += 1
+                    if self._heap is not None:
+                        shape = tuple(parts[0]["input_ids"].shape) if len(parts) == 1 and "input_ids" in parts[0] else None
+                        self._heap.after_batch(shape)
+                    state.examples_seen += counts.add(parts, acc.num_processes)
+                    if not acc.sync_gradients:
+                        continue
+                    stop |= self._after_step(plan, state, counts, log, progress, evaluating, metric_name)
+                    if stop:
+                        break
+                else:
+                    if plan.streamed and batches_before == 0 and state.batches_in_epoch == 0:
+                        raise UserError("the training stream gave no batch: it has no text left (check the data, "
+                                        "or text.streaming_validation_documents)")
+                if plan.streamed and stop or not plan.streamed and state.batches_in_epoch < len(plan.loader):
+                    break  # stopped inside the epoch (max_steps, early stopping): the final evaluation follows
+                # The epoch's last batch, also where it was the last step: its evaluation and checkpoint are due.
+                state.epoch, state.batches_in_epoch = epoch + 1, 0
+                if cfg.eval_strategy == "epoch" and evaluating:
+                    stop |= evaluating()
+                if cfg.save_strategy == "epoch":
+                    self._save_checkpoint(state, metric_name)
+            self._finish(model, evaluate, state, metric_name, greater_is_better, log, _epochs_done(state, plan.loader))
+        self._flush_losses(state)
+        if state.running_batches:
+            self._close_loss_window(state)
+        runtime = time.perf_counter() - counts.start_time
+        if cfg.load_best_model_at_end and state.best_checkpoint and Path(state.best_checkpoint).is_dir():
+            self._load_model_weights(model, Path(state.best_checkpoint))
+            self.print(f"loaded the best model ({metric_name} = {state.best_metric:.4g}) from {state.best_checkpoint}")
+        return TrainResult(model, self._train_metrics(plan, state, counts, runtime, dataset))
+
+    def _training_collator(self, model: Any, collate_fn: Callable, dataset: Any, packable: bool,
+                           lengths: list[int] | None) -> Callable:
+        """The batch builder training runs: packed rows where the task and the model allow them, else micro-batches
+        of similar lengths where padding would cost more than a pass, else ``collate_fn`` itself."""
+        packer = self._sequence_packer(model, collate_fn, dataset) if packable and lengths is not None else None
+        if packer is not None:
+            self.print(f"training on packed rows (training.pack_sequences; position offset {packer.position_offset})")
+            return packer
+        if self.splits_padded_batches:
+            overhead = self.cfg.microbatch_pass_overhead
+            if overhead is None:
+                overhead = cpu_pass_overhead_tokens(non_embedding_parameters(model))
+            return MicroBatchingCollator(collate_fn, overhead)
+        return collate_fn
+
+    def _plan(self, model: Any, dataset: Any, collate_fn: Callable, lengths: list[int] | None) -> _Plan:
+        """The prepared model, optimizer, scheduler and loader, and how many steps and epochs to run."""
         import torch
         from torch.utils.data import DataLoader
         from transformers import get_scheduler
 
         cfg, acc = self.cfg, self.accelerator
-        if self._heap is not None:
-            self._heap.steady_shapes = steady_shapes
         streamed = lengths is None
-        if not steady_shapes:
-            avoid_cudnn_attention_plans(self.device)
-        packer = self._sequence_packer(model, collate_fn, dataset) if packable and not streamed else None
-        if packer is not None:
-            collate_fn = packer
-            self.print(f"training on packed rows (training.pack_sequences; position offset {packer.position_offset})")
-        elif self.splits_padded_batches:
-            overhead = cfg.microbatch_pass_overhead
-            if overhead is None:
-                overhead = cpu_pass_overhead_tokens(non_embedding_parameters(model))
-            collate_fn = MicroBatchingCollator(collate_fn, overhead)
         if streamed and not cfg.max_steps:
             raise UserError("a streamed dataset has no length: set training.max_steps (--max-steps N)")
         # A private generator: iter(DataLoader) draws a worker seed from it. From the global RNG,
@@ -568,8 +380,11 @@ class Engine:
             cfg.lr_scheduler_type, optimizer, num_warmup_steps=warmup * acc.num_processes,
             num_training_steps=total_steps * acc.num_processes,
         )
-        scheduler = acc.prepare(scheduler)
+        return _Plan(model, optimizer, acc.prepare(scheduler), loader, sampler, loader_rng, collate_fn, total_steps,
+                     epochs, streamed)
 
+    def _start_state(self, resume_from: Path | None, fingerprint: dict[str, Any] | None) -> TrainState:
+        """A new state, or the checkpoint's (its log cut back to its step); half-written checkpoints go first."""
         state = TrainState()
         if self.is_main_process:
             remove_half_written(self.output_dir)
@@ -579,126 +394,84 @@ class Engine:
                 truncate_log(self.output_dir / LOG_FILE, state.global_step)
             self.print(f"resumed from {resume_from} at step {state.global_step} (epoch {state.epoch}, batch {state.batches_in_epoch})")
         state.fingerprint = fingerprint
-        if self.trackers:
-            acc.init_trackers("ssl", config=tracker_config)
-        log = _JsonLog(self.output_dir / LOG_FILE, self.is_main_process)
-        progress = _Progress(total_steps, state.global_step, enabled=self.is_main_process)
-        global_batch = cfg.per_device_train_batch_size * acc.num_processes
-        start_time, start_step, start_examples = time.perf_counter(), state.global_step, state.examples_seen
-        stop = state.global_step >= total_steps
-        tokens_seen = 0  # real (unpadded) tokens of this session, for train_tokens_per_second
-        tokens_computed = passes = batches_run = rows_run = 0  # padded tokens computed, passes, batches, rows
+        return state
 
-        model.train()
-        with progress:
-            for epoch in epochs:
-                if epoch < state.epoch:
-                    continue
-                if stop:
-                    break
-                state.epoch = epoch
-                if hasattr(collate_fn, "set_epoch"):  # per-epoch masks (MLM), drawn before the loader starts
-                    collate_fn.set_epoch(epoch)
-                if streamed:
-                    epoch_loader = self._stream_loader(dataset, epoch, state.batches_in_epoch, collate_fn, loader_rng)
-                else:
-                    sampler.use_epoch(epoch)
-                    epoch_loader = loader
-                    if state.batches_in_epoch:
-                        epoch_loader = acc.skip_first_batches(loader, state.batches_in_epoch)
-                batches_before = state.batches_in_epoch
-                for batch in epoch_loader:
-                    parts = batch if isinstance(batch, MicroBatches) else [batch]
-                    with acc.accumulate(model):
-                        batch_loss = self._backward(model, parts, labels_per_batch, token_count)
-                        if acc.sync_gradients and cfg.max_grad_norm:
-                            self._grad_norm = self._clip_gradients(model, optimizer, cfg.max_grad_norm)
-                        optimizer.step()
-                        clear_fused_grad_divisor(optimizer)
-                        scheduler.step()
-                        optimizer.zero_grad(set_to_none=True)
-                    state.batches_in_epoch += 1
-                    if self._heap is not None:
-                        shape = tuple(parts[0]["input_ids"].shape) if len(parts) == 1 and "input_ids" in parts[0] else None
-                        self._heap.after_batch(shape)
-                    for examples, real, computed in map(batch_counts, parts):
-                        state.examples_seen += examples * acc.num_processes
-                        tokens_seen = tokens_seen + real * acc.num_processes  # a tensor: read at the end
-                        tokens_computed += computed * acc.num_processes
-                    rows_run += sum(len(part["input_ids"]) for part in parts if "input_ids" in part)
-                    passes, batches_run = passes + len(parts), batches_run + 1
-                    self._pending_losses.append(batch_loss)
-                    if not acc.sync_gradients:
-                        continue
-                    state.global_step += 1
-                    self.current_step = state.global_step
-                    failpoint("step", state.global_step)
-                    elapsed = time.perf_counter() - start_time
-                    rate = (state.examples_seen - start_examples) / max(elapsed, 1e-9)
-                    if state.global_step % cfg.logging_steps == 0 or state.global_step == total_steps:
-                        mean_loss = self._close_loss_window(state)
-                        record = {"step": state.global_step, "epoch": round(_epochs_done(state, loader), 4),
-                                  "loss": mean_loss, "learning_rate": scheduler.get_last_lr()[0],
-                                  "examples_per_second": rate}
-                        if self._grad_norm is not None:
-                            record["grad_norm"] = float(self._grad_norm)  # the last step's, as Trainer logs it
-                        log.write(record)
-                        if self.trackers:
-                            acc.log({"train/loss": mean_loss, "train/learning_rate": record["learning_rate"]}, step=state.global_step)
-                        progress.update(state.global_step, mean_loss, record["learning_rate"], rate)
-                    else:
-                        progress.update(state.global_step, None, None, rate)
-                    if cfg.eval_strategy == "steps" and evaluate and state.global_step % (cfg.eval_steps or 1) == 0:
-                        stop |= self._evaluate(model, evaluate, state, metric_name, greater_is_better, log)
-                    if cfg.save_strategy == "steps" and state.global_step % (cfg.save_steps or 1) == 0:
-                        self._save_checkpoint(state, metric_name)
-                        failpoint("saved", state.global_step)
-                    if state.global_step >= total_steps:
-                        stop = True
-                    if stop:
-                        break
-                else:
-                    if streamed and batches_before == 0 and state.batches_in_epoch == 0:
-                        raise UserError("the training stream gave no batch: it has no text left (check the data, "
-                                        "or text.streaming_validation_documents)")
-                if streamed and stop or not streamed and state.batches_in_epoch < len(loader):
-                    break  # stopped inside the epoch (max_steps, early stopping): the final evaluation follows
-                # The epoch's last batch, also where it was the last step: its evaluation and checkpoint are due.
-                state.epoch, state.batches_in_epoch = epoch + 1, 0
-                if cfg.eval_strategy == "epoch" and evaluate:
-                    stop |= self._evaluate(model, evaluate, state, metric_name, greater_is_better, log)
-                if cfg.save_strategy == "epoch":
-                    self._save_checkpoint(state, metric_name)
-            self._finish(model, evaluate, state, metric_name, greater_is_better, log, _epochs_done(state, loader))
-        self._flush_losses(state)
-        if state.running_batches:
-            self._close_loss_window(state)
-        runtime = time.perf_counter() - start_time
-        tokens_seen = int(tokens_seen)
-        trained_steps = state.global_step - start_step
-        if cfg.load_best_model_at_end and state.best_checkpoint and Path(state.best_checkpoint).is_dir():
-            self._load_model_weights(model, Path(state.best_checkpoint))
-            self.print(f"loaded the best model ({metric_name} = {state.best_metric:.4g}) from {state.best_checkpoint}")
-        examples = state.examples_seen - start_examples
-        metrics = {
+    def _epoch_batches(self, plan: _Plan, dataset: Any, epoch: int, state: TrainState) -> Any:
+        """The epoch's batches from where ``state`` left off (a resumed epoch skips those already trained on)."""
+        if hasattr(plan.collate_fn, "set_epoch"):  # per-epoch masks (MLM), drawn before the loader starts
+            plan.collate_fn.set_epoch(epoch)
+        if plan.streamed:
+            return self._stream_loader(dataset, epoch, state.batches_in_epoch, plan.collate_fn, plan.loader_rng)
+        plan.sampler.use_epoch(epoch)
+        if state.batches_in_epoch:
+            return self.accelerator.skip_first_batches(plan.loader, state.batches_in_epoch)
+        return plan.loader
+
+    def _accumulate(self, plan: _Plan, parts: list[dict[str, Any]], labels_per_batch: float | None,
+                    token_count: Callable[[dict[str, Any]], Any] | None) -> Any:
+        """One batch's backward, and the optimizer step where accumulation completes one: the batch's loss."""
+        cfg, acc = self.cfg, self.accelerator
+        with acc.accumulate(plan.model):
+            batch_loss = self._backward(plan.model, parts, labels_per_batch, token_count)
+            if acc.sync_gradients and cfg.max_grad_norm:
+                self._grad_norm = self._clip_gradients(plan.model, plan.optimizer, cfg.max_grad_norm)
+            plan.optimizer.step()
+            clear_fused_grad_divisor(plan.optimizer)
+            plan.scheduler.step()
+            plan.optimizer.zero_grad(set_to_none=True)
+        return batch_loss
+
+    def _after_step(self, plan: _Plan, state: TrainState, counts: _Counts, log: JsonLog, progress: Progress,
+                    evaluating: Callable[[], bool] | None, metric_name: str) -> bool:
+        """Count the optimizer step, then log, evaluate and checkpoint as the cadence says: whether to stop."""
+        cfg, acc = self.cfg, self.accelerator
+        state.global_step += 1
+        self.current_step = state.global_step
+        failpoint("step", state.global_step)
+        rate = (state.examples_seen - counts.start_examples) / max(time.perf_counter() - counts.start_time, 1e-9)
+        if state.global_step % cfg.logging_steps == 0 or state.global_step == plan.total_steps:
+            mean_loss = self._close_loss_window(state)
+            record = {"step": state.global_step, "epoch": round(_epochs_done(state, plan.loader), 4),
+                      "loss": mean_loss, "learning_rate": plan.scheduler.get_last_lr()[0], "examples_per_second": rate}
+            if self._grad_norm is not None:
+                record["grad_norm"] = float(self._grad_norm)  # the last step's, as Trainer logs it
+            log.write(record)
+            if self.trackers:
+                acc.log({"train/loss": mean_loss, "train/learning_rate": record["learning_rate"]}, step=state.global_step)
+            progress.update(state.global_step, mean_loss, record["learning_rate"], rate)
+        else:
+            progress.update(state.global_step, None, None, rate)
+        stop = False
+        if cfg.eval_strategy == "steps" and evaluating and state.global_step % (cfg.eval_steps or 1) == 0:
+            stop = evaluating()
+        if cfg.save_strategy == "steps" and state.global_step % (cfg.save_steps or 1) == 0:
+            self._save_checkpoint(state, metric_name)
+            failpoint("saved", state.global_step)
+        return stop or state.global_step >= plan.total_steps
+
+    def _train_metrics(self, plan: _Plan, state: TrainState, counts: _Counts, runtime: float,
+                       dataset: Any) -> dict[str, float]:
+        """The train_* results of ``all_results.json``, Trainer's names first."""
+        acc = self.accelerator
+        tokens_seen = int(counts.tokens_seen)
+        examples = state.examples_seen - counts.start_examples
+        return {
             "train_loss": state.loss_sum / max(state.loss_count, 1),
             "train_runtime": runtime,
-            "train_samples": state.examples_seen if streamed else len(dataset),
+            "train_samples": state.examples_seen if plan.streamed else len(dataset),
             "train_samples_per_second": examples / max(runtime, 1e-9),
             "train_tokens_per_second": tokens_seen / max(runtime, 1e-9),
-            "train_steps_per_second": trained_steps / max(runtime, 1e-9),
-            "train_padding_fraction": 1 - tokens_seen / tokens_computed if tokens_computed else 0.0,
-            "train_passes_per_batch": passes / max(batches_run, 1),
-            "train_examples_per_row": examples / max(rows_run * acc.num_processes, 1),
+            "train_steps_per_second": (state.global_step - counts.start_step) / max(runtime, 1e-9),
+            "train_padding_fraction": 1 - tokens_seen / counts.tokens_computed if counts.tokens_computed else 0.0,
+            "train_passes_per_batch": counts.passes / max(counts.batches, 1),
+            "train_examples_per_row": examples / max(counts.rows * acc.num_processes, 1),
             "train_steps": state.global_step,
-            "epoch": _epochs_done(state, loader),
-            "global_batch_size": global_batch * cfg.gradient_accumulation_steps,
+            "epoch": _epochs_done(state, plan.loader),
+            "global_batch_size": self.cfg.per_device_train_batch_size * acc.num_processes * self.cfg.gradient_accumulation_steps,
             "train_peak_rss_mb": peak_rss_mb(),
             **self._dataset_memory(),
             "train_heap_trims": self._heap.trims if self._heap is not None else 0,
         }
-        self.model = model
-        return TrainResult(metrics, state)
 
     def _dataset_memory(self) -> dict[str, float]:
         """``dataset_memory_mb`` as ``train_dataset_*_mb`` results: the largest figure over the processes."""
@@ -875,7 +648,7 @@ class Engine:
         tensor = torch.tensor([value], device=self.device)
         return float(self.accelerator.reduce(tensor, reduction="mean").item())
 
-    def _finish(self, model, evaluate, state: TrainState, metric_name: str, greater: bool, log: _JsonLog,
+    def _finish(self, model, evaluate, state: TrainState, metric_name: str, greater: bool, log: JsonLog,
                 epochs_done: float) -> None:
         """Evaluate and checkpoint the final weights, unless the cadence just did, whatever ended training
         (epochs, ``max_steps``, early stopping, the end of a stream): the last weights always take part in
@@ -889,7 +662,7 @@ class Engine:
         if self.cfg.save_strategy != "no" and not saved:
             self._save_checkpoint(state, metric_name)
 
-    def _evaluate(self, model, evaluate, state: TrainState, metric_name: str, greater: bool, log: _JsonLog,
+    def _evaluate(self, model, evaluate, state: TrainState, metric_name: str, greater: bool, log: JsonLog,
                   epoch: float | None = None) -> bool:
         """Run evaluation, track the best metric; True when early stopping says stop. ``epoch``: the passes
         done, where not the whole ones of ``state``."""
@@ -969,12 +742,12 @@ class Engine:
         if self.is_main_process and tmp.exists():
             shutil.rmtree(tmp)
         acc.wait_for_everyone()
-        with _unwritten_checkpoint(tmp, final.name):
+        with unwritten_checkpoint(tmp, final.name):
             acc.save_state(str(tmp))
         acc.wait_for_everyone()
         if self.is_main_process:
-            with _unwritten_checkpoint(tmp, final.name):
-                _write_json_atomic(tmp / STATE_FILE, asdict(state))
+            with unwritten_checkpoint(tmp, final.name):
+                write_json_atomic(tmp / STATE_FILE, asdict(state))
                 failpoint("saving", state.global_step)
                 write_manifest(tmp)
             if final.exists():
@@ -1011,21 +784,6 @@ class Engine:
             self.wait()
 
 
-@contextmanager
-def _unwritten_checkpoint(tmp: Path, name: str) -> Iterator[None]:
-    """A checkpoint that cannot be written (full disk, quota, permissions) is one line; its partial files go,
-    and the checkpoints already complete stay as they are."""
-    try:
-        yield
-    except (OSError, RuntimeError) as err:
-        reason = write_failure(err, tmp.parent)
-        if reason is None:
-            raise
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise UserError(f"cannot write {name} in {tmp.parent}: {reason}; the checkpoints before it are intact: "
-                        "free space (or fix the permissions) and continue with --resume") from None
-
-
 def _without_global_rng(loader: Any) -> Iterator[Any]:
     """``loader``'s batches, leaving torch's global RNG as it was.
 
@@ -1051,38 +809,6 @@ def _epochs_done(state: TrainState, loader: Any) -> float:
     return state.epoch + state.batches_in_epoch / max(len(loader), 1)
 
 
-DISCARDED_PREFIX = ".discarded-"
-
-
-def discard_checkpoint(path: Path) -> None:
-    """Delete a checkpoint so that a kill at any moment leaves it whole or gone: one atomic rename out of the
-    ``checkpoint-N`` namespace first, then the slow recursive delete of the renamed copy."""
-    doomed = path.with_name(f"{DISCARDED_PREFIX}{path.name}")
-    if doomed.exists():
-        shutil.rmtree(doomed, ignore_errors=True)
-    os.replace(path, doomed)
-    step = path.name.removeprefix(CHECKPOINT_PREFIX)
-    failpoint("discarding", int(step) if step.isdigit() else -1)
-    shutil.rmtree(doomed, ignore_errors=True)
-
-
-def remove_half_written(output_dir: Path) -> None:
-    """What a killed run left half done: checkpoints being written (``.checkpoint-N.tmp``) or deleted."""
-    for pattern in (f".{CHECKPOINT_PREFIX}*.tmp", f"{DISCARDED_PREFIX}*"):
-        for path in Path(output_dir).glob(pattern):
-            shutil.rmtree(path, ignore_errors=True)
-
-
-def list_checkpoints(output_dir: Path) -> list[Path]:
-    """Complete checkpoints (with their state file), oldest step first."""
-    found = []
-    for path in Path(output_dir).glob(f"{CHECKPOINT_PREFIX}*"):
-        suffix = path.name[len(CHECKPOINT_PREFIX):]
-        if path.is_dir() and suffix.isdigit() and (path / STATE_FILE).is_file():
-            found.append((int(suffix), path))
-    return [p for _, p in sorted(found)]
-
-
 def _stack_padded(rows: list[np.ndarray | None]) -> np.ndarray:
     missing = [i for i, r in enumerate(rows) if r is None]
     if missing:
@@ -1094,58 +820,3 @@ def _stack_padded(rows: list[np.ndarray | None]) -> np.ndarray:
     for i, row in enumerate(rows):
         out[i, : row.shape[0]] = row
     return out
-
-
-def _write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False))
-    os.replace(tmp, path)
-
-
-class _JsonLog:
-    """JSON lines of every logged step and evaluation (main process only)."""
-
-    def __init__(self, path: Path, enabled: bool) -> None:
-        self.path, self.enabled = path, enabled
-
-    def write(self, record: dict[str, Any]) -> None:
-        if self.enabled:
-            with self.path.open("a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-
-
-class _Progress:
-    """Rich progress bar with loss, learning rate, examples/s and ETA (main process only)."""
-
-    def __init__(self, total: int, completed: int, enabled: bool) -> None:
-        self.enabled = enabled
-        self.total, self.completed = total, completed
-        self.loss: float | None = None
-        self.lr: float | None = None
-        self._progress: Any = None
-
-    def __enter__(self) -> _Progress:
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-            self._progress = Progress(
-                TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[stats]}"),
-                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                console=Console(stderr=True), transient=False,
-            )
-            self._progress.__enter__()
-            self._task = self._progress.add_task("train", total=self.total, completed=self.completed, stats="")
-        return self
-
-    def update(self, step: int, loss: float | None, lr: float | None, rate: float) -> None:
-        if not self._progress:
-            return
-        self.loss = loss if loss is not None else self.loss
-        self.lr = lr if lr is not None else self.lr
-        stats = f"loss {self.loss:.4f} lr {self.lr:.2e} " if self.loss is not None else ""
-        self._progress.update(self._task, completed=step, stats=f"{stats}{rate:.1f} ex/s")
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._progress:
-            self._progress.__exit__(*exc)

@@ -1,0 +1,86 @@
+"""Device and precision policy: mixed precision, torch.compile, CUDA graphs, and CPU-only launches."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ssl_cli.errors import UserError
+
+
+def resolve_mixed_precision(requested: str) -> str:
+    """'auto' -> bf16 on a GPU that has it, else 'no'; fp16 only on GPUs. On CPUs, 'auto' is fp32 even with
+    AVX512-BF16 or AMX: there bf16 autocast still trains slower than fp32 (docs/performance.md), so bf16 is asked
+    for (``--mixed-precision bf16``), not chosen."""
+    import torch
+
+    on_gpu = torch.cuda.is_available()
+    if requested == "fp16" and not on_gpu:
+        raise UserError("mixed_precision fp16 needs a GPU; on CPU use --mixed-precision bf16 (or no)")
+    if requested != "auto":
+        return requested
+    if os.environ.get("ACCELERATE_MIXED_PRECISION") not in (None, "", "no"):
+        return os.environ["ACCELERATE_MIXED_PRECISION"]  # from `accelerate launch` / config
+    if on_gpu:
+        return "bf16" if torch.cuda.is_bf16_supported() else "no"
+    return "no"
+
+
+def compile_plugin(training: Any) -> Any:
+    """Accelerate's torch.compile settings when ``training.torch_compile`` is on, else None.
+
+    Regional compilation compiles one encoder layer and reuses it for the
+    others, which cuts compile time roughly by the number of layers; shapes
+    are left dynamic so length-grouped batches do not recompile per length.
+    """
+    if not training.torch_compile:
+        return None
+    from accelerate.utils import TorchDynamoPlugin
+
+    return TorchDynamoPlugin(backend="inductor", mode=training.torch_compile_mode, dynamic=True,
+                             use_regional_compilation=True)
+
+
+def replays_cuda_graphs(training: Any, device: Any) -> bool:
+    """Whether the compiled model replays CUDA graphs: torch.compile's reduce-overhead and max-autotune modes on a GPU.
+
+    A replay writes its outputs into the same memory every time. PyTorch must
+    be told where a step begins, or a replay may overwrite outputs still in
+    use; measured on an H200 (finetune-glue and tag-pos, reduce-overhead),
+    training stopped at once with "accessing tensor output of CUDAGraphs
+    that has been overwritten by a subsequent run".
+    """
+    return bool(training.torch_compile and training.torch_compile_mode in ("reduce-overhead", "max-autotune")
+                and getattr(device, "type", None) == "cuda")
+
+
+def avoid_cudnn_attention_plans(device: Any) -> None:
+    """On CUDA, keep PyTorch's attention off its cuDNN backend, which builds a new plan for every new shape.
+
+    Dynamic padding gives nearly every batch its own length. Measured on an
+    H200 (bert-base QA steps, batches of 12, lengths 64-384): 140-160 ms a
+    step while the lengths were new to cuDNN, 41 ms once each had been seen;
+    with the cuDNN backend off (flash / memory-efficient kernels), 44 ms
+    whatever the length. Batches of one shape (packed text blocks) keep it:
+    there it was the faster backend (bert-base MLM 1.35x, CLM 1.15x).
+    """
+    import torch
+
+    if device.type == "cuda" and hasattr(torch.backends.cuda, "enable_cudnn_sdp"):
+        torch.backends.cuda.enable_cudnn_sdp(False)
+
+
+def launched_on_cpu_only() -> bool:
+    """Several processes (``accelerate launch``/torchrun) on a machine with no GPU or TPU.
+
+    Measured here: ``accelerate launch --multi_gpu --num_processes 2`` starts two
+    workers on a CPU-only machine, but an ``Accelerator()`` in each reports
+    ``DistributedType.NO`` and they would train as two independent runs. With
+    ``cpu=True`` they join one gloo process group (MULTI_CPU).
+    """
+    import importlib.util
+
+    import torch
+
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    return world_size > 1 and not torch.cuda.is_available() and importlib.util.find_spec("torch_xla") is None

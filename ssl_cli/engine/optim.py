@@ -1,0 +1,75 @@
+"""The optimizer: AdamW parameter groups, the gradient norm, and whether fused AdamW runs here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ssl_cli.compat import (
+    foreach_norm,
+)
+
+
+def parameter_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: no weight decay on biases, gains and normalisation layers, found by what they are, not by
+    name (GPT-2 calls its LayerNorms ``ln_1``, ``ln_2``, ``ln_f``; a name list decayed them): a parameter of a
+    normalisation module, or one with fewer than two dimensions, as nanoGPT's ``p.dim() >= 2`` rule and
+    Trainer's ``get_decay_parameter_names`` (LayerNorm modules and biases) both keep out."""
+    in_norm_layers = {id(p) for module in model.modules() if _is_normalisation(module)
+                      for p in module.parameters(recurse=False)}
+    decay, no_decay = [], []
+    for _, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        (no_decay if param.dim() < 2 or id(param) in in_norm_layers else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _is_normalisation(module: Any) -> bool:
+    """torch's LayerNorm/GroupNorm/BatchNorm family, and models' own (T5LayerNorm, LlamaRMSNorm...)."""
+    import torch
+
+    nn = torch.nn
+    norms = (nn.LayerNorm, nn.GroupNorm, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm,
+             nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d,
+             *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()))  # RMSNorm: torch 2.4 on
+    return isinstance(module, norms) or type(module).__name__.endswith(("LayerNorm", "RMSNorm", "GroupNorm"))
+
+
+def non_embedding_parameters(model: Any) -> int:
+    """Parameters outside the input embeddings (the ones every token's compute runs through)."""
+    embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    skip = {id(p) for p in embeddings.parameters()} if embeddings is not None else set()
+    return sum(p.numel() for p in model.parameters() if id(p) not in skip)
+
+
+def gradient_norm(grads: list[Any]) -> Any:
+    """The global L2 norm of ``grads`` (a tensor), as ``clip_grad_norm_`` computes it.
+
+    On CPU, float32: from BLAS dot products, 2.2x faster than the per-tensor
+    ``vector_norm`` that ``get_total_norm`` runs there (14 vs 31 ms for
+    bert-base's 91M gradients), both reading each gradient once in float32.
+    Elsewhere, where every gradient shares one device and dtype: one
+    ``_foreach_norm``, what ``get_total_norm`` runs after sorting the tensors
+    into device/dtype groups in Python, which took 5% of a small model's
+    host-bound training loop on a GPU (py-spy, MiniLM tag-pos on an H200).
+    """
+    import torch
+
+    if not grads:
+        return torch.nn.utils.get_total_norm(grads)
+    first = grads[0]
+    if all(g.device == first.device and g.dtype == first.dtype for g in grads):
+        if first.device.type == "cpu" and first.dtype == torch.float32:
+            return torch.stack([torch.dot(g.reshape(-1), g.reshape(-1)) for g in grads]).sum().sqrt()
+        return torch.linalg.vector_norm(torch.stack(foreach_norm(grads)))
+    return torch.nn.utils.get_total_norm(grads)
+
+
+def fused_adamw_supported(device: Any) -> bool:
+    """Fused AdamW updates each tensor in one kernel, without foreach's temporary copies.
+
+    Measured on the QA bench (MiniLM, seq 384): the first optimizer step of the
+    foreach implementation sets the run's peak RSS; fused takes 110 MB off it.
+    CPU and CUDA have the kernel; elsewhere (XLA, MPS on older torch) foreach stays.
+    """
+    return getattr(device, "type", str(device)) in ("cpu", "cuda")
