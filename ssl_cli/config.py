@@ -74,13 +74,13 @@ class ModelConfig(Section):
         "(run_glue.py's --ignore_mismatched_sizes). Off, such a model is refused, naming both counts.",
     )
     gradient_checkpointing: bool = Field(
-        False, description="Recompute activations in the backward pass: less memory, about 30% slower."
+        False, description="Recompute activations in the backward pass: less memory, slower steps."
     )
     fast_cpu_dropout: bool = Field(
         True, description="When training on CPU, draw dropout masks from 16-bit random integers (four per 64-bit "
         "draw) instead of bernoulli_'s one double per element on one thread: the drop rate rounded to a multiple of "
-        "1/65536 (0.1 becomes 0.100006, scaled to match). Dropout measured 3.3x faster; bert-base SST-2 steps 4% "
-        "faster, MiniLM QA 1.06-1.11x, peak RSS unchanged (its saved mask is 1 byte per element, not 4).",
+        "1/65536 (0.1 becomes 0.100006, scaled to match). Faster dropout at the same peak RSS (its saved mask is 1 "
+        "byte per element, not 4); figures in docs/performance.md.",
     )
     scratch_vocab_size: int = Field(
         8000, ge=100, description="Vocabulary size of the tokenizer trained for a scratch: model."
@@ -91,9 +91,9 @@ class ModelConfig(Section):
     attention_dropout: float | Literal["auto"] | None = Field(
         "auto",
         description="Dropout on attention probabilities. auto: 0 when training on CPU, where PyTorch's fused "
-        "attention kernel has no dropout and the unfused path it falls back to was measured 1.6x slower with "
-        "1.95x the peak memory (MiniLM, seq 384, benchmarks/README.md); elsewhere the model's own value. A number forces "
-        "it; null keeps the model config's value everywhere. An explicit `dropout` also sets it.",
+        "attention kernel has no dropout and the unfused path it falls back to is slower and holds more memory "
+        "(docs/performance.md); elsewhere the model's own value. A number forces it; null keeps the model config's "
+        "value everywhere. An explicit `dropout` also sets it.",
     )
 
 
@@ -192,7 +192,7 @@ class TrainingConfig(Section):
     torch_compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = Field(
         "default", description="torch.compile mode when torch_compile is on (max-autotune: longer compile, faster GPU kernels). "
         "reduce-overhead and max-autotune replay CUDA graphs on a GPU, one recorded per batch shape: with "
-        "dynamic padding's many lengths they ran slower than eager on an H200 (finetune-glue 0.45x, tag-pos 0.39x); "
+        "dynamic padding's many lengths they can run slower than eager (docs/performance.md); "
         "training.pad_to_multiple_of cuts the number of shapes."
     )
     group_by_length: bool = Field(
@@ -203,7 +203,7 @@ class TrainingConfig(Section):
         description="Run a batch whose lengths differ as a few length-sorted micro-batches, each padded to its own "
         "longest feature, when that costs less than the padding it saves; their gradients add up to the whole "
         "batch's (losses weighted by each one's share), so batches stay random and results the same. auto: on "
-        "CPU (tag-pos on UD English: 2x fewer padded tokens per random batch of 32); true: on accelerators too; "
+        "CPU; true: on accelerators too; "
         "false: one padded batch. Never with static shapes (TPU).",
     )
     pack_sequences: Literal["auto", True, False] = Field(
@@ -212,13 +212,13 @@ class TrainingConfig(Section):
         "attending only to itself with positions restarting, so a random batch is one pass with almost no padding; "
         "outputs and gradients are the unpacked batch's. Used only if a check before training shows the model "
         "gives packed sentences the outputs it gives them alone (BERT, RoBERTa, ELECTRA, ALBERT, DistilBERT and "
-        "ModernBERT do; DeBERTa, MPNet and eager attention do not). auto: on CPU (bert-base tag-pos: 1 pass per "
-        "batch instead of 3.6); true: on accelerators too, and a model that fails the check is an error; false: "
+        "ModernBERT do; DeBERTa, MPNet and eager attention do not). auto: on CPU (one pass per batch instead of "
+        "several micro-batches); true: on accelerators too, and a model that fails the check is an error; false: "
         "never. Never with static shapes (TPU).",
     )
     microbatch_pass_overhead: int | None = Field(
         None, ge=0, description="What splitting a batch weighs against the padding it saves: the cost of one more "
-        "forward and backward pass, in padded tokens. null: measured on CPU, 64 (more for models under 3M "
+        "forward and backward pass, in padded tokens. null: 64 on CPU (more for models under 3M "
         "non-embedding parameters, where Python's dispatch dominates); raise it on accelerators.",
     )
     pad_to_multiple_of: int | None = Field(
@@ -252,10 +252,9 @@ class TrainingConfig(Section):
         True,
         description="On Linux CPUs running glibc's malloc (not when ssl preloads tcmalloc: ssl_cli/allocator.py), "
         "hand free heap memory back to the OS (malloc_trim) after a batch that left 256 MB "
-        "or more free: changing batch shapes fragment the heap (trimming cut MiniLM QA's peak RSS by 12% for 13% less "
-        "speed). Packed pretraining blocks all share one shape; there the free heap a step leaves is reused by the "
-        "next, and only its growth by 256 MB is trimmed (benchmarks/README.md). Set false for speed when memory is "
-        "plentiful.",
+        "or more free: changing batch shapes fragment the heap, and trimming trades some speed for a lower peak RSS "
+        "(docs/performance.md). Packed pretraining blocks all share one shape; there the free heap a step leaves is "
+        "reused by the next, and only its growth by 256 MB is trimmed. Set false for speed when memory is plentiful.",
     )
 
     @field_validator("eval_strategy", "save_strategy", "mixed_precision", mode="before")

@@ -19,13 +19,10 @@ Contract (the same on a laptop CPU, one or eight GPUs, or a TPU, under
 from __future__ import annotations
 
 import itertools
-import json
 import math
-import os
-import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +35,11 @@ from ssl_cli.compat import (
     inner_optimizer,
     set_fused_grad_divisor,
 )
-from ssl_cli.durability import failpoint, truncate_log, write_manifest
+from ssl_cli.durability import failpoint, truncate_log
 from ssl_cli.engine.checkpoint import (
-    discard_checkpoint,
+    Checkpointer,
     list_checkpoints,
     remove_half_written,
-    unwritten_checkpoint,
-    write_json_atomic,
 )
 from ssl_cli.engine.cpu import HeapTrimmer, dataset_memory_mb, peak_rss_mb, tune_cpu_allocator
 from ssl_cli.engine.devices import (
@@ -54,12 +49,13 @@ from ssl_cli.engine.devices import (
     replays_cuda_graphs,
     resolve_mixed_precision,
 )
+from ssl_cli.engine.evaluate import predict
 from ssl_cli.engine.logging import JsonLog, Progress, available_trackers
 from ssl_cli.engine.optim import fused_adamw_supported, gradient_norm, non_embedding_parameters, parameter_groups
 from ssl_cli.engine.state import CHECKPOINT_PREFIX, LOG_FILE, STATE_FILE, TrainResult, TrainState
 from ssl_cli.errors import UserError
 from ssl_cli.packing import SequencePacker, batch_counts, model_inputs, packing_position_offset
-from ssl_cli.sampling import BatchSampler, sorted_eval_order
+from ssl_cli.sampling import BatchSampler
 
 
 def _shares(sizes: list[Any]) -> list[Any]:
@@ -147,6 +143,7 @@ class Engine:
         self._grad_norm: Any = None  # the last step's gradient norm before clipping, read only when logged
         self._trainable: tuple[Any, list[Any]] | None = None  # (model, its trainable parameters): _trainable_parameters
         self._cuda_graphs = replays_cuda_graphs(training, self.accelerator.device)
+        self.checkpoints = Checkpointer(self.accelerator, training, self.output_dir)
         set_seed(training.seed)
 
     # ------------------------------------------------------------------ facts
@@ -324,7 +321,7 @@ class Engine:
             self._close_loss_window(state)
         runtime = time.perf_counter() - counts.start_time
         if cfg.load_best_model_at_end and state.best_checkpoint and Path(state.best_checkpoint).is_dir():
-            self._load_model_weights(model, Path(state.best_checkpoint))
+            self.checkpoints.load_weights(self.unwrap(model), Path(state.best_checkpoint))
             self.print(f"loaded the best model ({metric_name} = {state.best_metric:.4g}) from {state.best_checkpoint}")
         return TrainResult(model, self._train_metrics(plan, state, counts, runtime, dataset))
 
@@ -389,7 +386,7 @@ class Engine:
         if self.is_main_process:
             remove_half_written(self.output_dir)
         if resume_from is not None:
-            state = self._load_checkpoint(resume_from)
+            state = self.checkpoints.load(resume_from)
             if self.is_main_process:
                 truncate_log(self.output_dir / LOG_FILE, state.global_step)
             self.print(f"resumed from {resume_from} at step {state.global_step} (epoch {state.epoch}, batch {state.batches_in_epoch})")
@@ -696,92 +693,23 @@ class Engine:
 
     def predict(self, model: Any, dataset: Any, collate_fn: Callable, reduce: Callable[[Any, Any], dict[str, Any]],
                 lengths: list[int], steady_shapes: bool = False) -> dict[str, np.ndarray]:
-        """Model outputs for every feature, gathered from all processes, in dataset order.
-
-        Outputs of shape (batch, length) are padded with -1e4 to the longest
-        feature; the caller's post-processing only reads each feature's own length.
-        """
-        import torch
-        from torch.utils.data import DataLoader
-
-        acc = self.accelerator
+        """Model outputs for every feature, gathered from all processes, in dataset order (``evaluate.predict``)."""
         if not steady_shapes:  # the task's word, as for training: windows and sentences come in many lengths
             avoid_cudnn_attention_plans(self.device)
-        batches = sorted_eval_order(lengths, self.cfg.per_device_eval_batch_size)
-        loader = acc.prepare_data_loader(DataLoader(dataset, batch_sampler=batches, collate_fn=collate_fn))
-        model.eval()
-        rows: dict[str, list[np.ndarray | None]] = {}
-        with torch.inference_mode():  # no autograd records and no version counters: cheaper than no_grad
-            for batch in loader:
-                index = batch.pop("feature_index")
-                labels = batch.pop("labels", None)
-                self._begin_model_call()
-                reduced = reduce(model(**batch), labels)
-                failpoint("evaluating", self.current_step)
-                output_names = tuple(reduced)
-                for name in output_names:
-                    rows.setdefault(name, [None] * len(dataset))
-                tensors = [reduced[name].float() for name in output_names]
-                tensors = [acc.pad_across_processes(t, dim=1, pad_index=-1e4) if t.dim() > 1 else t for t in tensors]
-                index, *tensors = acc.gather_for_metrics((index, *tensors))
-                index = index.cpu().numpy()
-                for name, tensor in zip(output_names, tensors, strict=True):
-                    values = tensor.cpu().numpy()
-                    for row, i in enumerate(index):
-                        rows[name][int(i)] = values[row]
-        return {name: _stack_padded(values) for name, values in rows.items()}
+
+        def model_call(batch: dict[str, Any]) -> Any:
+            self._begin_model_call()
+            return model(**batch)
+
+        return predict(self.accelerator, model, model_call, dataset, collate_fn, reduce, lengths,
+                       self.cfg.per_device_eval_batch_size, lambda: failpoint("evaluating", self.current_step))
 
     # ------------------------------------------------------------------ checkpoints
 
     def _save_checkpoint(self, state: TrainState, metric_name: str) -> Path:
-        """Write ``checkpoint-N`` atomically: save into a temp dir, then rename."""
-        self._flush_losses(state)  # the loss window in progress travels with the checkpoint
-        acc = self.accelerator
-        final = self.output_dir / f"{CHECKPOINT_PREFIX}{state.global_step}"
-        tmp = self.output_dir / f".{final.name}.tmp"
-        if self.is_main_process and tmp.exists():
-            shutil.rmtree(tmp)
-        acc.wait_for_everyone()
-        with unwritten_checkpoint(tmp, final.name):
-            acc.save_state(str(tmp))
-        acc.wait_for_everyone()
-        if self.is_main_process:
-            with unwritten_checkpoint(tmp, final.name):
-                write_json_atomic(tmp / STATE_FILE, asdict(state))
-                failpoint("saving", state.global_step)
-                write_manifest(tmp)
-            if final.exists():
-                discard_checkpoint(final)
-            os.replace(tmp, final)
-            self._rotate_checkpoints(state)
-        acc.wait_for_everyone()
-        return final
-
-    def _rotate_checkpoints(self, state: TrainState) -> None:
-        limit = self.cfg.save_total_limit
-        if not limit:
-            return
-        checkpoints = list_checkpoints(self.output_dir)
-        keep = set(checkpoints[-limit:])
-        if state.best_checkpoint:
-            keep.add(Path(state.best_checkpoint))
-        for path in checkpoints:
-            if path not in keep:
-                discard_checkpoint(path)
-
-    def _load_checkpoint(self, path: Path) -> TrainState:
-        """Load a checkpoint ``ssl_cli.output_dir`` chose and verified against its manifest."""
-        state_file = path / STATE_FILE
-        self.accelerator.load_state(str(path))
-        return TrainState(**json.loads(state_file.read_text()))
-
-    def _load_model_weights(self, model: Any, checkpoint: Path) -> None:
-        from safetensors.torch import load_file
-
-        weights = checkpoint / "model.safetensors"
-        if weights.is_file():
-            self.unwrap(model).load_state_dict(load_file(str(weights), device="cpu"), strict=False)
-            self.wait()
+        """``checkpoint-N`` of this step, with the loss window in progress (it travels with the checkpoint)."""
+        self._flush_losses(state)
+        return self.checkpoints.save(state)
 
 
 def _without_global_rng(loader: Any) -> Iterator[Any]:
@@ -809,14 +737,3 @@ def _epochs_done(state: TrainState, loader: Any) -> float:
     return state.epoch + state.batches_in_epoch / max(len(loader), 1)
 
 
-def _stack_padded(rows: list[np.ndarray | None]) -> np.ndarray:
-    missing = [i for i, r in enumerate(rows) if r is None]
-    if missing:
-        raise RuntimeError(f"evaluation produced no output for {len(missing)} features (e.g. #{missing[0]})")
-    if rows and rows[0].ndim == 0:
-        return np.asarray(rows)
-    width = max(r.shape[0] for r in rows) if rows else 0
-    out = np.full((len(rows), width, *rows[0].shape[1:]) if rows else (0, 0), -1e4, dtype=np.float32)
-    for i, row in enumerate(rows):
-        out[i, : row.shape[0]] = row
-    return out

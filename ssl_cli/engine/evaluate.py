@@ -1,0 +1,60 @@
+"""Evaluation across processes: every feature's model outputs, gathered in dataset order, each counted once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ssl_cli.sampling import sorted_eval_order
+
+
+def predict(accelerator: Any, model: Any, model_call: Callable[[dict[str, Any]], Any], dataset: Any,
+            collate_fn: Callable, reduce: Callable[[Any, Any], dict[str, Any]], lengths: list[int], batch_size: int,
+            after_batch: Callable[[], None]) -> dict[str, np.ndarray]:
+    """Model outputs for every feature, gathered from all processes, in dataset order.
+
+    Batches are length-sorted (``sorted_eval_order``); ``reduce(outputs, labels)`` names the tensors kept per
+    feature. Outputs of shape (batch, length) are padded with -1e4 to the longest feature; the caller's
+    post-processing only reads each feature's own length. ``gather_for_metrics`` drops the duplicates that pad
+    the last batch across processes, and each feature's index puts it back in place.
+    """
+    import torch
+    from torch.utils.data import DataLoader
+
+    batches = sorted_eval_order(lengths, batch_size)
+    loader = accelerator.prepare_data_loader(DataLoader(dataset, batch_sampler=batches, collate_fn=collate_fn))
+    model.eval()
+    rows: dict[str, list[np.ndarray | None]] = {}
+    with torch.inference_mode():  # no autograd records and no version counters: cheaper than no_grad
+        for batch in loader:
+            index = batch.pop("feature_index")
+            labels = batch.pop("labels", None)
+            reduced = reduce(model_call(batch), labels)
+            after_batch()
+            output_names = tuple(reduced)
+            for name in output_names:
+                rows.setdefault(name, [None] * len(dataset))
+            tensors = [reduced[name].float() for name in output_names]
+            tensors = [accelerator.pad_across_processes(t, dim=1, pad_index=-1e4) if t.dim() > 1 else t for t in tensors]
+            index, *tensors = accelerator.gather_for_metrics((index, *tensors))
+            index = index.cpu().numpy()
+            for name, tensor in zip(output_names, tensors, strict=True):
+                values = tensor.cpu().numpy()
+                for row, i in enumerate(index):
+                    rows[name][int(i)] = values[row]
+    return {name: _stack_padded(values) for name, values in rows.items()}
+
+
+def _stack_padded(rows: list[np.ndarray | None]) -> np.ndarray:
+    missing = [i for i, r in enumerate(rows) if r is None]
+    if missing:
+        raise RuntimeError(f"evaluation produced no output for {len(missing)} features (e.g. #{missing[0]})")
+    if rows and rows[0].ndim == 0:
+        return np.asarray(rows)
+    width = max(r.shape[0] for r in rows) if rows else 0
+    out = np.full((len(rows), width, *rows[0].shape[1:]) if rows else (0, 0), -1e4, dtype=np.float32)
+    for i, row in enumerate(rows):
+        out[i, : row.shape[0]] = row
+    return out
