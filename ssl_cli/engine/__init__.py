@@ -5,7 +5,9 @@ collaborators, each a module of one job.
 - ``state``: what a run carries across steps and resumes, and its file names;
 - ``devices``: precision, torch.compile and CUDA-graph policy;
 - ``optim``: AdamW parameter groups, the gradient norm, fused AdamW;
-- ``checkpoint``: checkpoints on disk (listing, atomic discard, half-written ones);
+- ``checkpoint``: checkpoints on disk (``Checkpointer``: atomic save, rotation, load; listing, atomic discard,
+  half-written ones);
+- ``evaluate``: prediction across processes, every feature once and in order;
 - ``cpu``: glibc tuning, heap trimming, memory reports;
 - ``logging``: the JSON log, the progress bar, trackers.
 """
