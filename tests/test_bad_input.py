@@ -164,6 +164,10 @@ _POS_LINE = 3  # a token line of the generated CoNLL-U (after "# sent_id", "# te
 
 CASES = [
     # ------------------------------------------------------------------ files
+    Case("device-as-data-file", "tag-pos", "/dev/null (a character device) as --train-file",
+         lambda t, d: _pos(d, "/dev/null"), ("/dev/null is a character device", "not a regular file")),
+    Case("socket-as-data-file", "pretrain-mlm", "a Unix socket as --train-file",
+         lambda t, d: _mlm(_socket(t)), ("is a socket", "not a regular file")),
     Case("unsupported-format", "finetune-glue", "a .xml file",
          lambda t, d: _glue(d, _file(t, "train.xml", "<a/>")), ("unsupported data format '.xml'",)),
     Case("glob-matches-nothing", "pretrain-mlm", "a shard pattern that matches no file",
@@ -479,6 +483,20 @@ TASK_CLASSES = [
 ]
 CASES += [Case(f"{command}:{k.id}", command, k.problem, lambda t, d, k=k, c=command: k.argv(t, c, d["samples"][c]),
                lambda d, k=k, c=command: k.expect(d["samples"][c])) for command in all_tasks() for k in TASK_CLASSES]
+
+
+def _socket(tmp: Path) -> str:
+    """A listening Unix socket's path (kept open for the test's lifetime by the module's list)."""
+    import socket
+
+    path = tmp / "corpus.txt"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    _OPEN_SOCKETS.append(server)
+    return str(path)
+
+
+_OPEN_SOCKETS: list = []
 
 
 def _unreadable(tmp: Path) -> str:
