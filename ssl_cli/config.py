@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ssl_cli.errors import UserError, did_you_mean
+from ssl_cli.errors import UserError, did_you_mean, not_utf8
 
 
 class Section(BaseModel):
@@ -295,7 +295,7 @@ def read_recipe_file(path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.load(path.read_text(encoding="utf-8-sig"), Loader=_unique_key_loader())  # noqa: S506 (a SafeLoader)
     except UnicodeDecodeError:
-        raise UserError(f"recipe {path} is not UTF-8 text: convert it, e.g. iconv -f latin1 -t utf-8") from None
+        raise UserError(not_utf8(f"recipe {path}")) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""

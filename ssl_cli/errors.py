@@ -30,6 +30,11 @@ def note(message: str) -> None:
     sys.stderr.write(f"note: {message}\n")
 
 
+def not_utf8(what: str) -> str:
+    """The one line for a text input in another encoding (``what``: the input, e.g. "recipe r.yaml")."""
+    return f"{what} is not UTF-8 text: convert it, e.g. iconv -f latin1 -t utf-8"
+
+
 def write_failure(err: Exception, where: Path) -> str | None:
     """Why writing under ``where`` failed, in the user's words, or None when ``err`` is not a failed write.
 

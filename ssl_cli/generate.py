@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ssl_cli.errors import UserError
+from ssl_cli.errors import UserError, not_utf8
 from ssl_cli.models import check_config_file, check_tokenizer_files, check_weights, position_embeddings, warn_remote_code
 
 
@@ -43,7 +43,7 @@ def few_shot_prompt(examples_file: Path, shots: int, query: str, instruction: st
     try:
         lines = examples_file.read_text(encoding="utf-8-sig").splitlines()
     except UnicodeDecodeError:
-        raise UserError(f"examples file {examples_file} is not UTF-8 text: convert it, e.g. iconv -f latin1 -t utf-8") from None
+        raise UserError(not_utf8(f"examples file {examples_file}")) from None
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ssl_cli.errors import UserError
+from ssl_cli.errors import UserError, not_utf8
 
 CONLLU_SUFFIXES = (".conllu",)
 COLUMN_SUFFIXES = (".conll", ".conll03", ".iob", ".bio", ".bioes")
@@ -52,7 +52,7 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
             for number, line in enumerate(handle, start=1):
                 yield number, line.rstrip("\r\n")
         except UnicodeDecodeError:
-            raise UserError(f"{path} is not UTF-8 text: convert it, e.g. iconv -f latin1 -t utf-8") from None
+            raise UserError(not_utf8(str(path))) from None
 
 
 def read_conllu(path: Path) -> list[dict[str, Any]]:

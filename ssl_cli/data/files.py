@@ -21,7 +21,7 @@ from typing import Any
 from ssl_cli.data.conll import is_conll_file, read_conll
 from ssl_cli.data.schema import answer_start_of, answer_text_of
 from ssl_cli.durability import sha256_of
-from ssl_cli.errors import UserError
+from ssl_cli.errors import UserError, not_utf8
 
 SUFFIX_BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".txt": "text"}
 
@@ -82,7 +82,7 @@ def _read_json_document(path: Path) -> Any | None:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as err:
-        raise UserError(f"{path} is not UTF-8 text (byte {err.start}): convert it, e.g. iconv -f latin1 -t utf-8") from None
+        raise UserError(not_utf8(f"{path} (byte {err.start})")) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
@@ -289,7 +289,7 @@ def _read_error(path: Path, err: Exception) -> str:
     if any("corresponds to no data" in t for t in texts):
         return f"{path} contains no records (only a header, or nothing): give it at least one"
     if any(isinstance(e, UnicodeDecodeError) or "codec can't decode" in t for e, t in zip(chain, texts, strict=True)):
-        return f"{path} is not UTF-8 text: convert it, e.g. iconv -f latin1 -t utf-8 (or -f utf-16)"
+        return f"{not_utf8(str(path))} (or -f utf-16)"
     if path.suffix.lower() in (".jsonl", ".json") and path.is_file() and (problem := _json_lines_problem(path)):
         return problem
     cause = next((t for t in reversed(texts) if t.strip()), type(err).__name__)
