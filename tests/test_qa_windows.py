@@ -63,3 +63,25 @@ def test_full_width_punctuation_offsets_round_trip(tokenizer):
     seq = enc.sequence_ids(0)
     pieces = ["「故宮」，！"[a:b] for (a, b), s in zip(enc["offset_mapping"][0], seq, strict=True) if s == 1]
     assert "".join(pieces) == "「故宮」，！"
+
+
+def test_canonical_answers_accepts_every_documented_shape_and_refuses_wrong_types():
+    """{text: [...], answer_start: [...]}, a list of objects, a single text and start, answer_text/answer_start
+    columns (a missing start is -1, unknown); a non-numeric start or lists of two lengths are one-line errors."""
+    from ssl_cli.errors import UserError
+    from ssl_cli.tasks.qa import canonical_answers
+
+    one = {"text": ["ab"], "answer_start": [3]}
+    assert canonical_answers({"answers": one}, "r") == one
+    assert canonical_answers({"answers": [{"text": "ab", "answer_start": 3}]}, "r") == one
+    assert canonical_answers({"answers": {"text": "ab", "answer_start": "3"}}, "r") == one
+    assert canonical_answers({"answer_text": "ab", "answer_start": 3}, "r") == one
+    assert canonical_answers({"answer_text": "ab"}, "r") == {"text": ["ab"], "answer_start": [-1]}
+    assert canonical_answers({"answers": {"text": ["ab"]}}, "r") == {"text": ["ab"], "answer_start": [-1]}
+    assert canonical_answers({"answer_text": ""}, "r") == {"text": [], "answer_start": []}
+    for bad, fragment in [({"answers": {"text": ["a", "b"], "answer_start": [0]}}, "one length"),
+                          ({"answers": [{"text": "a", "answer_start": "x"}]}, "answer_start is 'x'"),
+                          ({"answers": [{"text": ["a"], "answer_start": 0}]}, "not a string"),
+                          ({"answers": "a"}, "'answers' must be")]:
+        with pytest.raises(UserError, match=fragment):
+            canonical_answers(bad, "r")

@@ -60,6 +60,7 @@ def canonical_answers(record: dict[str, Any], where: str) -> dict[str, list]:
         text, start = record.get("answer_text"), record.get("answer_start")
         if text is None or text == "":
             return {"text": [], "answer_start": []}
+        start = -1 if start is None else start  # -1: unknown, found by its text (as a missing answers.answer_start)
         return {"text": [answer_text_of(text, where)], "answer_start": [answer_start_of(start, where)]}
     if answers is None:
         return {"text": [], "answer_start": []}
