@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ssl_cli.errors import UserError, not_utf8
-from ssl_cli.models import check_config_file, check_tokenizer_files, check_weights, position_embeddings, warn_remote_code
+from ssl_cli.models import check_config_file, check_weights, position_embeddings, tokenizer_load_error, warn_remote_code
 
 
 @dataclass(frozen=True)
@@ -72,9 +72,11 @@ def generate(model_dir: str, prompt: str, sampling: Sampling, trust_remote_code:
     warn_remote_code(model_dir, trust_remote_code)
     _check_causal_lm_head(path)
     check_weights(str(path))
-    check_tokenizer_files(path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+    except Exception as err:  # tokenizers and transformers raise plain Exceptions for files they cannot parse
+        raise tokenizer_load_error(path, err) from None
+    try:
         model = AutoModelForCausalLM.from_pretrained(str(path), use_safetensors=True, trust_remote_code=trust_remote_code)
     except (ValueError, OSError) as err:
         raise UserError(f"{model_dir} is not a causal language model ({str(err).splitlines()[0][:120]}); "

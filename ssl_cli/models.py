@@ -190,9 +190,18 @@ TOKENIZER_JSON_FILES = ("tokenizer.json", "tokenizer_config.json", "special_toke
 TOKENIZER_TEXT_FILES = ("vocab.txt", "merges.txt")
 
 
+def tokenizer_load_error(model_dir: Path, err: Exception) -> UserError:
+    """The one line for a local tokenizer that would not load: the file at fault where one is not UTF-8 or not
+    JSON (the Rust tokenizers library reports a Latin-1 vocab.txt as "stream did not contain valid UTF-8", naming
+    no file), else the library's own reason. The files are read only after a failure: a good tokenizer is
+    parsed once, by the library."""
+    check_tokenizer_files(model_dir)
+    return UserError(f"cannot load the tokenizer in {model_dir}: {str(err).splitlines()[0][:200]}; re-save it "
+                     "with tokenizer.save_pretrained")
+
+
 def check_tokenizer_files(model_dir: Path) -> None:
-    """Each tokenizer file a model dir holds is UTF-8 (and JSON where it should be): the Rust tokenizers library
-    reports a Latin-1 vocab.txt as "stream did not contain valid UTF-8", naming no file."""
+    """Each tokenizer file a model dir holds is UTF-8, and JSON where it should be."""
     for name in (*TOKENIZER_JSON_FILES, *TOKENIZER_TEXT_FILES):
         path = model_dir / name
         if not path.is_file():
@@ -220,8 +229,6 @@ def load_tokenizer(source: ModelSource, model_cfg: Any, pretokenized: bool = Fal
         # transformers 5 would build an empty tokenizer (special tokens only) and every word would be [UNK]
         raise UserError(f"no tokenizer files in {source.name} ({', '.join(TOKENIZER_FILES[:3])}, ...); save the "
                         "tokenizer with the model (tokenizer.save_pretrained)")
-    if source.kind == "local":
-        check_tokenizer_files(Path(source.name))
     try:
         tokenizer = AutoTokenizer.from_pretrained(source.name, **kwargs)
         if pretokenized and needs_prefix_space(tokenizer):
@@ -231,12 +238,12 @@ def load_tokenizer(source: ModelSource, model_cfg: Any, pretokenized: bool = Fal
     except OSError:
         if source.kind == "hub":
             raise UserError(_offline_hint(source.name)) from None
+        check_tokenizer_files(Path(source.name))
         raise UserError(f"no tokenizer files in {source.name} (tokenizer.json or vocab.txt); save the tokenizer with the model") from None
     except Exception as err:  # tokenizers and transformers raise plain Exceptions for files they cannot parse
         if source.kind == "hub":
             raise
-        raise UserError(f"cannot load the tokenizer in {source.name}: {str(err).splitlines()[0][:200]}; re-save it "
-                        "with tokenizer.save_pretrained") from None
+        raise tokenizer_load_error(Path(source.name), err) from None
     if not getattr(tokenizer, "is_fast", False):
         raise UserError(f"{source.name} has no fast tokenizer; offset mappings need one (add tokenizer.json)")
     if tokenizer.pad_token is None and tokenizer.eos_token is not None:
