@@ -136,10 +136,16 @@ def run_then_resume(common: list[str], tmp_path: Path, keep: str, later: list[st
 
 def tiny_task_args(command: str, root: Path) -> list[str]:
     """``command`` with its tiny offline recipe and the task's own small generated train/dev set, written under
-    ``root`` (about 120 training examples and 20 evaluation ones; text: 300 / 21 documents)."""
+    ``root`` (about 120 training examples and 21 evaluation ones; text: 300 / 21 documents)."""
+    from ssl_cli.tasks import all_tasks
+
+    return task_args(command, all_tasks()[command].write_sample_data(root))
+
+
+def task_args(command: str, data: dict[str, Path], train: str | None = None, dev: str | None = None) -> list[str]:
+    """``command`` with its tiny offline recipe on ``data`` (a task's sample files), or on other ``train``/``dev``."""
     from ssl_cli.tasks import all_tasks
 
     task = all_tasks()[command]
-    data = task.write_sample_data(root)
-    return [command, "--recipe", task.tiny_recipe, *task.sample_args, "--train-file", str(data["train"]),
-            "--validation-file", str(data["dev"])]
+    return [command, "--recipe", task.tiny_recipe, *task.sample_args, "--train-file", train or str(data["train"]),
+            "--validation-file", dev or str(data["dev"])]

@@ -18,7 +18,7 @@ import pytest
 
 from ssl_cli.synthetic import english_pos, sentiment, write_conllu, write_table, write_text_corpus
 from ssl_cli.tasks import all_tasks
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, run_cli, task_args
 
 QA = ["finetune-qa", "--recipe", "recipes/qa/tiny-zh-offline.yaml"]
 GLUE = ["finetune-glue", "--recipe", "recipes/glue/tiny-en-offline.yaml"]
@@ -412,9 +412,7 @@ class TaskClass:
 
 def _task_run(command: str, sample: dict[str, Path], train: str | None = None, dev: str | None = None,
               *extra: str) -> list[str]:
-    task = all_tasks()[command]
-    return [command, "--recipe", task.tiny_recipe, *task.sample_args, "--train-file", train or str(sample["train"]),
-            "--validation-file", dev or str(sample["dev"]), "--max-steps", "1", *extra]
+    return [*task_args(command, sample, train, dev), "--max-steps", "1", *extra]
 
 
 def _suffix(sample: dict[str, Path]) -> str:

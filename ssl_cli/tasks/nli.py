@@ -36,13 +36,13 @@ class NLITask(ClassificationTask):
     help = "Natural language inference: premise/hypothesis to entailment, neutral or contradiction (MNLI, XNLI, OCNLI)."
     tiny_recipe = "recipes/nli/tiny-en-offline.yaml"
     sample_args = ()
+    registry_prefixes = ()
+    show_confusion = True
 
     def write_sample_data(self, root: Path, seed: int = 1) -> dict[str, Path]:
         from ssl_cli.synthetic import write_task
 
         return write_task("colour_match", root, n_train=120, n_dev=21, seed=seed, suffix=".jsonl")
-    registry_prefixes = ()
-    show_confusion = True
 
     def task_specs(self) -> dict[str, TaskSpec]:
         return NLI_SPECS
