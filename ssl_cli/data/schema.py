@@ -33,9 +33,9 @@ def require_column_type(ds: Any, column: str, kind: str, source: str) -> None:
         return
     if _feature_fits(feature, kind):
         return
-    row = _first_offender(ds, column, kind)
-    if row is not None:  # else every value fits, in a mix of the allowed types (strings and lists of strings)
-        raise UserError(_message(source, column, kind, row, ds[row][column]))
+    offender = _first_offender(ds, column, kind)
+    if offender is not None:  # else every value fits, in a mix of the allowed types (strings and lists of strings)
+        raise UserError(_message(source, column, kind, *offender))
 
 
 def _feature_fits(feature: Any, kind: str) -> bool:
@@ -86,13 +86,16 @@ def _value_fits(value: Any, kind: str) -> bool:
     return all(isinstance(v, str) for v in value)
 
 
-def _first_offender(ds: Any, column: str, kind: str) -> int | None:
-    """The first row whose value does not fit, or None."""
-    for start in range(0, len(ds), 1000):
-        for offset, value in enumerate(ds[start : start + 1000][column]):
-            if not _value_fits(value, kind):
-                return start + offset
-    return None
+STREAM_ROWS_CHECKED = 10_000  # a stream is checked on its start; later records are the reader's (``_non_empty``)
+
+
+def _first_offender(ds: Any, column: str, kind: str) -> tuple[int, Any] | None:
+    """The first row whose value does not fit, and the value, or None."""
+    if not hasattr(ds, "__len__"):  # a stream whose reader declared types
+        rows = (row[column] for row in ds.take(STREAM_ROWS_CHECKED))
+    else:
+        rows = (value for start in range(0, len(ds), 1000) for value in ds[start : start + 1000][column])
+    return next(((row, value) for row, value in enumerate(rows) if not _value_fits(value, kind)), None)
 
 
 def _message(source: str, column: str, kind: str, row: int, value: Any) -> str:
