@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: install
-	$(BIN)/python -m ssl_cli.demo $(DEMO_DIR)/data
+	$(BIN)/python -m ssl_cli.devtools.demo $(DEMO_DIR)/data
 	$(BIN)/ssl finetune-qa --recipe recipes/qa/tiny-zh-offline.yaml \
 	    --train-file $(DEMO_DIR)/data/train.json --validation-file $(DEMO_DIR)/data/dev.json \
 	    --output-dir $(DEMO_DIR)/model --overwrite
@@ -67,7 +67,7 @@ experiment-pretrain: install
 	$(BIN)/python benchmarks/experiment_pretrain.py
 
 docs: install
-	$(BIN)/python -m ssl_cli.docs_gen docs/recipe-reference.md
+	$(BIN)/python -m ssl_cli.devtools.docs_gen docs/recipe-reference.md
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache .ruff_cache

@@ -25,7 +25,7 @@ import numpy as np
 from common import write_results
 from datasets import Dataset
 
-from ssl_cli.tasks.qa import predict_answers
+from ssl_cli.tasks.qa.task import predict_answers
 
 SEQ, QUESTION = 384, 64
 

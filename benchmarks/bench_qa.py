@@ -83,8 +83,8 @@ def worker_trainer(args: argparse.Namespace) -> dict:
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer, set_seed
 
     from ssl_cli.data.files import load_data_file
-    from ssl_cli.metrics.qa import score_qa
-    from ssl_cli.tasks.qa import canonicalise, context_offsets, label_windows, predict_answers, tokenize_windows
+    from ssl_cli.tasks.qa.metrics import score_qa
+    from ssl_cli.tasks.qa.task import canonicalise, context_offsets, label_windows, predict_answers, tokenize_windows
 
     set_seed(args.seed)
     padded = args.padding == "max_length"

@@ -36,7 +36,7 @@ ROWS = {"run_qa.py (padded, num_proc None)": ["--impl", "run_qa"],
 
 def run_qa_features(tokenizer):
     """run_qa.py's prepare_train_features, as its default configuration runs it (pad_to_max_length)."""
-    from ssl_cli.tasks.qa import label_windows, tokenize_windows
+    from ssl_cli.tasks.qa.task import label_windows, tokenize_windows
 
     def prepare_train_features(batch):
         enc, _ = tokenize_windows(tokenizer, batch["question"], batch["context"], MAX_LEN, STRIDE, padding="max_length")
@@ -87,7 +87,7 @@ def worker(args: argparse.Namespace) -> dict:
 
 def save_examples(work: Path) -> Path:
     from ssl_cli.data.files import load_data_file
-    from ssl_cli.tasks.qa import canonicalise
+    from ssl_cli.tasks.qa.task import canonicalise
 
     saved = work / "examples"
     canonicalise(load_data_file(str(DATA)), str(DATA)).save_to_disk(str(saved))

@@ -224,7 +224,7 @@ def generate_command(
 ) -> None:
     """Sample continuations from a causal LM; --examples builds a few-shot prompt (in-context learning)."""
     with _user_errors(debug):
-        from ssl_cli.generate import Sampling, few_shot_prompt, generate
+        from ssl_cli.tasks.pretraining.generate import Sampling, few_shot_prompt, generate
 
         text = few_shot_prompt(examples, shots, prompt, instruction) if examples else prompt
         sampling = Sampling(max_new_tokens, temperature, top_k, top_p, num_return_sequences, seed)

@@ -92,7 +92,7 @@ def _pipeline_tag(task_name: str) -> str:
 def _pipeline_use(task_name: str, out: Path) -> list[str]:
     """How to load the output with ``pipeline``: QA needs ssl's own task (transformers 5 removed its own)."""
     if task_name == "finetune-qa":
-        return ["import ssl_cli.pipelines  # registers extractive-question-answering",
+        return ["import ssl_cli.tasks.qa.pipeline  # registers extractive-question-answering",
                 "from transformers import pipeline", "",
                 f'qa = pipeline("extractive-question-answering", model="{out}")',
                 'qa(question="...", context="...")']

@@ -94,7 +94,7 @@ _ZYGOTE = _Zygote()
 @pytest.fixture(scope="session")
 def demo_data(tmp_path_factory) -> dict[str, Path]:
     """The generated Traditional-Chinese QA set (small: fast tests)."""
-    from ssl_cli.demo import write_demo_data
+    from ssl_cli.tasks.qa.data import write_demo_data
 
     return write_demo_data(tmp_path_factory.mktemp("demo-data"), n_train=120, n_dev=20, seed=1)
 

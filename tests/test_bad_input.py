@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from ssl_cli.synthetic import english_pos, sentiment, write_conllu, write_table, write_text_corpus
 from ssl_cli.tasks import all_tasks
+from ssl_cli.tasks.glue.data import sentiment, write_table
+from ssl_cli.tasks.pretraining.data import write_text_corpus
+from ssl_cli.tasks.tagging.data import english_pos, write_conllu
 from tests.conftest import ROOT, run_cli, task_args
 
 QA = ["finetune-qa", "--recipe", "recipes/qa/tiny-zh-offline.yaml"]

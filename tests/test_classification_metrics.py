@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from ssl_cli.metrics.classification import (
+from ssl_cli.tasks.glue.metrics import (
     accuracy,
     average_ranks,
     binary_f1,

@@ -89,7 +89,7 @@ def test_question_answering_is_a_pipeline_task_again():
     import transformers.pipelines as pipelines
     from transformers.pipelines import PIPELINE_REGISTRY
 
-    import ssl_cli.pipelines  # noqa: F401  (registers on import)
+    import ssl_cli.tasks.qa.pipeline  # noqa: F401  (registers on import)
 
     assert "question-answering" not in getattr(pipelines, "REMOVED_TASKS", {})
     supported = PIPELINE_REGISTRY.get_supported_tasks()

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from ssl_cli.synthetic import colour_match, sentiment, write_table
+from ssl_cli.tasks.glue.data import colour_match, sentiment, write_table
 from tests.conftest import run_cli
 
 TINY = ["finetune-glue", "--recipe", "recipes/glue/tiny-en-offline.yaml"]
@@ -137,7 +137,7 @@ def test_fewclue_folder(tmp_path):
 @pytest.mark.parametrize(("task", "spec"), [("tnews_fc", "tnews"), ("ocnlifc", "ocnli"), ("csldcp", "csldcp"),
                                             ("MNLI", "mnli"), ("sts-b", "stsb")])
 def test_task_names_and_fewclue_variants(task, spec):
-    from ssl_cli.tasks.classification import TASK
+    from ssl_cli.tasks.glue.task import TASK
 
     assert TASK.spec_named(task).name == spec
 

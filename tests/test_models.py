@@ -138,9 +138,9 @@ def test_fast_cpu_dropout_is_dropout():
 def test_scratch_wordpiece_tokenizer_is_the_same_on_every_training():
     """tokenizers' WordPiece trainer numbers its ## pieces in hash-map order (tokenizers#1794), which
     changed the vocabulary, and the demo's F1 by 7 points, from one run to the next."""
-    from ssl_cli.demo import make_squad_json
     from ssl_cli.models import train_wordpiece_tokenizer
-    from ssl_cli.synthetic import text_corpus
+    from ssl_cli.tasks.pretraining.data import text_corpus
+    from ssl_cli.tasks.qa.data import make_squad_json
 
     squad = make_squad_json(40, seed=0)
     texts = [p["context"] for article in squad["data"] for p in article["paragraphs"]] + text_corpus(200, seed=0)

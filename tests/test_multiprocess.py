@@ -62,7 +62,7 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path, ti
 def test_two_processes_stream_like_one(tmp_path):
     """A streamed corpus: the main process reads the stream and hands each process its share of every global
     batch, so two processes of 4 train on the very blocks (and masks) one process of 8 does."""
-    from ssl_cli.synthetic import write_text_corpus
+    from ssl_cli.tasks.pretraining.data import write_text_corpus
 
     data = write_text_corpus(tmp_path / "text", n_train=600, n_dev=40, seed=3, language="zh")
     common = ["pretrain-mlm", "--recipe", "recipes/pretrain/tiny-mlm-offline.yaml", "--train-file", str(data["train"]),

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ssl_cli.synthetic import colour_match, overlap, sentiment, write_table
+from ssl_cli.tasks.glue.data import colour_match, overlap, sentiment, write_table
 from tests.conftest import run_cli
 
 N_TEST = 7

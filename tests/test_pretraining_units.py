@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ssl_cli.data.text import is_mostly_chinese, pack
-from ssl_cli.masking import IGNORE, MaskingCollator, MaskingPlan, example_rng, mask_example, word_groups
+from ssl_cli.tasks.pretraining.masking import IGNORE, MaskingCollator, MaskingPlan, example_rng, mask_example, word_groups
 
 MASK, VOCAB = 4, 1000
 
@@ -126,8 +126,8 @@ def test_eval_loss_reduction_matches_the_models_own_loss():
     import torch
     from transformers import BertConfig, BertForMaskedLM, GPT2Config, GPT2LMHeadModel
 
-    from ssl_cli.tasks.clm import TASK as CLM
-    from ssl_cli.tasks.mlm import TASK as MLM
+    from ssl_cli.tasks.pretraining.clm import TASK as CLM
+    from ssl_cli.tasks.pretraining.mlm import TASK as MLM
 
     torch.manual_seed(0)
     ids = torch.randint(5, 50, (3, 12))
@@ -153,7 +153,7 @@ def test_masked_positions_only_head_gives_the_full_heads_loss_and_gradients(fami
     import torch
     import transformers
 
-    from ssl_cli.tasks.mlm import install_training_forward
+    from ssl_cli.tasks.pretraining.mlm import install_training_forward
 
     size = {"vocab_size": 97, "hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64,
             "max_position_embeddings": 64}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ssl_cli.metrics.qa import (
+from ssl_cli.tasks.qa.metrics import (
     best_null_threshold,
     chinese_em,
     chinese_f1,

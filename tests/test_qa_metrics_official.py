@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ssl_cli.metrics.qa import chinese_em, chinese_f1, score_qa, squad_em, squad_f1
+from ssl_cli.tasks.qa.metrics import chinese_em, chinese_f1, score_qa, squad_em, squad_f1
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 
@@ -53,7 +53,7 @@ def squad_v1():
 
 
 def _contexts() -> list[str]:
-    from ssl_cli.demo import make_squad_json
+    from ssl_cli.tasks.qa.data import make_squad_json
 
     articles = make_squad_json(60, seed=7)["data"] + make_squad_json(20, seed=8, simplified=True)["data"]
     return [paragraph["context"] for article in articles for paragraph in article["paragraphs"]]

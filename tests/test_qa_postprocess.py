@@ -7,8 +7,8 @@ import itertools
 import numpy as np
 import pytest
 
-from ssl_cli.metrics import qa_postprocess
-from ssl_cli.metrics.qa_postprocess import WindowOffsets, best_spans, postprocess_predictions, sliding_max
+from ssl_cli.tasks.qa import postprocess as qa_postprocess
+from ssl_cli.tasks.qa.postprocess import WindowOffsets, best_spans, postprocess_predictions, sliding_max
 
 
 def brute_force_best(context, start, end, offsets, max_answer_length):

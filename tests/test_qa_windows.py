@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ssl_cli.models import train_wordpiece_tokenizer
-from ssl_cli.tasks.qa import label_windows
+from ssl_cli.tasks.qa.task import label_windows
 
 TRADITIONAL = "臺灣的首都是臺北，人口約二百五十萬。長榮航空成立於1989年，總部位於桃園。「故宮博物院」收藏了許多文物，遊客眾多！"
 SIMPLIFIED = "台湾的首都是台北，人口约二百五十万。长荣航空成立于1989年，总部位于桃园。“故宫博物院”收藏了许多文物，游客众多！"
@@ -69,7 +69,7 @@ def test_canonical_answers_accepts_every_documented_shape_and_refuses_wrong_type
     """{text: [...], answer_start: [...]}, a list of objects, a single text and start, answer_text/answer_start
     columns (a missing start is -1, unknown); a non-numeric start or lists of two lengths are one-line errors."""
     from ssl_cli.errors import UserError
-    from ssl_cli.tasks.qa import canonical_answers
+    from ssl_cli.tasks.qa.task import canonical_answers
 
     one = {"text": ["ab"], "answer_start": [3]}
     assert canonical_answers({"answers": one}, "r") == one

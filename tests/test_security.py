@@ -8,7 +8,7 @@ import json
 import pytest
 
 from ssl_cli.errors import UserError
-from ssl_cli.synthetic import sentiment, write_table
+from ssl_cli.tasks.glue.data import sentiment, write_table
 from tests.conftest import run_cli
 
 EVIL = """

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ssl_cli.data.sentence_pairs import (
+from ssl_cli.tasks.pretraining.sentence_pairs import (
     NSP_IS_NEXT,
     NSP_RANDOM_NEXT,
     SOP_IN_ORDER,
@@ -102,9 +102,9 @@ def test_trim_pair_cuts_the_longer_segment_and_restarts_words():
 
 
 def test_pair_features_layout():
-    from ssl_cli.data.sentence_pairs import pair_features
     from ssl_cli.models import train_wordpiece_tokenizer
-    from ssl_cli.synthetic import story_corpus
+    from ssl_cli.tasks.pretraining.data import story_corpus
+    from ssl_cli.tasks.pretraining.sentence_pairs import pair_features
 
     texts = story_corpus(40, 0)
     tokenizer = train_wordpiece_tokenizer(iter(texts), 200, 64)
@@ -127,7 +127,7 @@ def test_training_forward_gives_the_pretraining_models_own_loss(family, sparse):
     import torch
     import transformers
 
-    from ssl_cli.tasks.mlm import install_training_forward
+    from ssl_cli.tasks.pretraining.mlm import install_training_forward
 
     size = {"vocab_size": 97, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
             "intermediate_size": 64, "max_position_embeddings": 64, "hidden_dropout_prob": 0.0,

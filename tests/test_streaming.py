@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ssl_cli.synthetic import write_text_corpus
+from ssl_cli.tasks.pretraining.data import write_text_corpus
 from tests.conftest import run_cli, run_then_resume
 
 MLM = ["pretrain-mlm", "--recipe", "recipes/pretrain/tiny-mlm-offline.yaml"]
@@ -80,7 +80,7 @@ def test_streaming_runs_for_clm_and_sentence_pairs(tmp_path, variant):
         data = write_text_corpus(tmp_path / "text", n_train=300, n_dev=20, seed=7)
         args = [*CLM]
     else:
-        from ssl_cli.synthetic import story_corpus
+        from ssl_cli.tasks.pretraining.data import story_corpus
 
         (tmp_path / "stories.txt").write_text("\n".join(story_corpus(300, seed=7)) + "\n", encoding="utf-8")
         (tmp_path / "dev.txt").write_text("\n".join(story_corpus(20, seed=8)) + "\n", encoding="utf-8")

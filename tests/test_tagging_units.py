@@ -8,8 +8,8 @@ import pytest
 
 from ssl_cli.data.conll import read_columns, read_conllu, write_with_tags
 from ssl_cli.errors import UserError
-from ssl_cli.metrics.tagging import detect_scheme, entities, entity_scores, macro_f1, tag_report, word_accuracy
-from ssl_cli.tasks.tagging import (
+from ssl_cli.tasks.tagging.metrics import detect_scheme, entities, entity_scores, macro_f1, tag_report, word_accuracy
+from ssl_cli.tasks.tagging.task import (
     IGNORE,
     continuation_labels,
     plan_windows,
@@ -222,7 +222,7 @@ def test_scheme_detection_and_evaluate_module():
     assert detect_scheme(["B-PER", "I-PER", "O"]) == "bio"
     assert detect_scheme(["B-PER", "E-PER", "S-LOC", "O"]) == "bioes"
     assert detect_scheme(["O", "I-PER"]) == "none"  # IOB1 without B: not a scheme we can score as entities
-    from ssl_cli.metrics.tagging import load_metric
+    from ssl_cli.tasks.tagging.metrics import load_metric
 
     result = load_metric().compute(predictions=[["B-PER", "O"]], references=[["B-PER", "I-PER"]])
     assert result["overall_f1"] == 0.0 and result["overall_accuracy"] == 0.5
@@ -251,7 +251,7 @@ def test_a_downloaded_treebank_is_read_by_its_url_suffix(tmp_path, monkeypatch):
     import datasets
 
     from ssl_cli.data.files import download_file, load_data_file
-    from ssl_cli.synthetic import english_pos, write_conllu
+    from ssl_cli.tasks.tagging.data import english_pos, write_conllu
 
     served = tmp_path / "served"
     write_conllu(english_pos(5, 1), served / "en_ewt-ud-dev.conllu")
@@ -297,8 +297,8 @@ def test_labels_per_batch_counts_only_labelled_tokens():
     import datasets
 
     from ssl_cli.run import _labels_per_batch
-    from ssl_cli.tasks.classification import TASK as CLASSIFICATION
-    from ssl_cli.tasks.tagging import TASK as TAGGING
+    from ssl_cli.tasks.glue.task import TASK as CLASSIFICATION
+    from ssl_cli.tasks.tagging.task import TASK as TAGGING
 
     features = datasets.Dataset.from_dict({"labels": [[IGNORE, 1, 2, IGNORE], [IGNORE, 3, IGNORE], [IGNORE, 0, 0, 0, IGNORE]]})
     assert _labels_per_batch(TAGGING, features, batch_size=2) == pytest.approx(6 / 2)  # 6 labels, 2 batches

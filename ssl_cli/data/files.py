@@ -143,7 +143,7 @@ def _flat_qa(qa: dict[str, Any], context: str, title: str, where: str, path: Pat
         "id": str(qa["id"]),
         "title": str(title),
         "context": context,
-        "question": qa["question"],  # its type is checked with the flat records' (ssl_cli.tasks.qa.canonicalise)
+        "question": qa["question"],  # its type is checked with the flat records' (ssl_cli.tasks.qa.task.canonicalise)
         "answers": {"text": texts, "answer_start": starts},
         "is_impossible": bool(qa.get("is_impossible", False)) or not texts,
     }

@@ -1,6 +1,8 @@
-"""Task discovery: every module in this folder that defines ``TASK`` is a subcommand.
+"""Task discovery: every folder here whose ``__init__`` declares ``TASKS`` adds those subcommands.
 
-Discovery never swallows errors: a task module that fails to import fails the
+A task is one folder (``tasks/<name>/``) holding its task class, data format,
+metrics, toy data and registered datasets; nothing outside it names the task.
+Discovery never swallows errors: a task folder that fails to import fails the
 CLI loudly, rather than silently disappearing from ``--help``.
 """
 
@@ -12,21 +14,16 @@ from functools import cache
 
 from ssl_cli.tasks.base import Task
 
-_NOT_TASKS = {"base"}
-
 
 @cache
 def all_tasks() -> dict[str, Task]:
-    """Subcommand name -> task instance, in module order."""
+    """Subcommand name -> task instance, folders in name order."""
     tasks: dict[str, Task] = {}
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if info.name in _NOT_TASKS or info.name.startswith("_"):
+        if not info.ispkg:
             continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        task = getattr(module, "TASK", None)
-        if task is None:
-            continue
-        if task.name in tasks:
-            raise RuntimeError(f"two task modules declare the subcommand '{task.name}'")
-        tasks[task.name] = task
+        for task in getattr(importlib.import_module(f"{__name__}.{info.name}"), "TASKS", ()):
+            if task.name in tasks:
+                raise RuntimeError(f"two task folders declare the subcommand '{task.name}'")
+            tasks[task.name] = task
     return tasks

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from ssl_cli.synthetic import write_text_corpus
+from ssl_cli.tasks.pretraining.data import write_text_corpus
 from tests.conftest import run_cli
 
 TINY = ["pretrain-clm", "--recipe", "recipes/pretrain/tiny-clm-offline.yaml"]
@@ -49,7 +49,7 @@ def test_generate_command_sampling_is_seeded(clm_run):
 
 
 def test_few_shot_prompt_and_bad_input(clm_run, tmp_path):
-    from ssl_cli.generate import few_shot_prompt
+    from ssl_cli.tasks.pretraining.generate import few_shot_prompt
 
     examples = tmp_path / "shots.jsonl"
     examples.write_text("".join(json.dumps({"input": f"q{i}", "output": f"a{i}"}) + "\n" for i in range(4)))

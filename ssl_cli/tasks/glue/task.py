@@ -383,7 +383,7 @@ class ClassificationTask(Task):
         return key
 
     def write_sample_data(self, root: Path, seed: int = 1) -> dict[str, Path]:
-        from ssl_cli.synthetic import write_task
+        from ssl_cli.tasks.glue.data import write_task
 
         return write_task("sentiment", root, n_train=120, n_dev=21, seed=seed)
 
@@ -432,7 +432,7 @@ class ClassificationTask(Task):
     def score(self, eval_set: EvalSet, outputs: dict[str, Any], recipe: ClassificationRecipe):
         import numpy as np
 
-        from ssl_cli.metrics.classification import glue_metrics, regression_metrics
+        from ssl_cli.tasks.glue.metrics import glue_metrics, regression_metrics
 
         logits = np.asarray(outputs["logits"], dtype=np.float64)
         info = eval_set.info

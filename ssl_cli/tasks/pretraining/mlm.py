@@ -4,7 +4,7 @@
 all configurable; ``mlm.masking`` chooses single tokens, whole words (English
 by the tokenizer's word boundaries, Chinese by jieba's segmentation, no
 reference file needed) or SpanBERT-style spans of words. Masks are drawn per
-example from a seeded generator each epoch (see ``ssl_cli.masking``).
+example from a seeded generator each epoch (see ``ssl_cli.tasks.pretraining.masking``).
 
 The output directory is a ``*ForMaskedLM`` checkpoint with its tokenizer: it
 loads straight into ``finetune-qa``, ``finetune-glue``, ``tag-pos`` and ``nli``
@@ -22,8 +22,8 @@ from ssl_cli.compat import replace_forward
 from ssl_cli.config import Recipe, Section
 from ssl_cli.data import is_stream
 from ssl_cli.errors import UserError
-from ssl_cli.tasks._pretraining import TEXT_FLAGS, PretrainingTask, TextConfig
 from ssl_cli.tasks.base import Flag
+from ssl_cli.tasks.pretraining.common import TEXT_FLAGS, PretrainingTask, TextConfig
 
 
 class MLMConfig(Section):
@@ -193,7 +193,7 @@ class MLMTask(PretrainingTask):
             return super()._blocks(examples, tokenizer, recipe, name)
         if tokenizer.cls_token_id is None or tokenizer.sep_token_id is None:
             raise UserError(f"mlm.sentence_objective {objective} needs a tokenizer with [CLS] and [SEP] tokens")
-        from ssl_cli.data.sentence_pairs import pair_features
+        from ssl_cli.tasks.pretraining.sentence_pairs import pair_features
 
         segmentation = self.word_segmentation(recipe, examples)
         special_ids = set(tokenizer.all_special_ids)
@@ -252,7 +252,7 @@ class MLMTask(PretrainingTask):
         return "jieba" if is_mostly_chinese(self.first_texts(examples, 200)) else "whitespace"
 
     def wrap_collator(self, padder: Any, tokenizer: Any, recipe: MLMRecipe) -> Any:
-        from ssl_cli.masking import MaskingCollator, MaskingPlan
+        from ssl_cli.tasks.pretraining.masking import MaskingCollator, MaskingPlan
 
         if tokenizer.mask_token_id is None:
             raise UserError("the tokenizer has no mask token: masked-LM pretraining needs one (e.g. [MASK])")

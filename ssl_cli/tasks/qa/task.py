@@ -252,7 +252,7 @@ class QATask(Task):
                                         "source": info.get("source", name)})
 
     def write_sample_data(self, root: Path, seed: int = 1) -> dict[str, Path]:
-        from ssl_cli.demo import write_demo_data
+        from ssl_cli.tasks.qa.data import write_demo_data
 
         return write_demo_data(root, n_train=120, n_dev=21, seed=seed)
 
@@ -335,7 +335,7 @@ class QATask(Task):
     # ------------------------------------------------------------------ scoring
 
     def score(self, eval_set: EvalSet, outputs: dict[str, Any], recipe: QARecipe) -> tuple[dict[str, float], dict[str, Any]]:
-        from ssl_cli.metrics.qa import best_null_threshold, score_qa
+        from ssl_cli.tasks.qa.metrics import best_null_threshold, score_qa
 
         examples, info = eval_set.examples, eval_set.info
         predictions, nbest, diffs = predict_answers(
@@ -374,7 +374,7 @@ def predict_answers(examples: Any, features: Any, start_logits: Any, end_logits:
     ``offset_mapping`` buffers): going through the Dataset row by row costs
     more than all the scoring. ``options`` go to ``postprocess_predictions``.
     """
-    from ssl_cli.metrics.qa_postprocess import WindowOffsets, postprocess_predictions
+    from ssl_cli.tasks.qa.postprocess import WindowOffsets, postprocess_predictions
 
     columns, windows = examples.with_format("arrow"), features.with_format("arrow")
     offsets = WindowOffsets.from_arrow(windows["offset_mapping"], start_logits.shape[1])

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ssl_cli.synthetic import EN_AMBIGUOUS, chinese_pos, english_pos, write_conllu, write_tagging_task
+from ssl_cli.tasks.tagging.data import EN_AMBIGUOUS, chinese_pos, english_pos, write_conllu, write_tagging_task
 from tests.conftest import run_cli
 
 TINY = ["tag-pos", "--recipe", "recipes/pos/tiny-en-offline.yaml"]
@@ -159,7 +159,7 @@ def test_class_label_ids_from_a_parquet_table_become_tag_names(tmp_path):
     """Hub-style data: tags stored as ClassLabel ids (conll2003's ner_tags) are read back as their names."""
     import datasets
 
-    from ssl_cli.synthetic import english_ner
+    from ssl_cli.tasks.tagging.data import english_ner
 
     names = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
     sentences = english_ner(200, 8)

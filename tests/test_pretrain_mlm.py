@@ -7,7 +7,8 @@ import math
 
 import pytest
 
-from ssl_cli.synthetic import write_tagging_task, write_text_corpus
+from ssl_cli.tasks.pretraining.data import write_text_corpus
+from ssl_cli.tasks.tagging.data import write_tagging_task
 from tests.conftest import run_cli, run_then_resume
 
 TINY = ["pretrain-mlm", "--recipe", "recipes/pretrain/tiny-mlm-offline.yaml"]
@@ -123,7 +124,7 @@ def test_continued_pretraining_of_other_mlm_families(tmp_path, family):
     import transformers
 
     from ssl_cli.models import train_wordpiece_tokenizer
-    from ssl_cli.synthetic import text_corpus
+    from ssl_cli.tasks.pretraining.data import text_corpus
 
     texts = text_corpus(300, 5)
     if family == "roberta":

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from ssl_cli.synthetic import colour_match, sentiment, write_table, write_task
+from ssl_cli.tasks.glue.data import colour_match, sentiment, write_table, write_task
 from tests.conftest import run_cli
 
 TINY = ["finetune-glue", "--recipe", "recipes/glue/tiny-en-offline.yaml"]
@@ -62,7 +62,7 @@ def test_pairs_with_string_labels_learn_and_drop_ungraded_rows(tmp_path):
     config = json.loads((out / "config.json").read_text())
     assert config["label2id"] == {"contradiction": 0, "entailment": 1, "neutral": 2}  # sorted, from the data
     results = json.loads((out / "all_results.json").read_text())
-    assert results["eval_accuracy"] > 0.5, results  # chance is 1/3 (bert-tiny learns neutral; see synthetic.py)
+    assert results["eval_accuracy"] > 0.5, results  # chance is 1/3 (bert-tiny learns neutral; see tasks/glue/data.py)
 
 
 def test_regression_is_inferred_from_float_labels(tmp_path):

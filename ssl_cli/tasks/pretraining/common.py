@@ -32,7 +32,7 @@ from ssl_cli.data import is_stream
 from ssl_cli.data.schema import TEXT, require_column_type
 from ssl_cli.errors import UserError
 from ssl_cli.tasks.base import EvalSet, Flag, Splits, Task
-from ssl_cli.tasks.classification import find_column
+from ssl_cli.tasks.glue.task import find_column
 
 TEXT_CANDIDATES = ("text", "content", "sentence", "document", "passage")
 IGNORE = -100
@@ -157,7 +157,7 @@ class PretrainingTask(Task):
         return ds.select(range(min(limit, len(ds)))) if limit else ds
 
     def write_sample_data(self, root: Path, seed: int = 1) -> dict[str, Path]:
-        from ssl_cli.synthetic import write_text_corpus
+        from ssl_cli.tasks.pretraining.data import write_text_corpus
 
         return write_text_corpus(root, n_train=300, n_dev=21, seed=seed)
 

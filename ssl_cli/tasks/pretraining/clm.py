@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import Field
 
 from ssl_cli.config import Recipe
-from ssl_cli.tasks._pretraining import TEXT_FLAGS, PretrainingTask, TextConfig
+from ssl_cli.tasks.pretraining.common import TEXT_FLAGS, PretrainingTask, TextConfig
 
 
 class CLMRecipe(Recipe):

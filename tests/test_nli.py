@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from ssl_cli.synthetic import colour_match, write_table
-from ssl_cli.tasks.classification import confusion_matrix
+from ssl_cli.tasks.glue.data import colour_match, write_table
+from ssl_cli.tasks.glue.task import confusion_matrix
 from tests.conftest import run_cli
 
 CANONICAL = ["entailment", "neutral", "contradiction"]

@@ -8,14 +8,13 @@ Contexts use full-width punctuation (，。「」？) and come in Traditional (l
 DRCD) or Simplified (like CMRC 2018) script, in SQuAD JSON; the longer ones
 need two ``doc_stride`` windows at the demo's ``max_seq_length``.
 
-``python -m ssl_cli.demo OUT_DIR`` writes ``train.json`` and ``dev.json``.
+``python -m ssl_cli.devtools.demo OUT_DIR`` writes ``train.json`` and ``dev.json``.
 """
 
 from __future__ import annotations
 
 import json
 import random
-import sys
 from pathlib import Path
 
 SURNAMES = list("陳林黃張李王吳劉蔡楊許鄭謝郭洪曾邱廖賴周徐蘇葉莊呂江何蕭羅高")
@@ -95,8 +94,3 @@ def write_demo_data(out_dir: str | Path, n_train: int = 1200, n_dev: int = 60, s
         paths[split] = path
     return paths
 
-
-if __name__ == "__main__":
-    target = sys.argv[1] if len(sys.argv) > 1 else "demo-data"
-    written = write_demo_data(target)
-    print(" ".join(str(p) for p in written.values()))

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ssl_cli.errors import UserError, did_you_mean
-from ssl_cli.tasks.classification import ClassificationRecipe, ClassificationTask, TaskSpec
+from ssl_cli.tasks.glue.task import ClassificationRecipe, ClassificationTask, TaskSpec
 
 NLI_LABELS = ("entailment", "neutral", "contradiction")
 _CLUE_ORDER = ("neutral", "entailment", "contradiction")  # CLUE's numeric codes for OCNLI/CMNLI
@@ -40,7 +40,7 @@ class NLITask(ClassificationTask):
     show_confusion = True
 
     def write_sample_data(self, root: Path, seed: int = 1) -> dict[str, Path]:
-        from ssl_cli.synthetic import write_task
+        from ssl_cli.tasks.glue.data import write_task
 
         return write_task("colour_match", root, n_train=120, n_dev=21, seed=seed, suffix=".jsonl")
 

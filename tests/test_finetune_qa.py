@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny_run_args, demo_data):
     """One short run with an extra eval set and a test split (shared by the checks below)."""
-    from ssl_cli.demo import write_demo_data
+    from ssl_cli.tasks.qa.data import write_demo_data
 
     simplified = write_demo_data(tmp_path_factory.mktemp("simplified"), n_train=4, n_dev=6, seed=5, simplified=True)
     out = tmp_path_factory.mktemp("run") / "qa"
@@ -82,7 +82,7 @@ def test_model_card_names_data_metrics_and_command(trained):
 def test_automodel_and_pipeline_load_the_output(trained, demo_data):
     from transformers import AutoModelForQuestionAnswering, pipeline
 
-    import ssl_cli.pipelines  # noqa: F401  (registers extractive-question-answering, restores question-answering)
+    import ssl_cli.tasks.qa.pipeline  # noqa: F401  (registers extractive-question-answering, restores question-answering)
 
     out, _ = trained
     model = AutoModelForQuestionAnswering.from_pretrained(out)
@@ -144,7 +144,7 @@ def test_best_checkpoint_survives_rotation(tmp_path, tiny_run_args):
 
 def test_learns_the_generated_task(tmp_path):
     """The demo set is learnable: a short from-scratch run lands far above chance."""
-    from ssl_cli.demo import write_demo_data
+    from ssl_cli.tasks.qa.data import write_demo_data
 
     data = write_demo_data(tmp_path / "data", n_train=300, n_dev=25, seed=3)
     out = tmp_path / "learn"

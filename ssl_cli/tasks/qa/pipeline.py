@@ -6,7 +6,7 @@ this module registers ``extractive-question-answering`` with the same windows
 (``max_seq_length``/``doc_stride``) and the same exact span search that
 ``ssl finetune-qa`` scores with::
 
-    import ssl_cli.pipelines  # registers the task
+    import ssl_cli.tasks.qa.pipeline  # registers the task
     from transformers import pipeline
 
     qa = pipeline("extractive-question-answering", model="outputs/drcd")
@@ -32,8 +32,8 @@ from transformers import AutoModelForQuestionAnswering
 from transformers.pipelines import PIPELINE_REGISTRY, Pipeline
 
 from ssl_cli.compat import unremove_pipeline_task
-from ssl_cli.metrics.qa_postprocess import postprocess_predictions
-from ssl_cli.tasks.qa import context_offsets, tokenize_windows
+from ssl_cli.tasks.qa.postprocess import postprocess_predictions
+from ssl_cli.tasks.qa.task import context_offsets, tokenize_windows
 
 TASK = "extractive-question-answering"
 

@@ -30,7 +30,7 @@ from ssl_cli.config import Recipe, Section
 from ssl_cli.data.schema import TAGS, WORDS, require_column_type
 from ssl_cli.errors import UserError
 from ssl_cli.tasks.base import EvalSet, Flag, Splits, Task, extra_eval_labels
-from ssl_cli.tasks.classification import find_column
+from ssl_cli.tasks.glue.task import find_column
 
 TOKEN_CANDIDATES = ("tokens", "words", "form")
 TAG_CANDIDATES = ("upos", "ner_tags", "tags", "pos_tags", "labels", "xpos")
@@ -336,7 +336,7 @@ class TaggingTask(Task):
         return column
 
     def write_sample_data(self, root: Path, seed: int = 1) -> dict[str, Path]:
-        from ssl_cli.synthetic import write_tagging_task
+        from ssl_cli.tasks.tagging.data import write_tagging_task
 
         return write_tagging_task("en_pos", root, n_train=120, n_dev=21, seed=seed)
 
@@ -395,7 +395,7 @@ class TaggingTask(Task):
     def score(self, eval_set: EvalSet, outputs: dict[str, Any], recipe: TaggingRecipe):
         import numpy as np
 
-        from ssl_cli.metrics.tagging import entity_scores, macro_f1, tag_report, word_accuracy
+        from ssl_cli.tasks.tagging.metrics import entity_scores, macro_f1, tag_report, word_accuracy
 
         label_list = eval_set.info["label_list"]
         token_predictions = np.asarray(outputs["logits"]).argmax(axis=-1)
@@ -459,7 +459,7 @@ def print_tag_report(report: dict[str, dict[str, float]], name: str) -> None:
 
 
 def _detect(label_list: list[str]) -> str:
-    from ssl_cli.metrics.tagging import detect_scheme
+    from ssl_cli.tasks.tagging.metrics import detect_scheme
 
     return detect_scheme(label_list)
 

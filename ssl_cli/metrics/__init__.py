@@ -1,1 +1,0 @@
-"""Metrics and post-processing, pure Python/numpy."""
