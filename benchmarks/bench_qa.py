@@ -84,14 +84,14 @@ def worker_trainer(args: argparse.Namespace) -> dict:
 
     from ssl_cli.data.files import load_data_file
     from ssl_cli.tasks.qa.metrics import score_qa
-    from ssl_cli.tasks.qa.task import canonicalise, context_offsets, label_windows, predict_answers, tokenize_windows
+    from ssl_cli.tasks.qa.task import TASK, canonicalise, context_offsets, label_windows, predict_answers, tokenize_windows
 
     set_seed(args.seed)
     padded = args.padding == "max_length"
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     model = AutoModelForQuestionAnswering.from_pretrained(args.model)
-    train = canonicalise(load_data_file(args.train), args.train)
-    dev = canonicalise(load_data_file(args.dev), args.dev)
+    train = canonicalise(load_data_file(args.train, read_document=TASK.read_document), args.train)
+    dev = canonicalise(load_data_file(args.dev, read_document=TASK.read_document), args.dev)
 
     def tokenize(batch):  # run_qa.py's windows, padded to MAX_LEN in its default configuration
         enc, _ = tokenize_windows(tokenizer, batch["question"], batch["context"], MAX_LEN, STRIDE,

@@ -87,10 +87,10 @@ def worker(args: argparse.Namespace) -> dict:
 
 def save_examples(work: Path) -> Path:
     from ssl_cli.data.files import load_data_file
-    from ssl_cli.tasks.qa.task import canonicalise
+    from ssl_cli.tasks.qa.task import TASK, canonicalise
 
     saved = work / "examples"
-    canonicalise(load_data_file(str(DATA)), str(DATA)).save_to_disk(str(saved))
+    canonicalise(load_data_file(str(DATA), read_document=TASK.read_document), str(DATA)).save_to_disk(str(saved))
     return saved
 
 

@@ -17,6 +17,7 @@ def write_json(path: Path, data: Any) -> None:
 
 def write_model_card(out: Path, task: Any, recipe: Any, splits: Any, results: dict[str, Any], command: str) -> None:
     """README.md with the metadata header the Hub reads, the data, the metrics and the command."""
+    model_class = task.model_class(recipe).__name__
     model = recipe.model.name_or_path
     random_init = model.startswith("scratch:") or recipe.model.init == "random"
     origin = f"randomly initialised weights in the architecture of **{model}**" if random_init else f"**{model}**"
@@ -24,7 +25,7 @@ def write_model_card(out: Path, task: Any, recipe: Any, splits: Any, results: di
     lines = [
         "---",
         "library_name: transformers",
-        f"pipeline_tag: {_pipeline_tag(task.name)}",
+        f"pipeline_tag: {task.traits.pipeline_tag}",
         "tags:",
         "- ssl",
         f"- {task.name}",
@@ -71,29 +72,24 @@ def write_model_card(out: Path, task: Any, recipe: Any, splits: Any, results: di
         "## Use",
         "",
         "```python",
-        *_pipeline_use(task.name, out),
+        *_how_to_load(task, model_class, out),
         "```",
         "",
     ]
     (out / "README.md").write_text("\n".join(lines), encoding="utf-8")
 
 
-def _pipeline_tag(task_name: str) -> str:
-    return {
-        "finetune-qa": "question-answering",
-        "finetune-glue": "text-classification",
-        "nli": "text-classification",
-        "tag-pos": "token-classification",
-        "pretrain-mlm": "fill-mask",
-        "pretrain-clm": "text-generation",
-    }.get(task_name, "feature-extraction")
+def _how_to_load(task: Any, model_class: str, out: Path) -> list[str]:
+    """How to load the output: with ``pipeline`` (a task transformers lacks names the module that registers it),
+    or, for a task no pipeline serves, with its AutoModel class."""
+    traits = task.traits
+    name = traits.pipeline_name or traits.pipeline_tag
+    if traits.pipeline_module:
+        return [f"import {traits.pipeline_module}  # registers {name}", "from transformers import pipeline",
+                f'pipe = pipeline("{name}", model="{out}")']
+    from transformers.pipelines import PIPELINE_REGISTRY
 
-
-def _pipeline_use(task_name: str, out: Path) -> list[str]:
-    """How to load the output with ``pipeline``: QA needs ssl's own task (transformers 5 removed its own)."""
-    if task_name == "finetune-qa":
-        return ["import ssl_cli.tasks.qa.pipeline  # registers extractive-question-answering",
-                "from transformers import pipeline", "",
-                f'qa = pipeline("extractive-question-answering", model="{out}")',
-                'qa(question="...", context="...")']
-    return ["from transformers import pipeline", f'pipe = pipeline("{_pipeline_tag(task_name)}", model="{out}")']
+    if name in PIPELINE_REGISTRY.get_supported_tasks():
+        return ["from transformers import pipeline", f'pipe = pipeline("{name}", model="{out}")']
+    return [f"from transformers import AutoTokenizer, {model_class}", "",
+            f'tokenizer = AutoTokenizer.from_pretrained("{out}")', f'model = {model_class}.from_pretrained("{out}")']

@@ -100,25 +100,16 @@ def _train_and_evaluate(task: Task, recipe: Any, engine: Any, splits: Any, token
                         train_features: Any, resume_from: Path | None, fingerprint: dict[str, Any],
                         created: bool) -> dict[str, Any]:
     training, out = recipe.training, Path(recipe.training.output_dir)
-    from ssl_cli.collate import PaddingCollator
-
+    traits = task.traits_for(recipe)
     fixed = recipe.data.max_seq_length if engine.needs_static_shapes else None
-    sequence_labels = task.sequence_label_columns()
-    sequence_columns = task.model_input_columns() + [c for c in task.label_columns() if c in sequence_labels]
-    scalar_labels = [c for c in task.label_columns() if c not in sequence_labels]
-    train_collate = task.wrap_collator(
-        PaddingCollator(sequence_columns, scalar_labels, pad_token_id=tokenizer.pad_token_id or 0,
-                        pad_to_multiple_of=training.pad_to_multiple_of, fixed_length=fixed), tokenizer, recipe)
-    eval_collate = task.wrap_collator(
-        PaddingCollator(task.model_input_columns() + sequence_labels, ["feature_index"],
-                        pad_token_id=tokenizer.pad_token_id or 0, pad_to_multiple_of=training.pad_to_multiple_of,
-                        fixed_length=fixed), tokenizer, recipe)
+    train_collate = task.collator(tokenizer, recipe, training=True, fixed_length=fixed)
+    eval_collate = task.collator(tokenizer, recipe, training=False, fixed_length=fixed)
 
     def evaluate_set(model_: Any, eval_set: EvalSet) -> tuple[dict[str, float], dict[str, Any]]:
-        wanted = (*task.model_input_columns(), *task.collator_columns(), "feature_index")
+        wanted = (*traits.inputs, *traits.token_labels, *traits.collator_reads, "feature_index")
         features = eval_set.features.select_columns([c for c in eval_set.features.column_names if c in wanted])
         outputs = engine.predict(model_, features, eval_collate, task.eval_tensors, eval_set.features["length"],
-                                 steady_shapes=task.fixed_shape_batches(recipe))
+                                 steady_shapes=traits.fixed_shapes)
         return task.score(eval_set, outputs, recipe)
 
     primary = next((e for e in splits.evals if e.name == "eval"), None)
@@ -135,20 +126,17 @@ def _train_and_evaluate(task: Task, recipe: Any, engine: Any, splits: Any, token
 
         task.adapt_model_for_training(model, recipe)
         streamed = is_stream(train_features)  # a stream's columns are known only once read: the collator picks
-        lengths = labels_per_batch = None
+        lengths = None
         if not streamed:
             lengths = train_features["length"]
-            labels_per_batch = _labels_per_batch(task, train_features, training.per_device_train_batch_size)
-            keep = [c for c in (*sequence_columns, *scalar_labels, *task.collator_columns())
-                    if c in train_features.column_names]
+            keep = [c for c in (*traits.inputs, *traits.labels, *traits.collator_reads) if c in train_features.column_names]
             train_features = train_features.select_columns(keep)
         tracker_config = flat_config(recipe.model_dump(mode="json"))
         with _no_half_made_output(out, created, engine.is_main_process):  # a setting refused as training starts
             result = engine.train(
                 model, train_features, train_collate, lengths,
                 evaluate_during_training if primary is not None else None, metric_name, greater, tracker_config,
-                resume_from, labels_per_batch=labels_per_batch, steady_shapes=task.fixed_shape_batches(recipe),
-                packable=task.packable, token_count=task.loss_token_count, fingerprint=fingerprint,
+                resume_from, traits=traits, fingerprint=fingerprint,
             )
         model = result.model
         results.update(result.metrics)
@@ -164,8 +152,9 @@ def _train_and_evaluate(task: Task, recipe: Any, engine: Any, splits: Any, token
         if engine.is_main_process:
             eval_set.info["files"] = task.write_predictions(eval_set, artefacts, str(out))
             eval_set.info["metrics"] = metrics
-    if "eval_perplexity" in results:  # where run_mlm.py / run_clm.py put it
-        results["perplexity"] = results["eval_perplexity"]
+    for alias in traits.summary_aliases:  # where the example scripts put them (perplexity: run_mlm.py, run_clm.py)
+        if f"eval_{alias}" in results:
+            results[alias] = results[f"eval_{alias}"]
     results.update(engine.describe())
     if engine.is_main_process:
         try:
@@ -204,16 +193,6 @@ def results_prefix(eval_set: str) -> str:
     return f"eval_{eval_set}"
 
 
-def _labels_per_batch(task: Task, features: Any, batch_size: int) -> float | None:
-    """Mean labelled tokens per batch, for tasks whose loss is a mean over tokens (see Engine.train)."""
-    if not task.token_level_loss or "labels" not in features.column_names:
-        return None
-    import math
-
-    labelled = sum(sum(1 for label in row if label != -100) for row in features["labels"])
-    return labelled / max(1, math.ceil(len(features) / batch_size)) or None
-
-
 def _build_model(task: Task, recipe: Any, splits: Any, engine: Any, out: Path, resume_from: Path | None,
                  staging: Path):
     """Tokenizer and model; a scratch: tokenizer is trained once (main process) and shared through ``staging``
@@ -242,7 +221,7 @@ def _build_model(task: Task, recipe: Any, splits: Any, engine: Any, out: Path, r
                 shutil.rmtree(staged, ignore_errors=True)  # left by a run that was killed here
                 tokenizer.save_pretrained(str(staged))
     else:
-        tokenizer = load_tokenizer(source, recipe.model, pretokenized=task.pretokenized_input)
+        tokenizer = load_tokenizer(source, recipe.model, pretokenized=task.traits.pretokenized)
     transformers.set_seed(recipe.training.seed)
     model = load_model(source, recipe.model, task.model_class(recipe), tokenizer, max_positions,
                        training_on_cpu=engine.device.type == "cpu" and splits.train is not None,
@@ -302,9 +281,8 @@ def _print_summary(task: Task, splits: Any, results: dict[str, Any], out: Path) 
         for name, value in eval_set.info.get("metrics", {}).items():
             if name.endswith("total"):
                 continue
-            metric = eval_set.info.get("metric")  # the QA scorer (squad, chinese...) behind EM/F1
-            table.add_row(eval_set.name, f"{name} ({metric})" if metric and name in ("exact_match", "f1") else name,
-                          f"{value:.2f}")
+            scorer = eval_set.info.get("scorer")  # the official scorer behind the figures (QA: squad, chinese...)
+            table.add_row(eval_set.name, f"{name} ({scorer})" if scorer else name, f"{value:.2f}")
     if "train_samples_per_second" in results:
         table.add_row("train", "samples/s", f"{results['train_samples_per_second']:.1f}")
         table.add_row("train", "runtime (s)", f"{results['train_runtime']:.1f}")

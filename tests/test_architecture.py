@@ -32,3 +32,46 @@ def test_accelerate_is_imported_by_the_engine_package_only():
              if "engine" not in path.relative_to(root).parts
              for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if uses.search(line)]
     assert not found, f"Accelerate used outside ssl_cli/engine/: {found}"
+
+
+# The CLI's ``generate`` command runs what pretrain-clm trained; the demo writes the QA task's toy data.
+CROSS_FOLDER_ALLOWED = {("cli.py", "pretraining"), ("devtools/demo.py", "qa"), ("pretraining/data.py", "glue"),
+                        ("pretraining/data.py", "tagging")}
+
+
+def test_a_task_is_named_only_inside_its_own_folder():
+    """Adding a task is adding a folder: nothing outside ``ssl_cli/tasks/<folder>/`` imports it or names its
+    command, so the shared code (run, engine, data, CLI, splits) knows no task."""
+    from ssl_cli.tasks import all_tasks
+
+    root = Path(compat.__file__).parent
+    folders = {type(task).__module__.split(".")[2]: [] for task in all_tasks().values()}
+    for task in all_tasks().values():
+        folders[type(task).__module__.split(".")[2]].append(task.name)
+    found = []
+    for folder, commands in folders.items():
+        words = [f"ssl_cli.tasks.{folder}", f"tasks/{folder}/", *(f'"{c}"' for c in commands)]
+        for path in sorted(root.rglob("*.py")):
+            where = path.relative_to(root)
+            if where.parts[:2] == ("tasks", folder):
+                continue
+            inner = str(where.relative_to("tasks")) if where.parts[0] == "tasks" else str(where)
+            if (inner, folder) in CROSS_FOLDER_ALLOWED:
+                continue
+            text = path.read_text(encoding="utf-8")
+            found += [f"{where}: {word}" for word in words if word in text]
+    assert not found, "a task named outside its folder:\n" + "\n".join(found)
+
+
+def test_every_task_folder_declares_its_tasks_and_nothing_else_is_one():
+    """Discovery walks the folders: every folder under tasks/ is a task folder with ``TASKS``."""
+    import importlib
+    import pkgutil
+
+    import ssl_cli.tasks as tasks
+
+    folders = [info.name for info in pkgutil.iter_modules(tasks.__path__) if info.ispkg]
+    assert len(folders) >= 5
+    for folder in folders:
+        declared = importlib.import_module(f"ssl_cli.tasks.{folder}").TASKS
+        assert declared and all(task.name in tasks.all_tasks() for task in declared), folder

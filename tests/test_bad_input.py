@@ -584,7 +584,7 @@ def test_a_wrong_json_type_in_any_column_is_one_line(command, valid, tmp_path, c
     from ssl_cli.data.files import load_data_file
 
     sample = valid["samples"][command]
-    records = load_data_file(sample["train"]).to_list()
+    records = load_data_file(sample["train"], read_document=all_tasks()[command].read_document).to_list()
     columns = [c for c in records[0] if c not in METADATA_COLUMNS]
     assert columns
     for column in columns:

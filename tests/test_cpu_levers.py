@@ -107,7 +107,9 @@ def test_clipping_folded_into_fused_adamw_updates_as_clip_grad_norm_does(tmp_pat
     expected_norm = torch.nn.utils.clip_grad_norm_(models[0].parameters(), max_norm)
     optimizers[0].step()
     engine = Engine(TrainingConfig(report_to=["none"], seed=0), tmp_path)
-    norm = engine._clip_gradients(models[1], optimizers[1], max_norm)
+    from ssl_cli.engine.optim import clip_gradients
+
+    norm = clip_gradients(engine.accelerator, models[1], optimizers[1], max_norm, list(models[1].parameters()))
     optimizers[1].step()
     clear_fused_grad_divisor(optimizers[1])
     torch.testing.assert_close(norm, expected_norm)

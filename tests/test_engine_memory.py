@@ -26,7 +26,7 @@ before = current_rss_mb()
 trimmer.after_batch()
 assert trimmer.trims == 1, "400 MB more free heap than the last batch left: trim"
 assert current_rss_mb() < before - 200, (before, current_rss_mb())
-trimmer.steady_shapes = True  # packed blocks (Task.fixed_shape_batches)
+trimmer.steady_shapes = True  # packed blocks (Traits.fixed_shapes)
 for step in range(4):  # batches of one shape: each frees what the next one reuses
     freed = [bytearray(1 << 20) for _ in range(400)]
     del freed

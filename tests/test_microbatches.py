@@ -104,10 +104,13 @@ def _gradients(model):
     return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
 
 
-@pytest.mark.parametrize("head", ["sequence", "token", "mlm"])
+WEIGHTING = {"sequence": "rows", "token": "labelled_tokens", "mlm": "labelled_tokens", "clm": "predicted_tokens"}
+
+
+@pytest.mark.parametrize("head", list(WEIGHTING))
 def test_micro_batch_gradients_add_up_to_the_whole_batch(tmp_path, head):
     """Each head's loss is a mean over a different thing (rows, labelled tokens, predicted tokens): weighted by
-    ``Engine._loss_weights``, the parts' gradients and logged loss equal the padded whole batch's."""
+    ``loss.loss_weights``, the parts' gradients and logged loss equal the padded whole batch's."""
     import torch
     from transformers import (
         BertConfig,
@@ -120,7 +123,13 @@ def test_micro_batch_gradients_add_up_to_the_whole_batch(tmp_path, head):
     config = BertConfig(vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=64, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, num_labels=3)
     model_cls = {"sequence": BertForSequenceClassification, "token": BertForTokenClassification, "mlm": BertForMaskedLM}
-    model = model_cls[head](config)
+    if head == "clm":
+        from transformers import GPT2Config, GPT2LMHeadModel
+
+        model = GPT2LMHeadModel(GPT2Config(vocab_size=120, n_embd=32, n_layer=2, n_head=2, n_positions=64,
+                                           resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0))
+    else:
+        model = model_cls[head](config)
     lengths = [5, 19, 6, 17, 4, 7, 18, 5]
     generator = random.Random(1)
     rows = []
@@ -130,21 +139,20 @@ def test_micro_batch_gradients_add_up_to_the_whole_batch(tmp_path, head):
             row["labels"] = generator.randrange(3)
         elif head == "token":
             row["labels"] = [generator.choice([-100, 0, 1, 2]) for _ in range(n)]
-        else:
+        elif head == "mlm":
             row["labels"] = [t if generator.random() < 0.3 else -100 for t in row["input_ids"]]
+        else:
+            row["labels"] = list(row["input_ids"])  # the model shifts them: position t predicts token t + 1
         rows.append(row)
     sequence = ["input_ids", "attention_mask"] + ([] if head == "sequence" else ["labels"])
     padder = PaddingCollator(sequence, ["labels"] if head == "sequence" else [])
     whole, parts = padder(rows), MicroBatchingCollator(padder, pass_overhead=4)(rows)
     assert isinstance(parts, MicroBatches) and len(parts) >= 2
     engine = _engine(tmp_path)
-    labels_per_batch = 13.0 if head == "token" else None  # tag-pos scales by labelled tokens over their mean
-    token_count = (lambda b: (b["labels"] != -100).sum()) if head == "mlm" else (lambda b: None)
-
-    loss_whole = float(engine._backward(model, [whole], labels_per_batch, token_count))
+    loss_whole = float(engine._backward(model, [whole], WEIGHTING[head]))
     expected = _gradients(model)
     model.zero_grad(set_to_none=True)
-    loss_parts = float(engine._backward(model, list(parts), labels_per_batch, token_count))
+    loss_parts = float(engine._backward(model, list(parts), WEIGHTING[head]))
     got = _gradients(model)
     assert loss_parts == pytest.approx(loss_whole, rel=1e-5)
     assert expected.keys() == got.keys()

@@ -125,13 +125,15 @@ def test_each_pass_over_a_stream_is_reshuffled_and_a_resumed_pass_skips_exactly(
 
     from ssl_cli.config import TrainingConfig
     from ssl_cli.engine import Engine
+    from ssl_cli.engine.batching import stream_loader
 
     engine = Engine(TrainingConfig(per_device_train_batch_size=4, report_to=["none"], seed=0), tmp_path)
     stream = datasets.Dataset.from_dict({"x": list(range(40))}).to_iterable_dataset().shuffle(seed=0, buffer_size=40)
 
     def batches(epoch, skip):
         collate = lambda rows: {"x": torch.tensor([row["x"] for row in rows])}  # noqa: E731
-        loader = engine._stream_loader(stream, epoch, skip, collate, torch.Generator().manual_seed(0))
+        loader = stream_loader(engine.accelerator, engine.cfg, stream, epoch, skip, collate,
+                               torch.Generator().manual_seed(0))
         return [batch["x"].tolist() for batch in loader]
 
     torch.manual_seed(0)

@@ -293,13 +293,15 @@ def test_byte_level_tokenizers_get_a_prefix_space_for_words(tmp_path):
     assert inner[-len(first):] == first
 
 
-def test_labels_per_batch_counts_only_labelled_tokens():
-    import datasets
+def test_a_loss_counts_rows_labelled_tokens_or_predicted_tokens():
+    """What each weighting counts in a batch: rows; labels other than -100; those labels a next token predicts
+    (the first position of each row predicts nothing)."""
+    import torch
 
-    from ssl_cli.run import _labels_per_batch
-    from ssl_cli.tasks.glue.task import TASK as CLASSIFICATION
-    from ssl_cli.tasks.tagging.task import TASK as TAGGING
+    from ssl_cli.engine.loss import counted
 
-    features = datasets.Dataset.from_dict({"labels": [[IGNORE, 1, 2, IGNORE], [IGNORE, 3, IGNORE], [IGNORE, 0, 0, 0, IGNORE]]})
-    assert _labels_per_batch(TAGGING, features, batch_size=2) == pytest.approx(6 / 2)  # 6 labels, 2 batches
-    assert _labels_per_batch(CLASSIFICATION, features, batch_size=2) is None  # one label per example: no weighting
+    batch = {"input_ids": torch.ones(2, 4, dtype=torch.long),
+             "labels": torch.tensor([[IGNORE, 1, 2, IGNORE], [3, 3, IGNORE, IGNORE]])}
+    assert counted(batch, "rows") == 2
+    assert int(counted(batch, "labelled_tokens")) == 4
+    assert int(counted(batch, "predicted_tokens")) == 3  # 1, 2 and the second 3: the leading 3 is no prediction

@@ -14,14 +14,17 @@ import csv
 import json
 import logging
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ssl_cli.data.conll import is_conll_file, read_conll
-from ssl_cli.data.schema import answer_start_of, answer_text_of
 from ssl_cli.durability import sha256_of
 from ssl_cli.errors import UserError, not_utf8
+
+# (document, path) -> flat records, or None for a document that is not the task's layout
+DocumentReader = Callable[[Any, Path], 'list[dict[str, Any]] | None']
 
 SUFFIX_BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".txt": "text"}
 
@@ -98,57 +101,6 @@ def _read_json_document(path: Path) -> Any | None:
         raise UserError(f"{path} is not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
 
 
-def flatten_squad(document: dict[str, Any], path: Path) -> list[dict[str, Any]]:
-    """SQuAD nested JSON -> flat records (id, title, context, question, answers, is_impossible)."""
-    if "data" not in document or not isinstance(document["data"], list):
-        raise UserError(
-            f"{path}: SQuAD-style JSON needs a top-level 'data' list of articles "
-            "(data[].paragraphs[].qas[]); for flat records use JSON lines"
-        )
-    records = []
-    for a, article in enumerate(document["data"]):
-        title = article.get("title", "") if isinstance(article, dict) else ""
-        paragraphs = article.get("paragraphs") if isinstance(article, dict) else None
-        if not isinstance(paragraphs, list):
-            raise UserError(f"{path}: data[{a}] has no 'paragraphs' list")
-        for p, paragraph in enumerate(paragraphs):
-            where = f"data[{a}].paragraphs[{p}]"
-            context = paragraph.get("context") if isinstance(paragraph, dict) else None
-            if not isinstance(context, str):
-                raise UserError(f"{path}: {where} has no 'context' string")
-            questions = paragraph.get("qas", [])
-            if not isinstance(questions, list):
-                raise UserError(f"{path}: {where}.qas must be a list of questions, not {type(questions).__name__}")
-            for q, qa in enumerate(questions):
-                records.append(_flat_qa(qa, context, title, f"{where}.qas[{q}]", path))
-    return records
-
-
-def _flat_qa(qa: dict[str, Any], context: str, title: str, where: str, path: Path) -> dict[str, Any]:
-    if not isinstance(qa, dict):
-        raise UserError(f"{path}: {where} must be an object with id, question and answers, not {type(qa).__name__}")
-    for key in ("question", "id"):
-        if key not in qa:
-            raise UserError(f"{path}: {where} has no '{key}' field")
-    answers = qa.get("answers", [])
-    if not isinstance(answers, list):
-        raise UserError(f"{path}: {where}.answers must be a list of {{text, answer_start}}")
-    texts, starts = [], []
-    for n, answer in enumerate(answers):
-        if not isinstance(answer, dict) or "text" not in answer or "answer_start" not in answer:
-            raise UserError(f"{path}: {where}.answers[{n}] needs 'text' and 'answer_start'")
-        texts.append(answer_text_of(answer["text"], f"{path}: {where}.answers[{n}]"))
-        starts.append(answer_start_of(answer["answer_start"], f"{path}: {where}.answers[{n}]"))
-    return {
-        "id": str(qa["id"]),
-        "title": str(title),
-        "context": context,
-        "question": qa["question"],  # its type is checked with the flat records' (ssl_cli.tasks.qa.task.canonicalise)
-        "answers": {"text": texts, "answer_start": starts},
-        "is_impossible": bool(qa.get("is_impossible", False)) or not texts,
-    }
-
-
 def _flattened_file(path: Path, read_records: Callable[[], list[dict[str, Any]]], kind: str) -> Path:
     """Write (once) a JSON-lines copy of ``read_records()`` named by the source's content; atomic rename."""
     target = _cache_root() / f"{path.stem}-{kind}-{sha256_of(path)[:16]}.jsonl"
@@ -163,14 +115,17 @@ def _flattened_file(path: Path, read_records: Callable[[], list[dict[str, Any]]]
 
 
 def load_data_file(path: str | Path, column_names: list[str] | None = None, sample_by: str = "line",
-                   streaming: bool = False):
+                   streaming: bool = False, read_document: DocumentReader | None = None):
     """Load one local file as a ``datasets.Dataset`` (cached by ``datasets``), or with ``streaming`` as an
     ``IterableDataset`` read lazily (JSON lines, CSV, TSV, Parquet and text; a JSON document is read whole).
 
     TSV is read as GLUE distributes it: no quoting (sentences hold stray
     quote marks), and ``column_names`` for files without a header (CoLA).
     Plain text becomes one ``text`` record per line (``sample_by``: or per
-    blank-line-separated paragraph, or the whole file).
+    blank-line-separated paragraph, or the whole file). A JSON document that is
+    not a list of records (SQuAD's nested articles, C3's passages) is the
+    task's to read: ``read_document(document, path)`` flattens it to records
+    (``Task.read_document``), once, into a cached JSON-lines copy.
     """
     path = Path(path).expanduser()
     if not path.exists() and any(c in str(path) for c in "*?["):
@@ -194,12 +149,34 @@ def load_data_file(path: str | Path, column_names: list[str] | None = None, samp
     data_file = path
     if suffix == ".json":
         document = _read_json_document(path)
-        if isinstance(document, dict):
-            data_file = _flattened_file(path, lambda: flatten_squad(document, path), "squad")
-        elif document is not None and not isinstance(document, list):
-            raise UserError(f"{path}: expected a JSON list of records, JSON lines, or SQuAD-style {{'data': [...]}}")
+        if document is not None and not _is_records(document):
+            records = read_document(document, path) if read_document is not None else None
+            if records is None:
+                raise UserError(f"{path}: expected a JSON list of records or JSON lines (one object per example), "
+                                f"not {_json_kind(document)}")
+            data_file = _flattened_file(path, lambda: records, _reader_name(read_document))
     return _load_with_builder(SUFFIX_BUILDERS[suffix], data_file, path, _builder_kwargs(suffix, sample_by, column_names),
                               streaming)
+
+
+def _json_kind(document: Any) -> str:
+    """What a JSON document is, for an error: 'a number', 'an object' (of a layout this task does not read)..."""
+    if isinstance(document, dict):
+        return "an object of a layout this command does not read"
+    if isinstance(document, list):
+        return "a list of non-objects"
+    return {bool: "a boolean", str: "a string", type(None): "null"}.get(type(document), "a number")
+
+
+def _is_records(document: Any) -> bool:
+    """A JSON list of objects (or an empty list): what ``datasets``' JSON builder reads as rows."""
+    return isinstance(document, list) and all(isinstance(item, dict) for item in document[:100])
+
+
+def _reader_name(read_document: DocumentReader) -> str:
+    """Names the flattened copy by its reader: two tasks may read one file differently."""
+    owner = getattr(read_document, "__self__", None)
+    return re.sub(r"\W", "_", type(owner).__name__ if owner is not None else read_document.__name__)
 
 
 def _file_kind(path: Path) -> str:

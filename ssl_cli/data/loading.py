@@ -47,8 +47,12 @@ def resolve_sources(data: Any, task: str, stream: frozenset[str] = frozenset()) 
             else:
                 files.update({split: download_file(url) for split, url in source.files.items() if split not in explicit})
     files.update(explicit)
+    from ssl_cli.tasks import all_tasks
+
+    reader = all_tasks()[task].read_document if task in all_tasks() else None
     for split, path in files.items():
-        loaded[split] = (load_data_file(path, sample_by=data.text_sample_by, streaming=split in stream), str(path))
+        loaded[split] = (load_data_file(path, sample_by=data.text_sample_by, streaming=split in stream,
+                                        read_document=reader), str(path))
     if not loaded:
         raise UserError("no data given: pass --data NAME|PATH, or --train-file/--validation-file")
     return loaded, info

@@ -1,6 +1,6 @@
 """Registered datasets: ``--data drcd`` resolves to the real public source.
 
-Each entry names where the data lives (a Hub dataset id or the official file
+Each task folder lists its entries (``tasks/<task>/datasets.py``). Each entry names where the data lives (a Hub dataset id or the official file
 URLs), its language, and the metric its papers report. Loading code is the
 real one; on a machine without the network it fails fast with a one-line
 error telling the user to pass local files instead.
@@ -25,92 +25,11 @@ class DatasetSource:
     files: dict[str, str] = field(default_factory=dict)  # split -> official URL
 
 
-_DRCD = "https://raw.githubusercontent.com/DRCKnowledgeTeam/DRCD/master"
-_CMRC = "https://raw.githubusercontent.com/ymcui/cmrc2018/master/squad-style-data"
+def registered(task: str) -> tuple[DatasetSource, ...]:
+    """The datasets ``task`` lists (its folder's ``datasets``)."""
+    from ssl_cli.tasks import all_tasks
 
-REGISTRY: dict[str, DatasetSource] = {
-    s.name: s
-    for s in (
-        DatasetSource(
-            "drcd", "finetune-qa", "zh", "chinese",
-            "Delta Reading Comprehension Dataset (Traditional Chinese Wikipedia), official files",
-            files={
-                "train": f"{_DRCD}/DRCD_training.json",
-                "validation": f"{_DRCD}/DRCD_dev.json",
-                "test": f"{_DRCD}/DRCD_test.json",
-            },
-        ),
-        DatasetSource(
-            "cmrc2018", "finetune-qa", "zh", "chinese",
-            "CMRC 2018 span-extraction reading comprehension (Simplified Chinese), official files",
-            files={
-                "train": f"{_CMRC}/cmrc2018_train.json",
-                "validation": f"{_CMRC}/cmrc2018_dev.json",
-                "test": f"{_CMRC}/cmrc2018_trial.json",
-            },
-        ),
-        DatasetSource("squad", "finetune-qa", "en", "squad", "SQuAD v1.1", hub_id="rajpurkar/squad"),
-        DatasetSource("squad_v2", "finetune-qa", "en", "squad_v2", "SQuAD v2.0 (with unanswerable questions)",
-                      hub_id="rajpurkar/squad_v2"),
-    )
-}
-
-
-GLUE_TASKS = ("cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte", "wnli")
-CLUE_TASKS = ("afqmc", "tnews", "iflytek", "ocnli", "cmnli", "csl")
-for _task in GLUE_TASKS:
-    REGISTRY[f"glue/{_task}"] = DatasetSource(f"glue/{_task}", "finetune-glue", "en", _task, f"GLUE {_task.upper()}",
-                                              hub_id="nyu-mll/glue", hub_config=_task)
-for _task in CLUE_TASKS:
-    REGISTRY[f"clue/{_task}"] = DatasetSource(f"clue/{_task}", "finetune-glue", "zh", _task, f"CLUE {_task.upper()}",
-                                              hub_id="clue/clue", hub_config=_task)
-
-XNLI_LANGUAGES = ("ar", "bg", "de", "el", "en", "es", "fr", "hi", "ru", "sw", "th", "tr", "ur", "vi", "zh")
-for _source in (
-    DatasetSource("mnli", "nli", "en", "accuracy", "MultiNLI (matched and mismatched dev)", hub_id="nyu-mll/multi_nli"),
-    DatasetSource("snli", "nli", "en", "accuracy", "Stanford NLI", hub_id="stanfordnlp/snli"),
-    DatasetSource("ocnli", "nli", "zh", "accuracy", "Original Chinese NLI (CLUE)", hub_id="clue/clue", hub_config="ocnli"),
-    DatasetSource("cmnli", "nli", "zh", "accuracy", "Chinese MultiNLI (CLUE)", hub_id="clue/clue", hub_config="cmnli"),
-    *(DatasetSource(f"xnli/{lang}", "nli", lang, "accuracy", f"XNLI ({lang})", hub_id="facebook/xnli", hub_config=lang)
-      for lang in XNLI_LANGUAGES),
-):
-    REGISTRY[_source.name] = _source
-
-
-# Universal Dependencies treebanks: ``ud/<code>`` -> the official GitHub repository's CoNLL-U files.
-_UD = "https://raw.githubusercontent.com/UniversalDependencies"
-UD_LANGUAGES = {
-    "af": "Afrikaans", "ar": "Arabic", "bg": "Bulgarian", "ca": "Catalan", "cs": "Czech", "cy": "Welsh", "da": "Danish",
-    "de": "German", "el": "Greek", "en": "English", "es": "Spanish", "et": "Estonian", "eu": "Basque", "fa": "Persian",
-    "fi": "Finnish", "fr": "French", "ga": "Irish", "gl": "Galician", "he": "Hebrew", "hi": "Hindi", "hr": "Croatian",
-    "hu": "Hungarian", "hy": "Armenian", "id": "Indonesian", "is": "Icelandic", "it": "Italian", "ja": "Japanese",
-    "ko": "Korean", "la": "Latin", "lt": "Lithuanian", "lv": "Latvian", "nl": "Dutch", "no": "Norwegian", "pl": "Polish",
-    "pt": "Portuguese", "ro": "Romanian", "ru": "Russian", "sk": "Slovak", "sl": "Slovenian", "sr": "Serbian",
-    "sv": "Swedish", "ta": "Tamil", "th": "Thai", "tr": "Turkish", "ug": "Uyghur", "uk": "Ukrainian", "ur": "Urdu",
-    "vi": "Vietnamese", "wo": "Wolof", "yue": "Cantonese", "zh": "Chinese",
-}
-# Repository suffixes whose spelling is not simply the upper-cased code.
-UD_TREEBANK_NAMES = {"gsdsimp": "GSDSimp", "gum": "GUM", "gumreddit": "GUMReddit", "partut": "ParTUT",
-                     "sequoia": "Sequoia", "rhapsodie": "Rhapsodie", "ancora": "AnCora", "bosque": "Bosque",
-                     "pud": "PUD", "lines": "LinES", "talbanken": "Talbanken", "alksnis": "ALKSNIS", "pdt": "PDT",
-                     "bokmaal": "Bokmaal", "nynorsk": "Nynorsk", "kaist": "Kaist", "taiga": "Taiga", "syntagrus": "SynTagRus"}
-
-
-def ud_source(name: str) -> DatasetSource | None:
-    """``ud/en_ewt`` -> UD_English-EWT's train/dev/test CoNLL-U files; None when the code cannot be a treebank."""
-    code = name.lower().removeprefix("ud/")
-    language, _, treebank = code.partition("_")
-    if language not in UD_LANGUAGES or not treebank.isalnum():
-        return None
-    repository = f"UD_{UD_LANGUAGES[language]}-{UD_TREEBANK_NAMES.get(treebank, treebank.upper())}"
-    base = f"{_UD}/{repository}/master/{code}-ud"
-    files = {"train": f"{base}-train.conllu", "validation": f"{base}-dev.conllu", "test": f"{base}-test.conllu"}
-    return DatasetSource(f"ud/{code}", "tag-pos", language, "accuracy",
-                         f"Universal Dependencies {repository} (UPOS/XPOS), official CoNLL-U files", files=files)
-
-
-for _code in ("en_ewt", "en_gum", "zh_gsd", "zh_gsdsimp", "ja_gsd", "ko_kaist", "fr_gsd", "de_gsd"):
-    REGISTRY[f"ud/{_code}"] = ud_source(f"ud/{_code}")
+    return all_tasks()[task].datasets if task in all_tasks() else ()
 
 
 def lookup(name: str, task: str) -> DatasetSource | None:
@@ -119,14 +38,19 @@ def lookup(name: str, task: str) -> DatasetSource | None:
     A name that is neither registered nor an existing path gets a one-line
     error listing the task's datasets.
     """
-    source = REGISTRY.get(name.lower()) or (ud_source(name) if name.lower().startswith("ud/") else None)
+    from ssl_cli.tasks import all_tasks
+
+    tasks = all_tasks()
+    owner = tasks.get(task)
+    source = owner.find_dataset(name) if owner is not None else None
+    source = source or next((s for t in tasks.values() if (s := t.find_dataset(name)) is not None), None)
     if source is not None and source.task != task:
         raise UserError(f"dataset '{name}' is for `ssl {source.task}`, not `ssl {task}`")
     return source
 
 
 def unknown_dataset_error(name: str, task: str) -> UserError:
-    names = sorted(n for n, s in REGISTRY.items() if s.task == task)
+    names = sorted(s.name for s in registered(task))
     return UserError(
         f"'{name}' is neither a registered dataset nor an existing path{did_you_mean(name, names)}; "
         f"registered for {task}: {', '.join(names)}"

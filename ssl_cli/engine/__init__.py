@@ -3,11 +3,14 @@ collaborators, each a module of one job.
 
 - ``loop``: the Accelerate contract, the training loop, evaluation and checkpoints' timing (``Engine``);
 - ``state``: what a run carries across steps and resumes, and its file names;
+- ``batching``: the collator training runs (packed rows, micro-batches), a stream's loader;
+- ``loss``: one token-weighting mechanism, and losses read from the device only when needed;
+- ``throughput``: what a session did (examples, real and padded tokens, memory) for the results;
 - ``devices``: precision, torch.compile and CUDA-graph policy;
 - ``optim``: AdamW parameter groups, the gradient norm, fused AdamW;
 - ``checkpoint``: checkpoints on disk (``Checkpointer``: atomic save, rotation, load; listing, atomic discard,
   half-written ones);
-- ``evaluate``: prediction across processes, every feature once and in order;
+- ``evaluate``: prediction across processes, every feature once and in order; the best model, early stopping;
 - ``cpu``: glibc tuning, heap trimming, memory reports;
 - ``logging``: the JSON log, the progress bar, trackers.
 """

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ssl_cli.errors import UserError
 from ssl_cli.sampling import sorted_eval_order
 
 
@@ -58,3 +59,21 @@ def _stack_padded(rows: list[np.ndarray | None]) -> np.ndarray:
     for i, row in enumerate(rows):
         out[i, : row.shape[0]] = row
     return out
+
+
+def track_best(state: Any, metrics: dict[str, float], metric_name: str, greater: bool, checkpoint: str,
+               patience: int | None) -> bool:
+    """Note whether this evaluation is the best so far (its checkpoint becomes the best model); True when early
+    stopping says stop: ``patience`` evaluations in a row without improvement."""
+    key = metric_name if metric_name in metrics else f"eval_{metric_name}"
+    value = metrics.get(key)
+    if value is None:
+        raise UserError(f"metric_for_best_model '{metric_name}' is not among the eval metrics: {', '.join(metrics)}")
+    improved = state.best_metric is None or (value > state.best_metric if greater else value < state.best_metric)
+    if improved:
+        state.best_metric = float(value)
+        state.best_checkpoint = checkpoint
+        state.evals_without_improvement = 0
+    else:
+        state.evals_without_improvement += 1
+    return bool(patience) and state.evals_without_improvement >= patience

@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,19 +29,17 @@ from typing import Any
 import numpy as np
 
 from ssl_cli.allocator import active_allocator
-from ssl_cli.collate import MicroBatches, MicroBatchingCollator, cpu_pass_overhead_tokens
+from ssl_cli.collate import MicroBatches
 from ssl_cli.compat import (
     clear_fused_grad_divisor,
-    inner_optimizer,
-    set_fused_grad_divisor,
 )
 from ssl_cli.durability import failpoint, truncate_log
+from ssl_cli.engine.batching import stream_loader, training_collator
 from ssl_cli.engine.checkpoint import (
     Checkpointer,
-    list_checkpoints,
     remove_half_written,
 )
-from ssl_cli.engine.cpu import HeapTrimmer, dataset_memory_mb, peak_rss_mb, tune_cpu_allocator
+from ssl_cli.engine.cpu import HeapTrimmer, tune_cpu_allocator
 from ssl_cli.engine.devices import (
     avoid_cudnn_attention_plans,
     compile_plugin,
@@ -49,22 +47,15 @@ from ssl_cli.engine.devices import (
     replays_cuda_graphs,
     resolve_mixed_precision,
 )
-from ssl_cli.engine.evaluate import predict
+from ssl_cli.engine.evaluate import predict, track_best
 from ssl_cli.engine.logging import JsonLog, Progress, available_trackers
-from ssl_cli.engine.optim import fused_adamw_supported, gradient_norm, non_embedding_parameters, parameter_groups
-from ssl_cli.engine.state import CHECKPOINT_PREFIX, LOG_FILE, STATE_FILE, TrainResult, TrainState
+from ssl_cli.engine.loss import LossLog, loss_weights
+from ssl_cli.engine.optim import clip_gradients, fused_adamw_supported, parameter_groups
+from ssl_cli.engine.state import CHECKPOINT_PREFIX, LOG_FILE, STATE_FILE, TrainResult, TrainState, epochs_done
+from ssl_cli.engine.throughput import Counts, train_metrics
 from ssl_cli.errors import UserError
-from ssl_cli.packing import SequencePacker, batch_counts, model_inputs, packing_position_offset
+from ssl_cli.packing import model_inputs
 from ssl_cli.sampling import BatchSampler
-
-
-def _shares(sizes: list[Any]) -> list[Any]:
-    """Each size over their sum (ints, or device tensors left unread); a single size is the whole: 1.0."""
-    if len(sizes) == 1:
-        return [1.0]
-    total = sum(sizes)
-    total = total.clamp(min=1) if hasattr(total, "clamp") else max(1, total)
-    return [size / total for size in sizes]
 
 
 @dataclass
@@ -81,32 +72,6 @@ class _Plan:
     total_steps: int
     epochs: Any  # range, or itertools.count() for a stream
     streamed: bool
-
-
-@dataclass
-class _Counts:
-    """This session's throughput (not checkpointed): real tokens (a device tensor, read at the end), padded tokens
-    computed, forward passes, batches and rows, from when training started."""
-
-    start_time: float
-    start_step: int
-    start_examples: int
-    tokens_seen: Any = 0
-    tokens_computed: int = 0
-    passes: int = 0
-    batches: int = 0
-    rows: int = 0
-
-    def add(self, parts: list[dict[str, Any]], num_processes: int) -> int:
-        """Count one batch (its micro-batches ``parts``); the examples it trained, over every process."""
-        examples_seen = 0
-        for examples, real, computed in map(batch_counts, parts):
-            examples_seen += examples * num_processes
-            self.tokens_seen = self.tokens_seen + real * num_processes
-            self.tokens_computed += computed * num_processes
-        self.rows += sum(len(part["input_ids"]) for part in parts if "input_ids" in part)
-        self.passes, self.batches = self.passes + len(parts), self.batches + 1
-        return examples_seen
 
 
 class Engine:
@@ -139,11 +104,11 @@ class Engine:
         libc = tune_cpu_allocator() if on_glibc else None  # tcmalloc (ssl preloads it when installed) needs neither
         self._heap = HeapTrimmer(libc) if libc is not None and training.trim_cpu_memory else None
         self.current_step = 0  # the optimizer step training is at (evaluation failpoints name it)
-        self._pending_losses: list[Any] = []  # batch losses on the device, not read yet (_flush_losses)
         self._grad_norm: Any = None  # the last step's gradient norm before clipping, read only when logged
         self._trainable: tuple[Any, list[Any]] | None = None  # (model, its trainable parameters): _trainable_parameters
         self._cuda_graphs = replays_cuda_graphs(training, self.accelerator.device)
         self.checkpoints = Checkpointer(self.accelerator, training, self.output_dir)
+        self.losses = LossLog(self.accelerator, self.output_dir)  # read from the device only when needed
         set_seed(training.seed)
 
     # ------------------------------------------------------------------ facts
@@ -226,35 +191,15 @@ class Engine:
         greater_is_better: bool,
         tracker_config: dict[str, Any],
         resume_from: Path | None = None,
-        labels_per_batch: float | None = None,
-        steady_shapes: bool = False,
-        packable: bool = False,
-        token_count: Callable[[dict[str, Any]], Any] | None = None,
+        traits: Any = None,
         fingerprint: dict[str, Any] | None = None,
     ) -> TrainResult:
         """Train ``model`` on ``dataset``; ``evaluate(model)`` returns eval metrics (with ``eval_`` keys).
 
-        ``labels_per_batch``: for per-token losses, the mean count of labelled
-        tokens in a batch. Each batch's mean loss is then scaled by its own count
-        over that mean, so every token weighs the same over an epoch. Without it,
-        length-grouped batches of short sentences would weigh each of their
-        tokens many times more than batches of long ones (measured on UD
-        English POS with grouping: 1.4 points of accuracy lost; this weighting
-        won back 0.4 of them).
-
-        ``steady_shapes``: the batches all have one shape (packed blocks); see ``HeapTrimmer``.
-
-        ``token_count(batch)``: for a loss that is a mean over the batch's
-        predicted tokens (MLM, CLM), their count. On several processes each
-        process's mean is then weighed by its share of the global batch's
-        tokens (one small all-reduce per step), so the averaged gradient is
-        that of the mean over all the global batch's tokens, as on one process
-        (Trainer's ``average_tokens_across_devices``). Without it, a process
-        whose blocks drew fewer masks would weigh each of them more.
-
-        ``packable``: the task's sequences can share a row (``Task.packable``):
-        batches are then packed (``ssl_cli.packing``) when
-        ``training.pack_sequences`` and the model allow it, instead of split.
+        ``traits`` (``tasks.base.Traits``; None: the defaults) says what the batches are: ``fixed_shapes`` (one
+        shape: see ``HeapTrimmer``), ``packable`` (sequences may share a row when ``training.pack_sequences``
+        and the model allow it, ``ssl_cli.packing``) and ``loss_weighting`` (what the loss is a mean over, so
+        that micro-batches and processes weigh it as one batch on one process would, ``loss.py``).
 
         ``lengths`` None: ``dataset`` is a stream (``datasets.IterableDataset``)
         with no length. Training then runs ``max_steps`` steps, passing over the
@@ -265,18 +210,21 @@ class Engine:
         ``fingerprint``: stored in every checkpoint, for ``--resume`` to compare (``ssl_cli.output_dir``).
         """
         cfg, acc = self.cfg, self.accelerator
+        steady_shapes, packable, loss_weighting = _batch_traits(traits)
         if self._heap is not None:
             self._heap.steady_shapes = steady_shapes
         if not steady_shapes:
             avoid_cudnn_attention_plans(self.device)
-        plan = self._plan(model, dataset, self._training_collator(model, collate_fn, dataset, packable, lengths), lengths)
+        collate_fn = training_collator(model, collate_fn, dataset, cfg, packable, lengths is None,
+                                       self._on_cpu_by_default, self.print)
+        plan = self._plan(model, dataset, collate_fn, lengths)
         model = plan.model
         state = self._start_state(resume_from, fingerprint)
         if self.trackers:
             acc.init_trackers("ssl", config=tracker_config)
         log = JsonLog(self.output_dir / LOG_FILE, self.is_main_process)
         progress = Progress(plan.total_steps, state.global_step, enabled=self.is_main_process)
-        counts = _Counts(time.perf_counter(), state.global_step, state.examples_seen)
+        counts = Counts(time.perf_counter(), state.global_step, state.examples_seen)
         stop = state.global_step >= plan.total_steps
         evaluating = (lambda: self._evaluate(model, evaluate, state, metric_name, greater_is_better, log)) \
             if evaluate else None
@@ -289,24 +237,9 @@ class Engine:
                 if stop:
                     break
                 state.epoch = epoch
-                batches_before = state.batches_in_epoch
-                for batch in self._epoch_batches(plan, dataset, epoch, state):
-                    parts = batch if isinstance(batch, MicroBatches) else [batch]
-                    self._pending_losses.append(self._accumulate(plan, parts, labels_per_batch, token_count))
-                    state.batches_in_epoch += 1
-                    if self._heap is not None:
-                        shape = tuple(parts[0]["input_ids"].shape) if len(parts) == 1 and "input_ids" in parts[0] else None
-                        self._heap.after_batch(shape)
-                    state.examples_seen += counts.add(parts, acc.num_processes)
-                    if not acc.sync_gradients:
-                        continue
-                    stop |= self._after_step(plan, state, counts, log, progress, evaluating, metric_name)
-                    if stop:
-                        break
-                else:
-                    if plan.streamed and batches_before == 0 and state.batches_in_epoch == 0:
-                        raise UserError("the training stream gave no batch: it has no text left (check the data, "
-                                        "or text.streaming_validation_documents)")
+                stop |= self._train_epoch(plan, dataset, epoch, state, counts, loss_weighting,
+                                          lambda: self._after_step(plan, state, counts, log, progress, evaluating,
+                                                                   metric_name))
                 if plan.streamed and stop or not plan.streamed and state.batches_in_epoch < len(plan.loader):
                     break  # stopped inside the epoch (max_steps, early stopping): the final evaluation follows
                 # The epoch's last batch, also where it was the last step: its evaluation and checkpoint are due.
@@ -315,30 +248,38 @@ class Engine:
                     stop |= evaluating()
                 if cfg.save_strategy == "epoch":
                     self._save_checkpoint(state, metric_name)
-            self._finish(model, evaluate, state, metric_name, greater_is_better, log, _epochs_done(state, plan.loader))
-        self._flush_losses(state)
+            self._finish(model, evaluate, state, metric_name, greater_is_better, log, epochs_done(state, plan.loader))
+        self.losses.flush(state)
         if state.running_batches:
-            self._close_loss_window(state)
+            self.losses.close_window(state)
         runtime = time.perf_counter() - counts.start_time
         if cfg.load_best_model_at_end and state.best_checkpoint and Path(state.best_checkpoint).is_dir():
             self.checkpoints.load_weights(self.unwrap(model), Path(state.best_checkpoint))
             self.print(f"loaded the best model ({metric_name} = {state.best_metric:.4g}) from {state.best_checkpoint}")
-        return TrainResult(model, self._train_metrics(plan, state, counts, runtime, dataset))
+        samples = state.examples_seen if plan.streamed else len(dataset)
+        trims = self._heap.trims if self._heap is not None else 0
+        return TrainResult(model, train_metrics(acc, cfg, state, counts, runtime, samples,
+                                                epochs_done(state, plan.loader), trims))
 
-    def _training_collator(self, model: Any, collate_fn: Callable, dataset: Any, packable: bool,
-                           lengths: list[int] | None) -> Callable:
-        """The batch builder training runs: packed rows where the task and the model allow them, else micro-batches
-        of similar lengths where padding would cost more than a pass, else ``collate_fn`` itself."""
-        packer = self._sequence_packer(model, collate_fn, dataset) if packable and lengths is not None else None
-        if packer is not None:
-            self.print(f"training on packed rows (training.pack_sequences; position offset {packer.position_offset})")
-            return packer
-        if self.splits_padded_batches:
-            overhead = self.cfg.microbatch_pass_overhead
-            if overhead is None:
-                overhead = cpu_pass_overhead_tokens(non_embedding_parameters(model))
-            return MicroBatchingCollator(collate_fn, overhead)
-        return collate_fn
+    def _train_epoch(self, plan: _Plan, dataset: Any, epoch: int, state: TrainState, counts: Counts,
+                     loss_weighting: str, after_step: Callable[[], bool]) -> bool:
+        """One pass's batches from where ``state`` left off; True when a step says stop (``after_step``)."""
+        acc = self.accelerator
+        batches_before = state.batches_in_epoch
+        for batch in self._epoch_batches(plan, dataset, epoch, state):
+            parts = batch if isinstance(batch, MicroBatches) else [batch]
+            self.losses.add(self._accumulate(plan, parts, loss_weighting))
+            state.batches_in_epoch += 1
+            if self._heap is not None:
+                shape = tuple(parts[0]["input_ids"].shape) if len(parts) == 1 and "input_ids" in parts[0] else None
+                self._heap.after_batch(shape)
+            state.examples_seen += counts.add(parts, acc.num_processes)
+            if acc.sync_gradients and after_step():
+                return True
+        if plan.streamed and batches_before == 0 and state.batches_in_epoch == 0:
+            raise UserError("the training stream gave no batch: it has no text left (check the data, "
+                            "or text.streaming_validation_documents)")
+        return False
 
     def _plan(self, model: Any, dataset: Any, collate_fn: Callable, lengths: list[int] | None) -> _Plan:
         """The prepared model, optimizer, scheduler and loader, and how many steps and epochs to run."""
@@ -398,27 +339,28 @@ class Engine:
         if hasattr(plan.collate_fn, "set_epoch"):  # per-epoch masks (MLM), drawn before the loader starts
             plan.collate_fn.set_epoch(epoch)
         if plan.streamed:
-            return self._stream_loader(dataset, epoch, state.batches_in_epoch, plan.collate_fn, plan.loader_rng)
+            return stream_loader(self.accelerator, self.cfg, dataset, epoch, state.batches_in_epoch, plan.collate_fn,
+                                 plan.loader_rng)
         plan.sampler.use_epoch(epoch)
         if state.batches_in_epoch:
             return self.accelerator.skip_first_batches(plan.loader, state.batches_in_epoch)
         return plan.loader
 
-    def _accumulate(self, plan: _Plan, parts: list[dict[str, Any]], labels_per_batch: float | None,
-                    token_count: Callable[[dict[str, Any]], Any] | None) -> Any:
+    def _accumulate(self, plan: _Plan, parts: list[dict[str, Any]], loss_weighting: str) -> Any:
         """One batch's backward, and the optimizer step where accumulation completes one: the batch's loss."""
         cfg, acc = self.cfg, self.accelerator
         with acc.accumulate(plan.model):
-            batch_loss = self._backward(plan.model, parts, labels_per_batch, token_count)
+            batch_loss = self._backward(plan.model, parts, loss_weighting)
             if acc.sync_gradients and cfg.max_grad_norm:
-                self._grad_norm = self._clip_gradients(plan.model, plan.optimizer, cfg.max_grad_norm)
+                self._grad_norm = clip_gradients(acc, plan.model, plan.optimizer, cfg.max_grad_norm,
+                                                 self._trainable_parameters(plan.model))
             plan.optimizer.step()
             clear_fused_grad_divisor(plan.optimizer)
             plan.scheduler.step()
             plan.optimizer.zero_grad(set_to_none=True)
         return batch_loss
 
-    def _after_step(self, plan: _Plan, state: TrainState, counts: _Counts, log: JsonLog, progress: Progress,
+    def _after_step(self, plan: _Plan, state: TrainState, counts: Counts, log: JsonLog, progress: Progress,
                     evaluating: Callable[[], bool] | None, metric_name: str) -> bool:
         """Count the optimizer step, then log, evaluate and checkpoint as the cadence says: whether to stop."""
         cfg, acc = self.cfg, self.accelerator
@@ -427,8 +369,8 @@ class Engine:
         failpoint("step", state.global_step)
         rate = (state.examples_seen - counts.start_examples) / max(time.perf_counter() - counts.start_time, 1e-9)
         if state.global_step % cfg.logging_steps == 0 or state.global_step == plan.total_steps:
-            mean_loss = self._close_loss_window(state)
-            record = {"step": state.global_step, "epoch": round(_epochs_done(state, plan.loader), 4),
+            mean_loss = self.losses.close_window(state)
+            record = {"step": state.global_step, "epoch": round(epochs_done(state, plan.loader), 4),
                       "loss": mean_loss, "learning_rate": plan.scheduler.get_last_lr()[0], "examples_per_second": rate}
             if self._grad_norm is not None:
                 record["grad_norm"] = float(self._grad_norm)  # the last step's, as Trainer logs it
@@ -445,80 +387,6 @@ class Engine:
             self._save_checkpoint(state, metric_name)
             failpoint("saved", state.global_step)
         return stop or state.global_step >= plan.total_steps
-
-    def _train_metrics(self, plan: _Plan, state: TrainState, counts: _Counts, runtime: float,
-                       dataset: Any) -> dict[str, float]:
-        """The train_* results of ``all_results.json``, Trainer's names first."""
-        acc = self.accelerator
-        tokens_seen = int(counts.tokens_seen)
-        examples = state.examples_seen - counts.start_examples
-        return {
-            "train_loss": state.loss_sum / max(state.loss_count, 1),
-            "train_runtime": runtime,
-            "train_samples": state.examples_seen if plan.streamed else len(dataset),
-            "train_samples_per_second": examples / max(runtime, 1e-9),
-            "train_tokens_per_second": tokens_seen / max(runtime, 1e-9),
-            "train_steps_per_second": (state.global_step - counts.start_step) / max(runtime, 1e-9),
-            "train_padding_fraction": 1 - tokens_seen / counts.tokens_computed if counts.tokens_computed else 0.0,
-            "train_passes_per_batch": counts.passes / max(counts.batches, 1),
-            "train_examples_per_row": examples / max(counts.rows * acc.num_processes, 1),
-            "train_steps": state.global_step,
-            "epoch": _epochs_done(state, plan.loader),
-            "global_batch_size": self.cfg.per_device_train_batch_size * acc.num_processes * self.cfg.gradient_accumulation_steps,
-            "train_peak_rss_mb": peak_rss_mb(),
-            **self._dataset_memory(),
-            "train_heap_trims": self._heap.trims if self._heap is not None else 0,
-        }
-
-    def _dataset_memory(self) -> dict[str, float]:
-        """``dataset_memory_mb`` as ``train_dataset_*_mb`` results: the largest figure over the processes."""
-        import torch
-
-        memory = dataset_memory_mb()
-        if memory and self.num_processes > 1:
-            local = torch.tensor([list(memory.values())], dtype=torch.float32, device=self.device)
-            memory = dict(zip(memory, self.accelerator.gather(local).max(dim=0).values.tolist(), strict=True))
-        return {f"train_dataset_{kind}_mb": round(mb, 3) for kind, mb in memory.items()}
-
-    def _sequence_packer(self, model: Any, collate_fn: Any, dataset: Any) -> SequencePacker | None:
-        """The packing collator (``training.pack_sequences``), if wanted here and the model passes the check."""
-        setting = self.cfg.pack_sequences
-        if not self._on_cpu_by_default(setting):
-            return None
-        offset = packing_position_offset(model, collate_fn, [dataset[i] for i in range(min(8, len(dataset)))])
-        if offset is None:
-            if setting is True:
-                raise UserError(f"training.pack_sequences is true, but {type(model).__name__} does not give packed "
-                                "sentences the outputs it gives them alone (it ignores a 4D attention mask or "
-                                "position ids): set training.pack_sequences to auto or false")
-            return None
-        config = model.config
-        positions = getattr(config, "max_position_embeddings", None) or 512
-        return SequencePacker(collate_fn, offset, max_capacity=positions - offset,
-                              hidden_size=getattr(config, "hidden_size", 768))
-
-    def _clip_gradients(self, model: Any, optimizer: Any, max_norm: float) -> Any:
-        """Clip the gradients' global norm to ``max_norm``; returns the norm before clipping (a tensor).
-
-        ``clip_grad_norm_`` reads every gradient for the norm, then reads and
-        writes every gradient again to scale it: 4% of a bert-base SST-2 step
-        on CPU, where both passes are bound by memory. Fused AdamW can divide
-        each gradient by a scale as it reads it (the slot ``GradScaler`` uses),
-        so with a fused optimizer and no loss scaler the scaling pass is
-        folded into the update: the same update, one pass fewer. Elsewhere
-        (fp16's scaler, FSDP, DeepSpeed, XLA, foreach AdamW) Accelerate clips.
-        """
-        import torch
-
-        acc, inner = self.accelerator, inner_optimizer(optimizer)
-        foldable = (acc.scaler is None and inner.defaults.get("fused")
-                    and acc.distributed_type.name in ("NO", "MULTI_CPU", "MULTI_GPU"))
-        if not foldable:
-            return acc.clip_grad_norm_(model.parameters(), max_norm)
-        norm = gradient_norm([p.grad for p in self._trainable_parameters(model) if p.grad is not None])
-        # clip_grad_norm_'s factor, min(1, max_norm / (norm + 1e-6)), as a divisor for the fused kernel
-        set_fused_grad_divisor(optimizer, torch.clamp((norm + 1e-6) / max_norm, min=1.0))
-        return norm
 
     def _begin_model_call(self) -> None:
         """Tell PyTorch a new step begins, where CUDA graphs replay (``replays_cuda_graphs``): the outputs of
@@ -538,20 +406,19 @@ class Engine:
             self._trainable = (model, [p for p in model.parameters() if p.requires_grad])
         return self._trainable[1]
 
-    def _backward(self, model: Any, parts: list[dict[str, Any]], labels_per_batch: float | None,
-                  token_count: Callable[[dict[str, Any]], Any] | None) -> Any:
+    def _backward(self, model: Any, parts: list[dict[str, Any]], loss_weighting: str) -> Any:
         """Backward pass of one batch, given as one or more micro-batches; returns the batch's mean loss.
 
         Each part's loss is a mean over its own rows or tokens. Weighted by
         its share of the batch's, the parts' gradients add up to the whole
-        batch's (see ``_loss_weights``). DDP syncs on the last part only. The
+        batch's (``loss.loss_weights``). DDP syncs on the last part only. The
         loss comes back as a device tensor: reading it here would make the
         host wait for the device every step (see ``_flush_losses``).
         """
         from contextlib import nullcontext
 
         acc = self.accelerator
-        shares, scales = self._loss_weights(parts, labels_per_batch, token_count)
+        shares, scales = loss_weights(parts, loss_weighting, acc)
         losses = []
         for i, (part, scale) in enumerate(zip(parts, scales, strict=True)):
             with acc.no_sync(model) if i < len(parts) - 1 else nullcontext():
@@ -564,89 +431,8 @@ class Engine:
             return losses[0]
         return sum(loss * share for loss, share in zip(losses, shares, strict=True))
 
-    def _loss_weights(self, parts: list[dict[str, Any]], labels_per_batch: float | None,
-                      token_count: Callable[[dict[str, Any]], Any] | None) -> tuple[list[float], list[Any]]:
-        """Per part: its share of the batch's loss (for the logged mean) and the factor on its loss (None: 1).
-
-        A loss over labelled tokens (tag-pos) is weighted by labelled tokens
-        (scaled by ``labels_per_batch``, see ``train``); a loss over predicted
-        tokens (MLM, CLM) by their count, across processes when there are
-        several; any other loss, a mean over examples, by rows.
-        """
-        acc = self.accelerator
-        if labels_per_batch:
-            labelled = [(part["labels"] != -100).sum() for part in parts]
-            return _shares(labelled), [n / labels_per_batch for n in labelled]
-        counts = [token_count(part) for part in parts] if token_count is not None else [None]
-        if None not in counts and (acc.num_processes > 1 or len(parts) > 1):
-            local = sum(counts)
-            total = acc.reduce(local.detach().float().clone(), reduction="sum").clamp(min=1) \
-                if acc.num_processes > 1 else local.float().clamp(min=1)
-            return _shares(counts), [c.float() * acc.num_processes / total for c in counts]
-        if len(parts) == 1:
-            return [1.0], [None]
-        rows = _shares([len(next(iter(part.values()))) for part in parts])
-        return rows, rows
-
-    def _flush_losses(self, state: TrainState) -> None:
-        """Add the losses of the batches trained since the last flush to the loss window, reading them at once.
-
-        Reading a loss (``.item()``) makes the host wait until the device has
-        finished the step; read every step, it keeps an accelerator idle while
-        the host prepares the next batch. They are read when a log line, an
-        evaluation or a checkpoint needs them, in the order they were trained
-        (the same sums as one at a time).
-        """
-        if not self._pending_losses:
-            return
-        import torch
-
-        values = torch.stack(self._pending_losses).tolist()
-        self._pending_losses.clear()
-        for value in values:
-            state.running_loss += value
-            state.running_batches += 1
-        if not all(map(math.isfinite, values)):  # the weights are now NaN too: never save, evaluate or return them
-            checkpoints = list_checkpoints(self.output_dir)
-            kept = f"; {checkpoints[-1]} is the last good checkpoint" if checkpoints else ""
-            raise UserError(f"the training loss became {next(v for v in values if not math.isfinite(v))} by step "
-                            f"{state.global_step}: training diverged. Lower --learning-rate, check the labels, or "
-                            f"train in fp32 (--mixed-precision no){kept}")
-
-    def _stream_loader(self, dataset: Any, epoch: int, skip_batches: int, collate_fn: Callable, generator: Any) -> Any:
-        """One pass over a stream: reshuffled for ``epoch``, its first ``skip_batches`` global batches skipped."""
-        from torch.utils.data import DataLoader
-
-        cfg = self.cfg
-        if skip_batches:
-            dataset = dataset.skip(skip_batches * cfg.per_device_train_batch_size * self.accelerator.num_processes)
-        loader = self.accelerator.prepare(DataLoader(dataset, batch_size=cfg.per_device_train_batch_size,
-                                                     collate_fn=collate_fn, num_workers=cfg.dataloader_num_workers,
-                                                     generator=generator))
-        # The shuffle of this pass. On the prepared loader: a fresh one would set the stream's epoch back to 0 when
-        # iterated, and a stream derived by skip() does not inherit its parent's epoch.
-        loader.set_epoch(epoch)
-        return _without_global_rng(loader)
-
-    def _close_loss_window(self, state: TrainState) -> float:
-        """The mean loss of the batches since the last log line (over processes), added to the run's total."""
-        self._flush_losses(state)
-        mean_loss = self._mean_across_processes(state.running_loss / max(state.running_batches, 1))
-        state.loss_sum += mean_loss * state.running_batches
-        state.loss_count += state.running_batches
-        state.running_loss, state.running_batches = 0.0, 0
-        return mean_loss
-
-    def _mean_across_processes(self, value: float) -> float:
-        if self.num_processes == 1:
-            return value
-        import torch
-
-        tensor = torch.tensor([value], device=self.device)
-        return float(self.accelerator.reduce(tensor, reduction="mean").item())
-
     def _finish(self, model, evaluate, state: TrainState, metric_name: str, greater: bool, log: JsonLog,
-                epochs_done: float) -> None:
+                passes: float) -> None:
         """Evaluate and checkpoint the final weights, unless the cadence just did, whatever ended training
         (epochs, ``max_steps``, early stopping, the end of a stream): the last weights always take part in
         best-model selection, and the newest checkpoint holds them."""
@@ -654,7 +440,7 @@ class Engine:
             return
         evaluated = state.eval_history and state.eval_history[-1]["step"] == state.global_step
         if evaluate and self.cfg.eval_strategy != "no" and not evaluated:
-            self._evaluate(model, evaluate, state, metric_name, greater, log, round(epochs_done, 4))
+            self._evaluate(model, evaluate, state, metric_name, greater, log, round(passes, 4))
         saved = (self.output_dir / f"{CHECKPOINT_PREFIX}{state.global_step}" / STATE_FILE).is_file()
         if self.cfg.save_strategy != "no" and not saved:
             self._save_checkpoint(state, metric_name)
@@ -663,7 +449,7 @@ class Engine:
                   epoch: float | None = None) -> bool:
         """Run evaluation, track the best metric; True when early stopping says stop. ``epoch``: the passes
         done, where not the whole ones of ``state``."""
-        self._flush_losses(state)  # a diverged run stops here, not with NaN metrics
+        self.losses.flush(state)  # a diverged run stops here, not with NaN metrics
         metrics = evaluate(model)
         model.train()
         record = {"step": state.global_step, "epoch": state.epoch if epoch is None else epoch, **metrics}
@@ -672,19 +458,9 @@ class Engine:
         if self.trackers:
             self.accelerator.log({k.replace("eval_", "eval/", 1): v for k, v in metrics.items()
                                   if isinstance(v, (int, float))}, step=state.global_step)
-        key = metric_name if metric_name in metrics else f"eval_{metric_name}"
-        value = metrics.get(key)
-        if value is None:
-            raise UserError(f"metric_for_best_model '{metric_name}' is not among the eval metrics: {', '.join(metrics)}")
-        improved = state.best_metric is None or (value > state.best_metric if greater else value < state.best_metric)
-        if improved:
-            state.best_metric = float(value)
-            state.best_checkpoint = str(self.output_dir / f"{CHECKPOINT_PREFIX}{state.global_step}")
-            state.evals_without_improvement = 0
-        else:
-            state.evals_without_improvement += 1
         patience = self.cfg.early_stopping_patience
-        if patience and state.evals_without_improvement >= patience:
+        checkpoint = str(self.output_dir / f"{CHECKPOINT_PREFIX}{state.global_step}")
+        if track_best(state, metrics, metric_name, greater, checkpoint, patience):
             self.print(f"early stopping: {metric_name} has not improved in {patience} evaluations")
             return True
         return False
@@ -708,32 +484,12 @@ class Engine:
 
     def _save_checkpoint(self, state: TrainState, metric_name: str) -> Path:
         """``checkpoint-N`` of this step, with the loss window in progress (it travels with the checkpoint)."""
-        self._flush_losses(state)
+        self.losses.flush(state)
         return self.checkpoints.save(state)
 
 
-def _without_global_rng(loader: Any) -> Iterator[Any]:
-    """``loader``'s batches, leaving torch's global RNG as it was.
-
-    Accelerate rebuilds a stream's DataLoader without our private generator,
-    and its first batch draws a worker seed from the global RNG: that draw
-    would shift every later dropout mask of a resumed run.
-    """
-    import torch
-
-    state = torch.get_rng_state()
-    batches = iter(loader)
-    first = next(batches, None)
-    torch.set_rng_state(state)
-    if first is not None:
-        yield first
-        yield from batches
-
-
-def _epochs_done(state: TrainState, loader: Any) -> float:
-    """Passes over the data so far, with the current one's fraction (whole passes only for a stream)."""
-    if loader is None:
-        return float(state.epoch)
-    return state.epoch + state.batches_in_epoch / max(len(loader), 1)
-
-
+def _batch_traits(traits: Any) -> tuple[bool, bool, str]:
+    """(fixed shapes, packable, loss weighting) of a task's ``Traits``; a plain mean over rows without one."""
+    if traits is None:
+        return False, False, "rows"
+    return traits.fixed_shapes, traits.packable, traits.loss_weighting

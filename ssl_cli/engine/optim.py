@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ssl_cli.compat import (
-    foreach_norm,
-)
+from ssl_cli.compat import foreach_norm, inner_optimizer, set_fused_grad_divisor
 
 
 def parameter_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
@@ -73,3 +71,27 @@ def fused_adamw_supported(device: Any) -> bool:
     CPU and CUDA have the kernel; elsewhere (XLA, MPS on older torch) foreach stays.
     """
     return getattr(device, "type", str(device)) in ("cpu", "cuda")
+
+
+def clip_gradients(accelerator: Any, model: Any, optimizer: Any, max_norm: float, trainable: list[Any]) -> Any:
+    """Clip the global norm of ``trainable``'s gradients to ``max_norm``; returns the norm before clipping (a tensor).
+
+    ``clip_grad_norm_`` reads every gradient for the norm, then reads and
+    writes every gradient again to scale it: 4% of a bert-base SST-2 step
+    on CPU, where both passes are bound by memory. Fused AdamW can divide
+    each gradient by a scale as it reads it (the slot ``GradScaler`` uses),
+    so with a fused optimizer and no loss scaler the scaling pass is
+    folded into the update: the same update, one pass fewer. Elsewhere
+    (fp16's scaler, FSDP, DeepSpeed, XLA, foreach AdamW) Accelerate clips.
+    """
+    import torch
+
+    acc, inner = accelerator, inner_optimizer(optimizer)
+    foldable = (acc.scaler is None and inner.defaults.get("fused")
+                and acc.distributed_type.name in ("NO", "MULTI_CPU", "MULTI_GPU"))
+    if not foldable:
+        return acc.clip_grad_norm_(model.parameters(), max_norm)
+    norm = gradient_norm([p.grad for p in trainable if p.grad is not None])
+    # clip_grad_norm_'s factor, min(1, max_norm / (norm + 1e-6)), as a divisor for the fused kernel
+    set_fused_grad_divisor(optimizer, torch.clamp((norm + 1e-6) / max_norm, min=1.0))
+    return norm

@@ -42,3 +42,10 @@ class TrainResult:
 
     model: Any
     metrics: dict[str, float]
+
+
+def epochs_done(state: TrainState, loader: Any) -> float:
+    """Passes over the data so far, with the current one's fraction (whole passes only for a stream)."""
+    if loader is None:
+        return float(state.epoch)
+    return state.epoch + state.batches_in_epoch / max(len(loader), 1)

@@ -17,7 +17,7 @@ from ssl_cli.tasks.base import Task
 
 @cache
 def all_tasks() -> dict[str, Task]:
-    """Subcommand name -> task instance, folders in name order."""
+    """Subcommand name -> task instance, in name order."""
     tasks: dict[str, Task] = {}
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         if not info.ispkg:
@@ -26,4 +26,4 @@ def all_tasks() -> dict[str, Task]:
             if task.name in tasks:
                 raise RuntimeError(f"two task folders declare the subcommand '{task.name}'")
             tasks[task.name] = task
-    return tasks
+    return dict(sorted(tasks.items()))

@@ -1,13 +1,16 @@
-"""The task protocol: what a subcommand must declare to run on the shared engine.
+"""The task protocol: what a subcommand declares to run on the shared engine.
 
-A task owns its data (loading, schema, preprocessing), its AutoModel head, its
-collation, its post-processing and its metrics. The engine owns everything
-else: devices, precision, the optimiser, accumulation, checkpoints, logging.
-Adding a subcommand is one module in ``ssl_cli/tasks/`` that defines ``TASK``,
-one recipe under ``recipes/`` and one test file.
+A task owns its data (one table into canonical examples), its AutoModel head,
+its features and collation, its post-processing and its metrics. The engine
+owns everything else: devices, precision, the optimiser, loss weighting,
+accumulation, checkpoints, logging. Split assembly (``tasks/splits.py``) and
+the run itself (``ssl_cli/run.py``) are written once for every task.
+
+A task is one folder, ``ssl_cli/tasks/<name>/``, whose ``__init__`` lists its
+``TASKS``; ``docs/adding-a-task.md`` walks through one.
 
 Heavy imports (torch, transformers, datasets) go inside methods so that the
-CLI can import every task module to build ``--help`` without loading them.
+CLI can import every task to build ``--help`` without loading them.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from ssl_cli.config import Recipe
 from ssl_cli.errors import UserError
@@ -25,6 +28,8 @@ from ssl_cli.errors import UserError
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     from datasets import Dataset
+
+    from ssl_cli.data.registry import DatasetSource
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,32 @@ class Flag:
     path: str  # dotted recipe key
     type: type = str
     aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Traits:
+    """What the run and the engine need to know about a task, as data rather than hooks."""
+
+    # feature columns fed to the model; the rest stay for post-processing
+    inputs: tuple[str, ...] = ("input_ids", "attention_mask", "token_type_ids")
+    labels: tuple[str, ...] = ()  # training label columns, passed to the model under their own names
+    token_labels: tuple[str, ...] = ()  # those of ``labels`` with one value per token (padded with -100)
+    collator_reads: tuple[str, ...] = ()  # feature columns the collator reads besides inputs and labels
+    outputs: tuple[str, ...] = ("logits",)  # model outputs gathered at evaluation (``Task.eval_tensors``)
+    # What the loss is a mean over, so that every process and micro-batch weighs it alike: "rows" (examples),
+    # "labelled_tokens" (label != -100: tags, masked tokens) or "predicted_tokens" (next-token labels, shifted).
+    loss_weighting: Literal["rows", "labelled_tokens", "predicted_tokens"] = "rows"
+    # each token's output depends on its own sequence only and the loss is over tokens: several sequences can
+    # share a training row (ssl_cli.packing)
+    packable: bool = False
+    # every batch, training and evaluation, has one shape (packed blocks): the engine then leaves the heap a
+    # step frees for the next one, and keeps CUDA's cuDNN attention, which plans once per shape
+    fixed_shapes: bool = False
+    pretokenized: bool = False  # text arrives split into words (the tokenizer gets is_split_into_words)
+    pipeline_tag: str = "feature-extraction"  # the model card's Hub pipeline tag
+    pipeline_module: str | None = None  # a module to import before ``pipeline(...)`` (a task transformers lacks)
+    pipeline_name: str | None = None  # the ``pipeline(...)`` task name, where it differs from the tag
+    summary_aliases: tuple[str, ...] = ()  # eval metrics also written unprefixed (perplexity, as run_mlm.py)
 
 
 @dataclass
@@ -69,32 +100,53 @@ class Splits:
 class Task(ABC):
     """Base class of every subcommand's task."""
 
-    name: ClassVar[str]  # the subcommand, e.g. "finetune-qa"
+    name: ClassVar[str]  # the subcommand (ssl <name>)
     help: ClassVar[str]
     recipe_cls: ClassVar[type[Recipe]]
     flags: ClassVar[tuple[Flag, ...]] = ()
     main_metric: ClassVar[str]
     greater_is_better: ClassVar[bool] = True
-    output_names: ClassVar[tuple[str, ...]]  # model outputs gathered at evaluation
+    traits: ClassVar[Traits] = Traits()
+    datasets: ClassVar[tuple[DatasetSource, ...]] = ()  # what ``--data NAME`` resolves to (``data/registry.py``)
     tiny_recipe: ClassVar[str]  # recipes/ file used by the demo and tests
     sample_args: ClassVar[tuple[str, ...]] = ()  # flags the sample data needs besides its files (a GLUE task name)
-    pretokenized_input: ClassVar[bool] = False  # text arrives split into words (tagging)
-    token_level_loss: ClassVar[bool] = False  # the loss is a mean over labelled tokens (batches weighted by count)
-    # each token's output depends on its own sequence only and the loss is over tokens: several sequences can share
-    # a training row (ssl_cli.packing)
-    packable: ClassVar[bool] = False
 
-    def main_metric_for(self, splits: Splits) -> str:
-        """The metric that picks the best checkpoint when the recipe names none (may depend on the data)."""
-        return self.main_metric
+    # ------------------------------------------------------------------ data
 
-    def default_recipe(self) -> dict[str, Any]:
-        """Built-in defaults, lowest precedence."""
-        return {"task": self.name}
+    def load_splits(self, recipe: Any) -> Splits:
+        """Read raw train/eval/test data (no tokenisation): ``tasks/splits.py`` through the hooks below."""
+        from ssl_cli.tasks.splits import assemble_splits
+
+        return assemble_splits(self, recipe)
 
     @abstractmethod
-    def load_splits(self, recipe: Any) -> Splits:
-        """Read raw train/eval/test data (no tokenisation)."""
+    def read_split(self, ds: Dataset, source: str, recipe: Any, info: dict[str, Any], role: str) -> Dataset:
+        """One table as this task's canonical examples (checked: one-line errors naming ``source``). ``role`` is
+        "train", "eval" or "test" (a test set may lack labels). ``info`` holds what ``survey`` found; facts about
+        this set go into it too (it becomes the run's info for "train", the set's ``EvalSet.info`` otherwise)."""
+
+    def read_document(self, document: Any, path: Path) -> list[dict[str, Any]] | None:
+        """A JSON file that is not a list of records, in this task's nested layout (SQuAD's articles), as flat
+        records; None: not a layout this task reads. Default: None."""
+        return None
+
+    def survey(self, raw: dict[str, tuple[Dataset, str]], recipe: Any, info: dict[str, Any]) -> None:
+        """Learn what every split shares before any is read (a label space), into ``info``. Default: nothing."""
+        return None
+
+    def hold_out(self, train: Dataset, recipe: Any, info: dict[str, Any]) -> tuple[Dataset, Dataset]:
+        """(train, validation) when the data has no validation split: ``data.validation_split_percentage``."""
+        from ssl_cli.data.loading import hold_out_validation
+
+        return hold_out_validation(train, recipe.data, recipe.training.seed, info)
+
+    def finish_splits(self, splits: Splits, recipe: Any) -> Splits:
+        """What needs every set at once (a tag list from training, a scorer per set). Default: as read."""
+        return splits
+
+    def find_dataset(self, name: str) -> DatasetSource | None:
+        """The registered dataset ``--data NAME`` means, if any (a task may resolve whole families: ud/*)."""
+        return next((d for d in self.datasets if d.name == name.lower()), None)
 
     @abstractmethod
     def write_sample_data(self, root: Path, seed: int = 1) -> dict[str, Path]:
@@ -106,76 +158,69 @@ class Task(ABC):
     def training_texts(self, train: Dataset) -> Iterator[str]:
         """Text a scratch: tokenizer is trained on."""
 
+    # ------------------------------------------------------------------ model
+
+    def main_metric_for(self, splits: Splits) -> str:
+        """The metric that picks the best checkpoint when the recipe names none (may depend on the data)."""
+        return self.main_metric
+
+    def traits_for(self, recipe: Any) -> Traits:
+        """This run's traits: ``traits``, unless the recipe changes one (MLM's sentence pairs vary in shape)."""
+        return self.traits
+
+    def default_recipe(self) -> dict[str, Any]:
+        """Built-in defaults, lowest precedence."""
+        return {"task": self.name}
+
+    @abstractmethod
+    def model_class(self, recipe: Any) -> Any:
+        """The ``transformers`` AutoModel class of the head for this run."""
+
     def model_kwargs(self, splits: Splits, recipe: Any) -> dict[str, Any]:
         """Extra ``from_pretrained``/config arguments for the head (e.g. num_labels)."""
         return {}
-
-    @abstractmethod
-    def auto_model_class(self) -> Any:
-        """The ``transformers`` AutoModel class of the head."""
-
-    @abstractmethod
-    def prepare_train(self, examples: Dataset, tokenizer: Any, recipe: Any) -> Dataset:
-        """Tokenise training examples into model features with labels."""
-
-    @abstractmethod
-    def prepare_eval(self, eval_set: EvalSet, tokenizer: Any, recipe: Any) -> Dataset:
-        """Tokenise evaluation examples into features (with what post-processing needs)."""
-
-    def model_class(self, recipe: Any) -> Any:
-        """The AutoModel class for this run: ``auto_model_class()`` unless the recipe changes the head (MLM with a
-        sentence objective needs the pretraining heads)."""
-        return self.auto_model_class()
-
-    def model_input_columns(self) -> list[str]:
-        """Feature columns fed to the model (the rest stay for post-processing)."""
-        return ["input_ids", "attention_mask", "token_type_ids"]
-
-    def label_columns(self) -> list[str]:
-        """Training label columns, passed to the model under their own names."""
-        return []
-
-    def sequence_label_columns(self) -> list[str]:
-        """Label columns with one value per token (padded with -100); the rest are one value per example."""
-        return []
-
-    @abstractmethod
-    def score(
-        self, eval_set: EvalSet, outputs: dict[str, np.ndarray], recipe: Any
-    ) -> tuple[dict[str, float], dict[str, Any]]:
-        """Post-process gathered model outputs into (metrics, artefacts to write)."""
-
-    def wrap_collator(self, padder: Any, tokenizer: Any, recipe: Any) -> Any:
-        """The batch builder around the padder: masking for MLM, shifted labels for CLM; the padder itself by default."""
-        return padder
-
-    def collator_columns(self) -> list[str]:
-        """Feature columns the collator reads besides model inputs and labels (kept in training and eval features)."""
-        return []
-
-    def fixed_shape_batches(self, recipe: Any) -> bool:
-        """Whether batches, training and evaluation, all share one shape (packed blocks): the engine then leaves
-        the heap a step frees for the next one instead of trimming it, and keeps CUDA's cuDNN attention, which
-        plans once per shape. Default: False."""
-        return False
 
     def adapt_model_for_training(self, model: Any, recipe: Any) -> None:
         """Change how the model computes its training loss, before the engine wraps it (MLM: the head only at
         masked positions). The saved checkpoint must stay an ordinary one. Default: nothing."""
         return None
 
-    def loss_token_count(self, batch: dict[str, Any]) -> Any | None:
-        """For a loss that is a mean over this batch's predicted tokens: their count (a tensor), so that several
-        processes weigh every token alike (see ``Engine.train``). None: a mean over examples."""
-        return None
+    # ------------------------------------------------------------------ features
+
+    @abstractmethod
+    def prepare_train(self, examples: Dataset, tokenizer: Any, recipe: Any) -> Dataset:
+        """Tokenise training examples into model features with labels (and a ``length`` column)."""
+
+    @abstractmethod
+    def prepare_eval(self, eval_set: EvalSet, tokenizer: Any, recipe: Any) -> Dataset:
+        """Tokenise evaluation examples into features (with what post-processing needs, and ``feature_index``)."""
+
+    def collator(self, tokenizer: Any, recipe: Any, training: bool, fixed_length: int | None) -> Any:
+        """The batch builder: pads the traits' inputs and token labels (with -100), stacks the rest. Training
+        batches carry the labels, evaluation batches the token labels and ``feature_index``."""
+        from ssl_cli.collate import PaddingCollator
+
+        traits = self.traits_for(recipe)
+        scalars = [c for c in traits.labels if c not in traits.token_labels] if training else ["feature_index"]
+        sequences = [*traits.inputs, *(c for c in traits.labels if c in traits.token_labels)]
+        return PaddingCollator(sequences, scalars, pad_token_id=tokenizer.pad_token_id or 0,
+                               pad_to_multiple_of=recipe.training.pad_to_multiple_of, fixed_length=fixed_length)
+
+    # ------------------------------------------------------------------ scoring
 
     def eval_tensors(self, outputs: Any, labels: Any) -> dict[str, Any]:
-        """Per-feature tensors gathered at evaluation: the model outputs named in ``output_names`` by default.
+        """Per-feature tensors gathered at evaluation: the model outputs named in ``traits.outputs`` by default.
 
         ``labels`` are the batch's labels when the eval collator makes them (MLM
         masks), taken out of the model call so they can be reduced here.
         """
-        return {name: outputs[name] for name in self.output_names}
+        return {name: outputs[name] for name in self.traits.outputs}
+
+    @abstractmethod
+    def score(
+        self, eval_set: EvalSet, outputs: dict[str, np.ndarray], recipe: Any
+    ) -> tuple[dict[str, float], dict[str, Any]]:
+        """Post-process gathered model outputs into (metrics, artefacts to write)."""
 
     def write_predictions(self, eval_set: EvalSet, artefacts: dict[str, Any], output_dir: str) -> list[str]:
         """Write prediction files; return their names."""

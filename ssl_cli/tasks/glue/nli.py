@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ssl_cli.errors import UserError, did_you_mean
+from ssl_cli.tasks.glue.datasets import NLI_DATASETS
 from ssl_cli.tasks.glue.task import ClassificationRecipe, ClassificationTask, TaskSpec
 
 NLI_LABELS = ("entailment", "neutral", "contradiction")
@@ -36,6 +37,7 @@ class NLITask(ClassificationTask):
     help = "Natural language inference: premise/hypothesis to entailment, neutral or contradiction (MNLI, XNLI, OCNLI)."
     tiny_recipe = "recipes/nli/tiny-en-offline.yaml"
     sample_args = ()
+    datasets = NLI_DATASETS
     registry_prefixes = ()
     show_confusion = True
 
@@ -49,10 +51,8 @@ class NLITask(ClassificationTask):
 
     def task_of_source(self, source: str | None) -> str | None:
         """Registered NLI names are the task names themselves (mnli, xnli/zh, ocnli)."""
-        from ssl_cli.data.registry import REGISTRY
-
-        entry = REGISTRY.get((source or "").lower())
-        return entry.name if entry is not None and entry.task == self.name else None
+        entry = self.find_dataset(source or "")
+        return entry.name if entry is not None else None
 
     def normalise_label(self, key: str) -> str:
         lowered = key.lower()

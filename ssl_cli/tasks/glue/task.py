@@ -21,9 +21,11 @@ from typing import Any, Literal
 from pydantic import Field
 
 from ssl_cli.config import Recipe, Section
+from ssl_cli.data.columns import find_column
 from ssl_cli.data.schema import LABEL, TEXT_OR_WORDS, require_column_type
 from ssl_cli.errors import UserError, did_you_mean
-from ssl_cli.tasks.base import EvalSet, Flag, Splits, Task, extra_eval_labels
+from ssl_cli.tasks.base import EvalSet, Flag, Splits, Task, Traits
+from ssl_cli.tasks.glue.datasets import DATASETS
 
 TEXT_CANDIDATES = ("sentence", "text", "sentence1", "premise", "question1", "question", "content", "abst")
 PAIR_CANDIDATES = ("sentence2", "hypothesis", "question2", "text_pair", "text_b")
@@ -114,31 +116,6 @@ class ClassificationRecipe(Recipe):
 # ----------------------------------------------------------------------------- columns and labels
 
 
-def eval_set_name(split: str, splits: list[str]) -> str:
-    """``validation`` is "eval" and ``test`` is "test"; of MNLI's pairs, matched takes that place (run_glue.py
-    reports it as eval_accuracy) and mismatched is "mismatched" / "test_mismatched"."""
-    kind = "validation" if split.startswith("validation") else "test"
-    first = kind if kind in splits else f"{kind}_matched" if f"{kind}_matched" in splits else splits[0]
-    if split == first:
-        return "eval" if kind == "validation" else "test"
-    rest = split.removeprefix(f"{kind}_")
-    return rest if kind == "validation" else f"test_{rest}"
-
-
-def find_column(names: list[str], explicit: str | None, candidates: tuple[str, ...], what: str, flag: str,
-                source: str, required: bool = True) -> str | None:
-    """The column holding ``what``: the explicit name, else the first candidate present."""
-    if explicit:
-        if explicit not in names:
-            raise UserError(f"{source}: no column '{explicit}'{did_you_mean(explicit, names)}; columns: {', '.join(names)}")
-        return explicit
-    found = next((c for c in candidates if c in names), None)
-    if found is None and required:
-        raise UserError(f"{source}: no {what} column (looked for {', '.join(candidates)}); columns: {', '.join(names)}; "
-                        f"name it with {flag}")
-    return found
-
-
 def class_labels_as_names(ds: Any) -> Any:
     """ClassLabel columns (Hub and ``save_to_disk`` datasets) as their names, so ids never depend on a dataset's
     own label order: CLUE's TNEWS ids 0..14 become its codes "100".."116", and -1 (no gold label) stays "-1"."""
@@ -182,13 +159,14 @@ class ClassificationTask(Task):
         Flag("label-column", "classification.label_column"),
     )
     main_metric = "accuracy"
-    output_names = ("logits",)
+    traits = Traits(labels=("labels",), pipeline_tag="text-classification")
+    datasets = DATASETS
     tiny_recipe = "recipes/glue/tiny-en-offline.yaml"
     sample_args = ("--task", "sst2")
     registry_prefixes: tuple[str, ...] = ("glue/", "clue/")
     show_confusion = False
 
-    def auto_model_class(self) -> Any:
+    def model_class(self, recipe: ClassificationRecipe) -> Any:
         from transformers import AutoModelForSequenceClassification
 
         return AutoModelForSequenceClassification
@@ -222,51 +200,19 @@ class ClassificationTask(Task):
     def task_specs(self) -> dict[str, TaskSpec]:
         return TASK_SPECS
 
-    def load_splits(self, recipe: ClassificationRecipe) -> Splits:
-        from ssl_cli.data.loading import hold_out_validation, resolve_eval_source, resolve_sources
-
-        data, training = recipe.data, recipe.training
-        raw, info = resolve_sources(data, self.name)
+    def survey(self, raw: dict[str, tuple[Any, str]], recipe: ClassificationRecipe, info: dict[str, Any]) -> None:
+        """The task spec and the label space, read from the training data where there is some (else the first
+        validation split), so that every set scores against the same ids."""
         spec = self.spec_for(recipe, info.get("source"))
-        tables = {split: self._read_table(ds, source, spec) for split, (ds, source) in raw.items()}
-        sources = {split: source for split, (_, source) in raw.items()}
-        train = tables.get("train") if training.do_train else None
-        if training.do_train and train is None:
-            raise UserError("no training data: pass --data NAME|PATH or --train-file FILE (or set training.do_train: false)")
-        validation_names = sorted(s for s in tables if s.startswith("validation"))
-        if train is not None and not validation_names and training.do_eval:
-            train, tables["validation"] = hold_out_validation(train, data, training.seed, info)
-            sources["validation"] = f"{sources['train']} (held out)"
-            validation_names = ["validation"]
-        label_split = "train" if train is not None else validation_names[0] if validation_names else next(iter(tables))
-        labels = self._label_space(recipe, spec, train if train is not None else tables[label_split],
-                                   sources.get(label_split, label_split))
-        info.update(labels, task_name=spec.name if spec else None)
-        if train is not None:
-            train = self._canonical(train, sources["train"], spec, recipe, labels, data.max_train_samples, needs_label=True)
-        evals = []
-        if training.do_eval:
-            for split in validation_names:  # validation, or MNLI's validation_matched / validation_mismatched
-                ds = self._canonical(tables[split], sources[split], spec, recipe, labels, data.max_eval_samples,
-                                     needs_label=True)
-                evals.append(EvalSet(eval_set_name(split, validation_names), ds, info=dict(info)))
-        for extra_name, label in zip(data.eval_data, extra_eval_labels(data.eval_data), strict=True):
-            extra, extra_source, extra_info = resolve_eval_source(data, extra_name, self.name)
-            extra_spec = self.spec_named(self.task_of_source(extra_info.get("source"))) or spec
-            ds = self._read_table(extra, extra_source, extra_spec)
-            ds = self._canonical(ds, extra_source, extra_spec, recipe, labels, data.max_eval_samples, needs_label=True)
-            evals.append(EvalSet(label, ds, info={**info, **extra_info}))
-        if training.do_predict:
-            test_names = sorted(s for s in tables if s.startswith("test"))
-            if not test_names:
-                raise UserError("do_predict needs a test split: pass --test-file FILE (or a dataset with a test split)")
-            for split in test_names:  # test, or MNLI's test_matched / test_mismatched
-                ds = self._canonical(tables[split], sources[split], spec, recipe, labels, data.max_predict_samples,
-                                     needs_label=False)
-                evals.append(EvalSet(eval_set_name(split, test_names), ds, info=dict(info)))
-        if training.do_eval and not evals:
-            raise UserError("do_eval needs validation data: pass --validation-file FILE, or set training.do_eval: false")
-        return Splits(train=train, evals=evals, info=info)
+        validations = sorted(s for s in raw if s.startswith("validation"))
+        split = "train" if recipe.training.do_train else validations[0] if validations else next(iter(raw))
+        ds, source = raw[split]
+        info.update(self._label_space(recipe, spec, self._read_table(ds, source, spec), source),
+                    task_name=spec.name if spec else None)
+
+    def read_split(self, ds: Any, source: str, recipe: ClassificationRecipe, info: dict[str, Any], role: str) -> Any:
+        spec = self.spec_named(self.task_of_source(info.get("source"))) or self.spec_named(info.get("task_name"))
+        return self._canonical(self._read_table(ds, source, spec), source, spec, recipe, info, needs_label=role != "test")
 
     def _read_table(self, ds: Any, source: str, spec: TaskSpec | None) -> Any:
         """Re-read a headerless TSV (CoLA's train/dev as distributed) with its column names; ClassLabel ids become
@@ -312,7 +258,7 @@ class ClassificationTask(Task):
         return {"regression": False, "label_list": label_list}
 
     def _canonical(self, ds: Any, source: str, spec: TaskSpec | None, recipe: ClassificationRecipe,
-                   labels: dict[str, Any], limit: int | None, needs_label: bool) -> Any:
+                   labels: dict[str, Any], needs_label: bool) -> Any:
         """Columns text, text_pair, label (id, or float for regression), idx; rows without a gold label dropped."""
         text, pair, label = self._columns(ds, source, spec, recipe, needs_label)
         for column in filter(None, (text, pair)):
@@ -349,8 +295,6 @@ class ClassificationTask(Task):
             from rich.console import Console
 
             Console(stderr=True, soft_wrap=True).print(f"{source}: dropped {dropped} row(s) without a gold label")
-        if limit:
-            keep = keep[:limit]
         rows = ds.select(keep) if len(keep) != len(ds) else ds
 
         def convert(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
@@ -423,9 +367,6 @@ class ClassificationTask(Task):
                              remove_columns=examples.column_names, num_proc=recipe.data.preprocessing_num_workers,
                              load_from_cache_file=not recipe.data.overwrite_cache, desc=f"tokenizing {eval_set.name}")
         return feats.add_column("feature_index", list(range(len(feats))))
-
-    def label_columns(self) -> list[str]:
-        return ["labels"]
 
     # ------------------------------------------------------------------ scoring
 

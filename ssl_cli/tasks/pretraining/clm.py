@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import Field
 
 from ssl_cli.config import Recipe
+from ssl_cli.tasks.base import Traits
 from ssl_cli.tasks.pretraining.common import TEXT_FLAGS, PretrainingTask, TextConfig
 
 
@@ -39,6 +40,9 @@ class CLMTask(PretrainingTask):
     help = "Causal language-model pretraining (GPT-2 style): next-token prediction, perplexity on held-out text."
     recipe_cls = CLMRecipe
     flags = TEXT_FLAGS
+    traits = Traits(inputs=("input_ids", "attention_mask"), labels=("labels",), token_labels=("labels",),
+                    collator_reads=("special_tokens_mask", "example_index"), outputs=PretrainingTask.traits.outputs,
+                    loss_weighting="predicted_tokens", pipeline_tag="text-generation", summary_aliases=("perplexity",))
     tiny_recipe = "recipes/pretrain/tiny-clm-offline.yaml"
     separator_attr = "eos_token_id"
     wraps_blocks = False
@@ -49,16 +53,13 @@ class CLMTask(PretrainingTask):
                 "data": {"max_seq_length": 128},
                 "training": {"learning_rate": 5e-4}}
 
-    def auto_model_class(self) -> Any:
+    def model_class(self, recipe: CLMRecipe) -> Any:
         from transformers import AutoModelForCausalLM
 
         return AutoModelForCausalLM
 
-    def wrap_collator(self, padder: Any, tokenizer: Any, recipe: CLMRecipe) -> Any:
-        return CausalCollator(padder)
-
-    def collator_columns(self) -> list[str]:
-        return ["special_tokens_mask", "example_index"]
+    def collator(self, tokenizer: Any, recipe: CLMRecipe, training: bool, fixed_length: int | None) -> Any:
+        return CausalCollator(super().collator(tokenizer, recipe, training, fixed_length))
 
 
 TASK = CLMTask()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +30,10 @@ from pydantic import Field
 
 from ssl_cli.config import Section
 from ssl_cli.data import is_stream
+from ssl_cli.data.columns import find_column
 from ssl_cli.data.schema import TEXT, require_column_type
 from ssl_cli.errors import UserError
-from ssl_cli.tasks.base import EvalSet, Flag, Splits, Task
-from ssl_cli.tasks.glue.task import find_column
+from ssl_cli.tasks.base import EvalSet, Flag, Splits, Task, Traits
 
 TEXT_CANDIDATES = ("text", "content", "sentence", "document", "passage")
 IGNORE = -100
@@ -82,7 +83,7 @@ class PretrainingTask(Task):
 
     main_metric = "loss"
     greater_is_better = False
-    output_names = ("loss_sum", "tokens", "correct")
+    traits = Traits(outputs=("loss_sum", "tokens", "correct"))  # per block (``eval_tensors``)
     separator_attr = "sep_token_id"  # token between packed documents
     wraps_blocks = True  # [CLS] block [SEP] (MLM) or the bare block (CLM)
     shift_labels = False  # CLM scores token t+1 from position t
@@ -90,34 +91,25 @@ class PretrainingTask(Task):
     # ------------------------------------------------------------------ data
 
     def load_splits(self, recipe: Any) -> Splits:
-        from ssl_cli.data.loading import hold_out_validation, resolve_sources
+        """As every task's, with the training text streamed when ``text.streaming`` asks (shuffled in a buffer)."""
+        from ssl_cli.tasks.splits import assemble_splits
 
-        data, training = recipe.data, recipe.training
-        streaming = recipe.text.streaming and training.do_train
-        if streaming and not training.max_steps:
+        streaming = recipe.text.streaming and recipe.training.do_train
+        if streaming and not recipe.training.max_steps:
             raise UserError("text.streaming needs training.max_steps (--max-steps N): a stream has no length to count "
                             "epochs in")
-        raw, info = resolve_sources(data, self.name, stream=frozenset({"train"} if streaming else ()))
-        train = None
-        if training.do_train:
-            if "train" not in raw:
-                raise UserError("no training text: pass --data NAME|PATH or --train-file FILE (or set training.do_train: false)")
-            train = self._texts(*raw["train"], recipe, data.max_train_samples)
-        evals = []
-        if training.do_eval:
-            if "validation" in raw:
-                evals.append(EvalSet("eval", self._texts(*raw["validation"], recipe, data.max_eval_samples)))
-            elif streaming:
-                train, held = self._hold_out_stream(train, recipe.text.streaming_validation_documents, info)
-                evals.append(EvalSet("eval", held))
-            elif train is not None:
-                train, held = hold_out_validation(train, data, training.seed, info)
-                evals.append(EvalSet("eval", held))
-            else:
-                raise UserError("do_eval needs validation text: pass --validation-file FILE, or set training.do_eval: false")
+        splits = assemble_splits(self, recipe, stream=frozenset({"train"} if streaming else ()))
         if streaming:
-            train = train.shuffle(seed=training.seed, buffer_size=recipe.text.shuffle_buffer_size)
-        return Splits(train=train, evals=evals, info=info)
+            splits.train = splits.train.shuffle(seed=recipe.training.seed, buffer_size=recipe.text.shuffle_buffer_size)
+        return splits
+
+    def read_split(self, ds: Any, source: str, recipe: Any, info: dict[str, Any], role: str) -> Any:
+        return self._texts(ds, source, recipe)
+
+    def hold_out(self, train: Any, recipe: Any, info: dict[str, Any]) -> tuple[Any, Any]:
+        if is_stream(train):
+            return self._hold_out_stream(train, recipe.text.streaming_validation_documents, info)
+        return super().hold_out(train, recipe, info)
 
     @staticmethod
     def _hold_out_stream(train: Any, documents: int, info: dict[str, Any]) -> tuple[Any, Any]:
@@ -132,7 +124,7 @@ class PretrainingTask(Task):
         info["validation_held_out_documents"] = len(held)
         return rest, held
 
-    def _texts(self, ds: Any, source: str, recipe: Any, limit: int | None) -> Any:
+    def _texts(self, ds: Any, source: str, recipe: Any) -> Any:
         """One ``text`` column, empty documents removed."""
         streamed = is_stream(ds)
         columns = ds.column_names
@@ -150,11 +142,11 @@ class PretrainingTask(Task):
             ds = ds.filter(_non_empty, batched=True)
             if next(iter(ds.take(1)), None) is None:
                 raise UserError(f"{source}: no text (every document is empty)")
-            return ds.take(limit) if limit else ds
+            return ds
         ds = ds.filter(_non_empty, batched=True, desc="dropping empty documents")
         if len(ds) == 0:
             raise UserError(f"{source}: no text (every document is empty)")
-        return ds.select(range(min(limit, len(ds)))) if limit else ds
+        return ds
 
     def write_sample_data(self, root: Path, seed: int = 1) -> dict[str, Path]:
         from ssl_cli.tasks.pretraining.data import write_text_corpus
@@ -251,21 +243,9 @@ class PretrainingTask(Task):
         blocks = self._blocks(eval_set.examples, tokenizer, recipe, eval_set.name)
         return blocks.add_column("feature_index", list(range(len(blocks))))
 
-    def model_input_columns(self) -> list[str]:
-        return ["input_ids", "attention_mask"]
-
-    def fixed_shape_batches(self, recipe: Any) -> bool:
-        return not recipe.text.line_by_line  # packed: every block is max_seq_length long (but a tail)
-
-    def label_columns(self) -> list[str]:
-        return ["labels"]
-
-    def sequence_label_columns(self) -> list[str]:
-        return ["labels"]
-
-    def loss_token_count(self, batch: dict[str, Any]) -> Any:
-        labels = batch["labels"][:, 1:] if self.shift_labels else batch["labels"]
-        return (labels != IGNORE).sum()
+    def traits_for(self, recipe: Any) -> Traits:
+        """Packed text: every block is max_seq_length long (but a tail); line by line, each line its own length."""
+        return replace(self.traits, fixed_shapes=not recipe.text.line_by_line)
 
     # ------------------------------------------------------------------ scoring
 
@@ -291,5 +271,3 @@ class PretrainingTask(Task):
                    "tokens": tokens}
         return metrics, {}
 
-    def model_kwargs(self, splits: Splits, recipe: Any) -> dict[str, Any]:
-        return {}

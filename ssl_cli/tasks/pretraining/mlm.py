@@ -13,7 +13,7 @@ with ``--model DIR`` (the task heads are initialised there).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -22,7 +22,7 @@ from ssl_cli.compat import replace_forward
 from ssl_cli.config import Recipe, Section
 from ssl_cli.data import is_stream
 from ssl_cli.errors import UserError
-from ssl_cli.tasks.base import Flag
+from ssl_cli.tasks.base import Flag, Traits
 from ssl_cli.tasks.pretraining.common import TEXT_FLAGS, PretrainingTask, TextConfig
 
 
@@ -162,29 +162,21 @@ class MLMTask(PretrainingTask):
         Flag("sentence-objective", "mlm.sentence_objective"),
         *TEXT_FLAGS,
     )
+    traits = Traits(labels=("labels", *SENTENCE_LABELS.values()), token_labels=("labels",),
+                    collator_reads=("special_tokens_mask", "word_starts", "example_index"),
+                    outputs=PretrainingTask.traits.outputs, loss_weighting="labelled_tokens", pipeline_tag="fill-mask",
+                    summary_aliases=("perplexity",))
     tiny_recipe = "recipes/pretrain/tiny-mlm-offline.yaml"
 
     def default_recipe(self) -> dict[str, Any]:
         return {"task": self.name, "data": {"max_seq_length": 128},
                 "training": {"learning_rate": 1e-4}}
 
-    def auto_model_class(self) -> Any:
-        from transformers import AutoModelForMaskedLM
-
-        return AutoModelForMaskedLM
-
     def model_class(self, recipe: MLMRecipe) -> Any:
-        if recipe.mlm.sentence_objective == "none":
-            return self.auto_model_class()
-        from transformers import AutoModelForPreTraining
+        """The masked-LM head, or BERT's pretraining heads (MLM plus a sentence-pair head) for NSP/SOP."""
+        from transformers import AutoModelForMaskedLM, AutoModelForPreTraining
 
-        return AutoModelForPreTraining
-
-    def model_input_columns(self) -> list[str]:
-        return ["input_ids", "attention_mask", "token_type_ids"]  # segment ids exist only for sentence pairs
-
-    def label_columns(self) -> list[str]:
-        return ["labels", *SENTENCE_LABELS.values()]
+        return AutoModelForMaskedLM if recipe.mlm.sentence_objective == "none" else AutoModelForPreTraining
 
     def _blocks(self, examples: Any, tokenizer: Any, recipe: MLMRecipe, name: str) -> Any:
         """Packed blocks, or with a sentence objective [CLS] A [SEP] B [SEP] pairs and their labels."""
@@ -207,8 +199,9 @@ class MLMTask(PretrainingTask):
             raise UserError(f"{name}: no sentence pair could be built (every document has under two tokens)")
         return self._indexed(pairs)
 
-    def fixed_shape_batches(self, recipe: MLMRecipe) -> bool:
-        return recipe.mlm.sentence_objective == "none" and super().fixed_shape_batches(recipe)  # pairs vary
+    def traits_for(self, recipe: MLMRecipe) -> Traits:
+        traits = super().traits_for(recipe)  # sentence pairs vary in length
+        return replace(traits, fixed_shapes=traits.fixed_shapes and recipe.mlm.sentence_objective == "none")
 
     def adapt_model_for_training(self, model: Any, recipe: MLMRecipe) -> None:
         objective = recipe.mlm.sentence_objective
@@ -251,7 +244,7 @@ class MLMTask(PretrainingTask):
 
         return "jieba" if is_mostly_chinese(self.first_texts(examples, 200)) else "whitespace"
 
-    def wrap_collator(self, padder: Any, tokenizer: Any, recipe: MLMRecipe) -> Any:
+    def collator(self, tokenizer: Any, recipe: MLMRecipe, training: bool, fixed_length: int | None) -> Any:
         from ssl_cli.tasks.pretraining.masking import MaskingCollator, MaskingPlan
 
         if tokenizer.mask_token_id is None:
@@ -259,10 +252,8 @@ class MLMTask(PretrainingTask):
         cfg = recipe.mlm
         plan = MaskingPlan(probability=cfg.mlm_probability, mask_replace_prob=cfg.mask_replace_prob,
                            random_replace_prob=cfg.random_replace_prob, unit=cfg.masking, mean_span_words=cfg.mean_span_words)
+        padder = super().collator(tokenizer, recipe, training, fixed_length)
         return MaskingCollator(padder, plan, recipe.training.seed, tokenizer.mask_token_id, len(tokenizer))
-
-    def collator_columns(self) -> list[str]:
-        return ["special_tokens_mask", "word_starts", "example_index"]
 
 
 

@@ -20,7 +20,8 @@ from pydantic import Field
 from ssl_cli.config import Recipe, Section
 from ssl_cli.data.schema import answer_start_of, answer_text_of
 from ssl_cli.errors import UserError
-from ssl_cli.tasks.base import EvalSet, Flag, Splits, Task, extra_eval_labels
+from ssl_cli.tasks.base import EvalSet, Flag, Splits, Task, Traits
+from ssl_cli.tasks.qa.datasets import DATASETS
 
 
 class QAConfig(Section):
@@ -169,75 +170,65 @@ class QATask(Task):
         Flag("version-2-with-negative", "qa.version_2_with_negative", bool),
     )
     main_metric = "f1"
-    output_names = ("start_logits", "end_logits")
+    traits = Traits(labels=("start_positions", "end_positions"), outputs=("start_logits", "end_logits"),
+                    pipeline_tag="question-answering", pipeline_module="ssl_cli.tasks.qa.pipeline",
+                    pipeline_name="extractive-question-answering")
+    datasets = DATASETS
     tiny_recipe = "recipes/qa/tiny-zh-offline.yaml"
 
     # ------------------------------------------------------------------ data
 
-    def auto_model_class(self) -> Any:
+    def model_class(self, recipe: QARecipe) -> Any:
         from transformers import AutoModelForQuestionAnswering
 
         return AutoModelForQuestionAnswering
 
-    def load_splits(self, recipe: QARecipe) -> Splits:
-        from ssl_cli.data.loading import resolve_eval_source, resolve_sources
+    def read_document(self, document: Any, path: Path) -> list[dict[str, Any]] | None:
+        """SQuAD's nested JSON (DRCD, CMRC 2018): any JSON object is read as one."""
+        from ssl_cli.tasks.qa.squad import flatten_squad
 
-        data, training = recipe.data, recipe.training
-        raw, source_info = resolve_sources(data, self.name)
-        splits = {name: canonicalise(ds, label) for name, (ds, label) in raw.items()}
-        train = splits.get("train") if training.do_train else None
-        validation = splits.get("validation")
-        if train is not None and validation is None and training.do_eval:
-            train, validation = split_by_group(train, data.validation_split_percentage, training.seed)
-            source_info["validation_held_out_percent"] = data.validation_split_percentage
-        if training.do_train and train is None:
-            raise UserError("no training data: pass --data NAME|PATH or --train-file FILE (or set training.do_train: false)")
-        if train is not None:
-            before = len(train)
-            train = self._drop_mismatched_answers(train, raw["train"][1], data.strict)
-            if data.max_train_samples:
-                train = train.select(range(min(data.max_train_samples, len(train))))
-            if len(train) == 0:
-                why = (f"all {before} question(s) have an answer_start that does not match the context"
-                       if before else "the file has no question")
-                raise UserError(f"the training set is empty after filtering: {why}; check the answer offsets "
-                                "(character positions in the context)")
-        evals = []
-        if training.do_eval and validation is not None:
-            evals.append(self._eval_set("eval", validation, data.max_eval_samples, source_info, recipe))
-        for name, label in zip(data.eval_data, extra_eval_labels(data.eval_data), strict=True):
-            extra, source, info = resolve_eval_source(data, name, self.name)
-            ds = canonicalise(extra, source)
-            evals.append(self._eval_set(label, ds, data.max_eval_samples, info, recipe))
-        if training.do_predict:
-            if "test" not in splits:
-                raise UserError("do_predict needs a test split: pass --test-file FILE (or a dataset with a test split)")
-            evals.append(self._eval_set("test", splits["test"], data.max_predict_samples, source_info, recipe))
-        if training.do_eval and not evals:
-            raise UserError("do_eval needs validation data: pass --validation-file FILE, or set training.do_eval: false")
-        return Splits(train=train, evals=evals, info=source_info)
+        return flatten_squad(document, path) if isinstance(document, dict) else None
+
+    def read_split(self, ds: Any, source: str, recipe: QARecipe, info: dict[str, Any], role: str) -> Any:
+        examples = canonicalise(ds, source)
+        return self._drop_mismatched_answers(examples, source, recipe.data.strict) if role == "train" else examples
+
+    def hold_out(self, train: Any, recipe: QARecipe, info: dict[str, Any]) -> tuple[Any, Any]:
+        """Whole articles are held out: questions on one context in both sets would leak answers."""
+        info["validation_held_out_percent"] = recipe.data.validation_split_percentage
+        return split_by_group(train, recipe.data.validation_split_percentage, recipe.training.seed)
+
+    def finish_splits(self, splits: Splits, recipe: QARecipe) -> Splits:
+        for eval_set in splits.evals:
+            eval_set.examples = _first_of_each_id(eval_set.examples, eval_set.info["source"])
+            eval_set.info.update(self._scoring(eval_set.examples, eval_set.info, recipe))
+        return splits
 
     def _drop_mismatched_answers(self, train: Any, source: str, strict: bool) -> Any:
+        before = len(train)
         bad = answer_mismatches(train)
-        if not bad:
-            return train
-        first = train[bad[0]]
-        message = (f"{source}: {len(bad)} training question(s) have an answer_start that does not match the context, "
-                   f"e.g. id {first['id']} (answer {first['answers']['text'][0]!r} at {first['answers']['answer_start'][0]})")
-        if strict:
-            raise UserError(message + "; fix the offsets, or drop data.strict to skip them")
-        from rich.console import Console
+        if bad:
+            first = train[bad[0]]
+            message = (f"{source}: {len(bad)} training question(s) have an answer_start that does not match the "
+                       f"context, e.g. id {first['id']} (answer {first['answers']['text'][0]!r} at "
+                       f"{first['answers']['answer_start'][0]})")
+            if strict:
+                raise UserError(message + "; fix the offsets, or drop data.strict to skip them")
+            from rich.console import Console
 
-        Console(stderr=True, soft_wrap=True).print(f"[yellow]warning:[/] {message}; skipped for training (scoring uses the text)")
-        keep = sorted(set(range(len(train))) - set(bad))
-        return train.select(keep)
+            Console(stderr=True, soft_wrap=True).print(f"[yellow]warning:[/] {message}; skipped for training "
+                                                       "(scoring uses the text)")
+            train = train.select(sorted(set(range(len(train))) - set(bad)))
+        if len(train) == 0:
+            why = (f"all {before} question(s) have an answer_start that does not match the context"
+                   if before else "the file has no question")
+            raise UserError(f"the training set is empty after filtering: {why}; check the answer offsets "
+                            "(character positions in the context)")
+        return train
 
-    def _eval_set(self, name: str, ds: Any, limit: int | None, info: dict[str, Any], recipe: QARecipe) -> EvalSet:
-        ds = _first_of_each_id(ds, info.get("source", name))
-        if limit:
-            ds = ds.select(range(min(limit, len(ds))))
-        if len(ds) == 0:
-            raise UserError(f"the {name} set is empty after filtering")
+    @staticmethod
+    def _scoring(ds: Any, info: dict[str, Any], recipe: QARecipe) -> dict[str, Any]:
+        """The scorer of one set: the recipe's, else the registered dataset's, else by script and no-answers."""
         has_no_answer = any(not a["text"] for a in ds["answers"])
         has_answers = any(a["text"] for a in ds["answers"])
         v2 = recipe.qa.version_2_with_negative
@@ -248,8 +239,7 @@ class QATask(Task):
             metric = info.get("metric") or ("chinese" if _cjk_ratio(ds["context"][:200]) > 0.2 else "squad")
             if metric == "squad" and v2:
                 metric = "squad_v2"
-        return EvalSet(name, ds, info={"metric": metric, "version_2_with_negative": v2, "has_answers": has_answers,
-                                        "source": info.get("source", name)})
+        return {"metric": metric, "scorer": metric, "version_2_with_negative": v2, "has_answers": has_answers}
 
     def write_sample_data(self, root: Path, seed: int = 1) -> dict[str, Path]:
         from ssl_cli.tasks.qa.data import write_demo_data
@@ -329,8 +319,6 @@ class QATask(Task):
         )
         return feats.add_column("feature_index", list(range(len(feats))))
 
-    def label_columns(self) -> list[str]:
-        return ["start_positions", "end_positions"]
 
     # ------------------------------------------------------------------ scoring
 

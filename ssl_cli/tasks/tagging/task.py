@@ -27,10 +27,11 @@ from typing import Any, Literal
 from pydantic import Field
 
 from ssl_cli.config import Recipe, Section
+from ssl_cli.data.columns import find_column
 from ssl_cli.data.schema import TAGS, WORDS, require_column_type
 from ssl_cli.errors import UserError
-from ssl_cli.tasks.base import EvalSet, Flag, Splits, Task, extra_eval_labels
-from ssl_cli.tasks.glue.task import find_column
+from ssl_cli.tasks.base import EvalSet, Flag, Splits, Task, Traits
+from ssl_cli.tasks.tagging.datasets import DATASETS
 
 TOKEN_CANDIDATES = ("tokens", "words", "form")
 TAG_CANDIDATES = ("upos", "ner_tags", "tags", "pos_tags", "labels", "xpos")
@@ -207,11 +208,10 @@ class TaggingTask(Task):
         Flag("scheme", "tagging.scheme"),
     )
     main_metric = "accuracy"
-    output_names = ("logits",)
+    traits = Traits(labels=("labels",), token_labels=("labels",), loss_weighting="labelled_tokens", packable=True,
+                    pretokenized=True, pipeline_tag="token-classification")
     tiny_recipe = "recipes/pos/tiny-en-offline.yaml"
-    pretokenized_input = True
-    token_level_loss = True
-    packable = True
+    datasets = DATASETS
 
     def default_recipe(self) -> dict[str, Any]:
         """Random batches: on UD English POS (MiniLM, 3 epochs) length-grouped batches cost 0.9-1.3 points of
@@ -221,10 +221,16 @@ class TaggingTask(Task):
         return {"task": self.name, "data": {"max_seq_length": 128},
                 "training": {"learning_rate": 5e-5, "group_by_length": False}}
 
-    def auto_model_class(self) -> Any:
+    def model_class(self, recipe: TaggingRecipe) -> Any:
         from transformers import AutoModelForTokenClassification
 
         return AutoModelForTokenClassification
+
+    def find_dataset(self, name: str) -> Any:
+        """Any ``ud/<treebank>``, listed or not."""
+        from ssl_cli.tasks.tagging.datasets import ud_source
+
+        return ud_source(name) if name.lower().startswith("ud/") else None
 
     def main_metric_for(self, splits: Splits) -> str:
         """Entity F1 for BIO/BIOES tags (as run_ner.py), word accuracy for POS."""
@@ -232,43 +238,20 @@ class TaggingTask(Task):
 
     # ------------------------------------------------------------------ data
 
-    def load_splits(self, recipe: TaggingRecipe) -> Splits:
-        from ssl_cli.data.loading import hold_out_validation, resolve_eval_source, resolve_sources
+    def read_split(self, ds: Any, source: str, recipe: TaggingRecipe, info: dict[str, Any], role: str) -> Any:
+        examples, info["tag_column"] = self._canonical(ds, source, recipe, needs_tags=role != "test")
+        return examples
 
-        data, training = recipe.data, recipe.training
-        raw, info = resolve_sources(data, self.name)
-        train, evals = None, []
-        if training.do_train:
-            if "train" not in raw:
-                raise UserError("no training data: pass --data NAME|PATH or --train-file FILE (or set training.do_train: false)")
-            train, info["tag_column"] = self._canonical(*raw["train"], recipe, data.max_train_samples, needs_tags=True)
-        sources = []  # (name, dataset, source): read below, once the tags are known
-        if training.do_eval:
-            if "validation" in raw:
-                sources.append(("eval", *raw["validation"]))
-            elif train is not None:
-                train, held = hold_out_validation(train, data, training.seed, info)
-                evals.append(EvalSet("eval", held, info={"source": f"{raw['train'][1]} (held out)"}))
-        for extra_name, label in zip(data.eval_data, extra_eval_labels(data.eval_data), strict=True):
-            extra, extra_source, _ = resolve_eval_source(data, extra_name, self.name)
-            sources.append((label, extra, extra_source))
-        if training.do_predict:
-            if "test" not in raw:
-                raise UserError("do_predict needs a test split: pass --test-file FILE (or a dataset with a test split)")
-            sources.append(("test", *raw["test"]))
-        for name, ds, source in sources:
-            limit = data.max_predict_samples if name == "test" else data.max_eval_samples
-            examples, tag_column = self._canonical(ds, source, recipe, limit, needs_tags=name != "test")
-            evals.append(EvalSet(name, examples, info={"source": source, "tag_column": tag_column}))
-        if training.do_eval and not any(e.name != "test" for e in evals):
-            raise UserError("do_eval needs validation data: pass --validation-file FILE, or set training.do_eval: false")
-        info["label_list"] = self._label_list(recipe, train)
+    def finish_splits(self, splits: Splits, recipe: TaggingRecipe) -> Splits:
+        """Every set is scored against the training tags, and written back in its source's format."""
+        info = splits.info
+        info["label_list"] = self._label_list(recipe, splits.train)
         info["scheme"] = recipe.tagging.scheme if recipe.tagging.scheme != "auto" else _detect(info["label_list"])
-        for eval_set in evals:  # every set is scored against the training tags, and written back in its source's format
+        for eval_set in splits.evals:
             column = eval_set.info.get("tag_column") or info.get("tag_column") or recipe.tagging.tag_column or "upos"
-            eval_set.info.update(info, tag_column=column)
+            eval_set.info.update({**info, "source": eval_set.info["source"]}, tag_column=column)
             _note_unseen_tags(eval_set, info["label_list"])
-        return Splits(train=train, evals=evals, info=info)
+        return splits
 
     def _label_list(self, recipe: TaggingRecipe, train: Any) -> list[str]:
         if recipe.tagging.label_list:
@@ -284,8 +267,7 @@ class TaggingTask(Task):
             raise UserError(f"tagging needs at least 2 distinct tags, the training data has {tags}; check --tag-column")
         return tags
 
-    def _canonical(self, ds: Any, source: str, recipe: TaggingRecipe, limit: int | None,
-                   needs_tags: bool) -> tuple[Any, str | None]:
+    def _canonical(self, ds: Any, source: str, recipe: TaggingRecipe, needs_tags: bool) -> tuple[Any, str | None]:
         """Columns ``tokens``, ``tags`` (strings; absent for an untagged test set) and ``idx`` (row in the source),
         and the name of the tag column read."""
         cfg, names = recipe.tagging, ds.column_names
@@ -295,8 +277,6 @@ class TaggingTask(Task):
         require_column_type(ds, tokens, WORDS, source)
         if tag_column:
             require_column_type(ds, tag_column, TAGS, source)
-        if limit:
-            ds = ds.select(range(min(limit, len(ds))))
 
         def convert(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
             columns: dict[str, list] = {"tokens": [[str(w) for w in words] for words in batch[tokens]], "idx": indices}
@@ -383,12 +363,6 @@ class TaggingTask(Task):
                              num_proc=recipe.data.preprocessing_num_workers,
                              load_from_cache_file=not recipe.data.overwrite_cache, desc=f"tokenizing {eval_set.name}")
         return feats.add_column("feature_index", list(range(len(feats))))
-
-    def label_columns(self) -> list[str]:
-        return ["labels"]
-
-    def sequence_label_columns(self) -> list[str]:
-        return ["labels"]
 
     # ------------------------------------------------------------------ scoring
 

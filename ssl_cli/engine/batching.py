@@ -1,0 +1,81 @@
+"""Training batches: the collator training runs (packed rows, micro-batches or plain), and a stream's loader."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from ssl_cli.collate import MicroBatchingCollator, cpu_pass_overhead_tokens
+from ssl_cli.engine.optim import non_embedding_parameters
+from ssl_cli.errors import UserError
+from ssl_cli.packing import SequencePacker, packing_position_offset
+
+
+def training_collator(model: Any, collate_fn: Callable, dataset: Any, cfg: Any, packable: bool, streamed: bool,
+                      reshapes: Callable[[Any], bool], say: Callable[[str], None]) -> Callable:
+    """The batch builder training runs: packed rows where the task and the model allow them, else micro-batches
+    of similar lengths where padding would cost more than a pass, else ``collate_fn`` itself. ``reshapes(setting)``
+    says whether an auto|true|false lever that reshapes batches is on here."""
+    packer = sequence_packer(model, collate_fn, dataset, cfg.pack_sequences, reshapes) \
+        if packable and not streamed else None
+    if packer is not None:
+        say(f"training on packed rows (training.pack_sequences; position offset {packer.position_offset})")
+        return packer
+    if reshapes(cfg.padding_microbatches):
+        overhead = cfg.microbatch_pass_overhead
+        if overhead is None:
+            overhead = cpu_pass_overhead_tokens(non_embedding_parameters(model))
+        return MicroBatchingCollator(collate_fn, overhead)
+    return collate_fn
+
+
+def sequence_packer(model: Any, collate_fn: Any, dataset: Any, setting: Any,
+                    reshapes: Callable[[Any], bool]) -> SequencePacker | None:
+    """The packing collator (``training.pack_sequences``), if wanted here and the model passes the check."""
+    if not reshapes(setting):
+        return None
+    offset = packing_position_offset(model, collate_fn, [dataset[i] for i in range(min(8, len(dataset)))])
+    if offset is None:
+        if setting is True:
+            raise UserError(f"training.pack_sequences is true, but {type(model).__name__} does not give packed "
+                            "sentences the outputs it gives them alone (it ignores a 4D attention mask or "
+                            "position ids): set training.pack_sequences to auto or false")
+        return None
+    config = model.config
+    positions = getattr(config, "max_position_embeddings", None) or 512
+    return SequencePacker(collate_fn, offset, max_capacity=positions - offset,
+                          hidden_size=getattr(config, "hidden_size", 768))
+
+
+def stream_loader(accelerator: Any, cfg: Any, dataset: Any, epoch: int, skip_batches: int, collate_fn: Callable,
+                  generator: Any) -> Iterator[Any]:
+    """One pass over a stream: reshuffled for ``epoch``, its first ``skip_batches`` global batches skipped."""
+    from torch.utils.data import DataLoader
+
+    if skip_batches:
+        dataset = dataset.skip(skip_batches * cfg.per_device_train_batch_size * accelerator.num_processes)
+    loader = accelerator.prepare(DataLoader(dataset, batch_size=cfg.per_device_train_batch_size,
+                                            collate_fn=collate_fn, num_workers=cfg.dataloader_num_workers,
+                                            generator=generator))
+    # The shuffle of this pass. On the prepared loader: a fresh one would set the stream's epoch back to 0 when
+    # iterated, and a stream derived by skip() does not inherit its parent's epoch.
+    loader.set_epoch(epoch)
+    return without_global_rng(loader)
+
+
+def without_global_rng(loader: Any) -> Iterator[Any]:
+    """``loader``'s batches, leaving torch's global RNG as it was.
+
+    Accelerate rebuilds a stream's DataLoader without our private generator,
+    and its first batch draws a worker seed from the global RNG: that draw
+    would shift every later dropout mask of a resumed run.
+    """
+    import torch
+
+    state = torch.get_rng_state()
+    batches = iter(loader)
+    first = next(batches, None)
+    torch.set_rng_state(state)
+    if first is not None:
+        yield first
+        yield from batches

@@ -1,0 +1,31 @@
+"""Batches of questions: every choice of every question padded to one length, as (batch, choices, length)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ssl_cli.collate import PaddingCollator, pad_rows
+
+
+class ChoiceCollator(PaddingCollator):
+    """``PaddingCollator`` for rows whose sequence columns hold one sequence per choice."""
+
+    def __init__(self, sequence_columns: Sequence[str], scalar_columns: Sequence[str] = (), **kwargs: Any) -> None:
+        super().__init__(sequence_columns, scalar_columns, **kwargs)
+
+    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        present = [c for c in self.sequence_columns if c in rows[0]]
+        choices = len(rows[0][present[0]])
+        flat = {c: [seq for row in rows for seq in row[c]] for c in present}
+        length = self.target_length(max(map(len, flat[present[0]])))
+        batch: dict[str, Any] = {
+            c: torch.from_numpy(pad_rows(flat[c], length, self.pad_values.get(c, 0))).view(len(rows), choices, length)
+            for c in present
+        }
+        for column in self.scalar_columns:
+            if column in rows[0]:
+                batch[column] = torch.tensor([row[column] for row in rows], dtype=torch.long)
+        return batch
