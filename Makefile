@@ -33,8 +33,9 @@ demo: install
 test: install
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -x -n 2 --dist loadfile --durations=15
 
+# The unit tests (tests/unit): nothing trains; under a minute.
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not slow and not multiprocess"
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 tests/unit -m "not slow and not multiprocess"
 
 lint: install
 	$(BIN)/ruff check ssl_cli tests benchmarks

@@ -1,7 +1,7 @@
 """Every use of a private torch or transformers API, in one place.
 
 Each one buys speed or a behaviour users expect that no public API gives. Each
-has a test in ``tests/test_compat.py`` that fails loudly, naming the API, when
+has a test in ``tests/unit/test_compat.py`` that fails loudly, naming the API, when
 a new torch or transformers changes it, instead of a silent fallback or a
 slower run. Nothing else in ``ssl_cli`` touches these.
 """

@@ -18,6 +18,15 @@ os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="ssl-test-hf-"))
 os.environ.pop("ACCELERATE_MIXED_PRECISION", None)
 
 ROOT = Path(__file__).resolve().parents[1]
+E2E = Path(__file__).resolve().parent / "e2e"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Everything under tests/e2e drives the CLI and most of it trains: slow, so that ``make test-fast``
+    (tests/unit) trains nothing. A unit test lives in tests/unit."""
+    for item in items:
+        if E2E in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.slow)
 
 
 def run_cli(*args: str, check: bool = False, env: dict[str, str] | None = None, timeout: int = 600,

@@ -631,7 +631,7 @@ def test_a_utf8_byte_order_mark_is_not_data(tmp_path, suffix):
 
 def test_the_published_table_lists_every_case():
     doc = (ROOT / "docs" / "reliability.md").read_text(encoding="utf-8")
-    assert markdown_table() in doc, "docs/reliability.md's table is out of date: run `python -m tests.test_bad_input`"
+    assert markdown_table() in doc, "docs/reliability.md's table is out of date: run `python -m tests.e2e.test_bad_input`"
 
 
 def markdown_table() -> str:

@@ -1,5 +1,5 @@
 """Safe by default: no remote code unless asked (and then a warning), names from data cannot place files outside
-the output dir. (Pickle weights and YAML tags are in the bad-input table: tests/test_bad_input.py.)"""
+the output dir. (Pickle weights and YAML tags are in the bad-input table: tests/e2e/test_bad_input.py.)"""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ import pytest
 
 from ssl_cli.tasks.qa.metrics import chinese_em, chinese_f1, score_qa, squad_em, squad_f1
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
 
 # Marks the official scripts treat in different ways: the CMRC list (removed, no split), ASCII punctuation
 # (kept as nltk tokens), full-width and CJK marks outside the list (kept), spaces, and '…' (half of '……').

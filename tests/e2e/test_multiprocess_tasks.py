@@ -1,6 +1,6 @@
 """Every task in the registry trains and scores the same on two processes under `accelerate launch` as on one.
 
-Its own file, so that pytest-xdist runs it beside tests/test_multiprocess.py, not after it.
+Its own file, so that pytest-xdist runs it beside tests/e2e/test_multiprocess.py, not after it.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 
 from ssl_cli.tasks import all_tasks
 from tests.conftest import tiny_task_args
-from tests.test_multiprocess import two_then_one
+from tests.e2e.test_multiprocess import two_then_one
 
 pytestmark = [pytest.mark.slow, pytest.mark.multiprocess]
 
