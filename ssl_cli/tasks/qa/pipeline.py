@@ -12,9 +12,12 @@ this module registers ``extractive-question-answering`` with the same windows
     qa = pipeline("extractive-question-answering", model="outputs/drcd")
     qa(question="...", context="...")  # {"answer", "score", "start", "end"}
 
-The import also gives ``question-answering`` back to transformers 5 with this
-pipeline (4.x's task name, which 5.x lists as removed), so
-``pipeline("question-answering", model="outputs/drcd")`` works as it used to.
+The import also gives ``question-answering`` back to transformers 5 (4.x's
+task name, which 5.x lists as removed), so
+``pipeline("question-answering", model="outputs/drcd")`` works as it used to,
+with 4.x's scores: start x end probability, each a softmax within its window
+(``QuestionAnsweringPipeline``). ``extractive-question-answering`` scores as
+``ssl finetune-qa``'s n-best files do: a softmax over the best spans' logit sums.
 
 Windows and the answer-length limit default to those in the ``recipe.yaml``
 saved with the model, so answers match ``ssl finetune-qa``'s evaluation.
@@ -71,6 +74,10 @@ class ExtractiveQAPipeline(Pipeline):
             raise ValueError("each input needs 'question' and 'context'")
         max_seq_length = min(max_seq_length or self.settings["max_seq_length"], self.tokenizer.model_max_length)
         doc_stride = doc_stride or self.settings["doc_stride"]
+        question = len(self.tokenizer(inputs["question"], add_special_tokens=False)["input_ids"])
+        room = max_seq_length - question - self.tokenizer.num_special_tokens_to_add(pair=True)
+        if doc_stride >= room:  # a short model (or a long question) leaves the default overlap no room
+            doc_stride = max(1, room // 2)
         enc, context_id = tokenize_windows(self.tokenizer, [inputs["question"]], [inputs["context"]], max_seq_length,
                                            doc_stride, padding=True, return_tensors="pt")
         model_inputs = {name: enc[name] for name in self.tokenizer.model_input_names if name in enc}
@@ -79,7 +86,7 @@ class ExtractiveQAPipeline(Pipeline):
     def _forward(self, inputs: dict[str, Any]) -> dict[str, Any]:
         out = self.model(**inputs["model_inputs"])
         return {"start_logits": out.start_logits, "end_logits": out.end_logits, "offsets": inputs["offsets"],
-                "context": inputs["context"]}
+                "context": inputs["context"], "input_ids": inputs["model_inputs"]["input_ids"]}
 
     def postprocess(self, outputs: dict[str, Any], max_answer_length: int | None = None, top_k: int = 1):
         max_answer_length = max_answer_length or self.settings["max_answer_length"]
@@ -94,6 +101,49 @@ class ExtractiveQAPipeline(Pipeline):
         if not answers:
             answers = [{"answer": "", "score": 0.0, "start": 0, "end": 0}]
         return answers[0] if top_k == 1 else answers
+
+
+class QuestionAnsweringPipeline(ExtractiveQAPipeline):
+    """``question-answering`` as transformers 4.x scored it: in each window, a softmax of the start logits and
+    one of the end logits over the context tokens and [CLS]; a span's score is start probability x end
+    probability ([CLS] itself is never an answer), and the answer is the best-scored span of any window.
+
+    The spans searched are ``ExtractiveQAPipeline``'s (the same windows and length limit); 4.x's
+    ``align_to_words`` widening of an answer to whole words is not applied: the answer is the span's own text.
+    """
+
+    def postprocess(self, outputs: dict[str, Any], max_answer_length: int | None = None, top_k: int = 1):
+        limit = max_answer_length or self.settings["max_answer_length"]
+        start = outputs["start_logits"].float().cpu().numpy()
+        end = outputs["end_logits"].float().cpu().numpy()
+        ids = outputs["input_ids"].cpu().numpy()
+        candidates = []
+        for window, offsets in enumerate(outputs["offsets"]):
+            in_context = np.array([o is not None for o in offsets] + [False] * (start.shape[1] - len(offsets)))
+            for score, s, e in v4_span_scores(start[window], end[window], in_context,
+                                              ids[window] == self.tokenizer.cls_token_id, limit, top_k):
+                first, last = offsets[s][0], offsets[e][1]
+                candidates.append({"answer": outputs["context"][first:last], "score": score, "start": first,
+                                   "end": last})
+        candidates.sort(key=lambda c: -c["score"])
+        answers = candidates[:top_k] or [{"answer": "", "score": 0.0, "start": 0, "end": 0}]
+        return answers[0] if top_k == 1 else answers
+
+
+def v4_span_scores(start: np.ndarray, end: np.ndarray, in_context: np.ndarray, is_cls: np.ndarray,
+                   max_answer_length: int, top_k: int) -> list[tuple[float, int, int]]:
+    """The ``top_k`` best (score, start, end) of one window, as 4.x's ``select_starts_ends`` + ``decode_spans``:
+    softmaxes over the context and [CLS], [CLS]'s probabilities then zeroed, spans within the context."""
+    counted = in_context | is_cls
+    probabilities = []
+    for logits in (start, end):
+        masked = np.where(counted, logits.astype(np.float64), -10000.0)
+        exp = np.exp(masked - masked.max())
+        probabilities.append(np.where(is_cls, 0.0, exp / exp.sum()))
+    outer = np.triu(np.outer(*probabilities))
+    outer = np.tril(outer, max_answer_length - 1) * np.outer(in_context, in_context)
+    best = np.argsort(-outer, axis=None)[:top_k]
+    return [(float(outer.flat[i]), *map(int, np.unravel_index(i, outer.shape))) for i in best if outer.flat[i] > 0]
 
 
 def recipe_settings(model_dir: Path) -> dict[str, int]:
@@ -127,7 +177,7 @@ def _restore_question_answering_task() -> None:
     if "question-answering" in PIPELINE_REGISTRY.get_supported_tasks():
         return
     if unremove_pipeline_task("question-answering"):
-        PIPELINE_REGISTRY.register_pipeline("question-answering", pipeline_class=ExtractiveQAPipeline,
+        PIPELINE_REGISTRY.register_pipeline("question-answering", pipeline_class=QuestionAnsweringPipeline,
                                             pt_model=AutoModelForQuestionAnswering, type="text")
 
 
