@@ -115,7 +115,7 @@ def worker_trainer(args: argparse.Namespace) -> dict:
     dev = load(args.dev).map(tokenize, batched=True, remove_columns=list(columns))
     trainer, metrics, wall = train_baseline(
         model, tokenizer, train, padded=padded, output_dir=Path(args.work) / f"trainer-{args.task}-{args.padding}-{args.seed}",
-        batch=BATCH, eval_batch=64, learning_rate=LR, seed=args.seed)
+        batch=BATCH, eval_batch=64, learning_rate=LR, seed=args.seed, grouped=args.padding == "grouped")
     predictions = trainer.predict(dev).predictions.argmax(axis=1)
     accuracy = float(np.mean(predictions == np.array(dev["label"])))
     return {"train_samples_per_second": metrics["train_samples_per_second"], "wall_time": wall, "accuracy": accuracy}
@@ -147,7 +147,8 @@ def main() -> None:
         train, dev = subset_tsv(task, args.sst2_rows if task in ("sst2", "ocnli") else 0, work)
         common = ["--model", str(model), "--train", str(train), "--dev", str(dev), "--work", str(work), "--task", task]
         configs = {"trainer_padded": ("trainer", ["--padding", "max_length"]),
-                   "trainer_dynamic": ("trainer", ["--padding", "dynamic"]), "ssl": ("ssl", [])}
+                   "trainer_dynamic": ("trainer", ["--padding", "dynamic"]),
+               "trainer_grouped": ("trainer", ["--padding", "grouped"]), "ssl": ("ssl", [])}
         rows = {name: run_worker(script, kind, extra, common) for name, (kind, extra) in configs.items()}
         seeds = {name: [rows[name]["accuracy"]] for name in configs}
         for seed in range(43, 42 + args.seeds):

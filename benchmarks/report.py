@@ -27,6 +27,9 @@ def load() -> dict[str, dict]:
             for name in BENCHES if (RESULTS / f"{name}.json").exists()}
 
 
+FASTEST_TARGET = 1.2  # over the Trainer's fastest mode (the padded-default targets were 2-2.5x)
+
+
 def _ratio(rows: dict, ours: str, baseline: str, speed: str = "train_samples_per_second") -> float:
     return rows[ours][speed] / rows[baseline][speed]
 
@@ -43,7 +46,13 @@ def _finetune_targets(results: dict) -> list[tuple[str, str, bool | None]]:
         rows_of["tag-pos (EWT)"] = (results["pos"]["rows"], "ssl", 2.0)
     for name, (rows, ours, target) in rows_of.items():
         padded, dynamic = _ratio(rows, ours, "trainer_padded"), _ratio(rows, ours, "trainer_dynamic")
-        out.append((f"{name} >= {target}x Trainer (padded default)",
+        if "trainer_grouped" in rows:  # the headline: the Trainer's fastest mode, dynamic padding + grouping
+            grouped = _ratio(rows, ours, "trainer_grouped")
+            out.append((f"{name} >= {FASTEST_TARGET}x Trainer (dynamic + group_by_length)",
+                        f"{grouped:.2f}x grouped, {dynamic:.2f}x dynamic, {padded:.2f}x padded",
+                        grouped >= FASTEST_TARGET))
+            continue
+        out.append((f"{name} >= {target}x Trainer (padded default; rerun for the group_by_length row)",
                     f"{padded:.2f}x padded, {dynamic:.2f}x dynamic", padded >= target))
     for name in ("mlm", "clm"):
         if name in results:

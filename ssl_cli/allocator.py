@@ -2,11 +2,11 @@
 
 Why: a training step allocates and frees tens of MB of activations whose
 shapes change from batch to batch. glibc either hands that memory back and
-faults it in again (20-27% of CPU time at seq 384), or, tuned not to
-(``engine.tune_cpu_allocator``), fragments and holds more. tcmalloc does
-neither. Measured here, side by side (benchmarks/README.md, "Allocators"):
-MiniLM finetune-qa 1.21x the speed at 7% less peak RSS than tuned glibc,
-bert-base tag-pos 1.11x at 10% less; jemalloc was slower than either.
+faults it in again, or, tuned not to (``engine.tune_cpu_allocator``),
+fragments and holds more. tcmalloc does neither: it is faster and smaller
+than tuned glibc on the real commands, and jemalloc slower than either
+(RESULTS.md, "Ceiling and CPU levers"; docs/performance.md, "Choosing the
+allocator").
 
 An allocator can only be chosen before the process starts, so ``ssl``
 re-executes itself once with ``LD_PRELOAD`` set (the same process id, so

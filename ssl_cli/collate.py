@@ -61,11 +61,10 @@ class PaddingCollator:
 def pad_rows(rows: Sequence[Sequence[int]], length: int, pad: int) -> np.ndarray:
     """``rows`` left-aligned in one int64 array of ``length`` columns, the rest ``pad``.
 
-    The values go in with one copy of all of them, not one tensor per row:
-    4.8x faster for a batch of 32 sentences (0.2 vs 1 ms for three columns).
+    The values go in with one copy of all of them, not one tensor per row.
     Collation runs on the training loop's thread; on a GPU, where a small
-    model's step takes a few milliseconds of host time, that millisecond was
-    6% of tag-pos's training loop (py-spy, MiniLM on an H200).
+    model's step takes a few milliseconds of host time, a tensor per row is a
+    visible share of the loop.
     """
     lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
     data = np.full((len(rows), length), pad, dtype=np.int64)
@@ -77,12 +76,12 @@ def pad_rows(rows: Sequence[Sequence[int]], length: int, pad: int) -> np.ndarray
 
 # ----------------------------------------------------------------------------- length-sorted micro-batches
 
-#: What one extra forward and backward pass costs on CPU, in padded tokens' worth of compute. Measured on 2
-#: cores from BERT-small (4 x 512) to bert-base: 40 to 65 tokens, mostly gradient writes whose size is the
-#: model's, not the batch's, so the figure holds across sizes, down to about 3M parameters (below).
+#: What one extra forward and backward pass costs on CPU, in padded tokens' worth of compute: mostly gradient
+#: writes, whose size is the model's, not the batch's, so one figure holds from BERT-small to bert-base, down
+#: to the size below (docs/performance.md, "Micro-batches").
 CPU_PASS_OVERHEAD_TOKENS = 64
-#: Below this many non-embedding parameters, a pass's fixed Python dispatch (about 3 ms) outweighs its
-#: arithmetic: BERT-tiny (0.4M) measured 133 tokens' worth without the gradient accumulation, more with it.
+#: Below this many non-embedding parameters, a pass's fixed Python dispatch outweighs its arithmetic, and a
+#: pass costs more tokens' worth.
 SMALL_MODEL_PARAMETERS = 3_000_000
 
 

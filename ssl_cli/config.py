@@ -187,7 +187,7 @@ class TrainingConfig(Section):
         False,
         description="Compile the model with torch.compile (inductor), each repeated layer once (regional "
         "compilation). Pays off only in long runs: the first steps compile, later ones run faster "
-        "(benchmarks/README.md, 'torch.compile').",
+        "(docs/performance.md, 'torch.compile').",
     )
     torch_compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = Field(
         "default", description="torch.compile mode when torch_compile is on (max-autotune: longer compile, faster GPU kernels). "

@@ -23,10 +23,10 @@ def tune_cpu_allocator() -> Any:
 
     Activations of tens of MB are allocated and freed every step; by default
     glibc serves the largest with mmap and unmaps them on free, so every step
-    pays page faults again (20-27% of CPU time measured at seq 384 here).
+    pays page faults again, a large share of CPU time at long sequences.
     One arena instead of one per thread: freed activations are then reusable
-    by whichever thread allocates next, which cut peak RSS by 7% (MiniLM,
-    seq 384, changing batch shapes). ``HeapTrimmer`` hands the memory back
+    by whichever thread allocates next, which lowers peak RSS under changing
+    batch shapes. ``HeapTrimmer`` hands the memory back
     after batches that leave a lot of it free. Returns the glibc handle it
     tuned, or None off glibc.
     """
@@ -49,18 +49,16 @@ class HeapTrimmer:
     """Hand free heap memory back to the OS after a batch, when there is enough of it to matter.
 
     Batch shapes change every step, which fragments the heap; trimming after
-    each batch cut MiniLM's peak RSS by 12% at seq 384. The page faults it
-    causes cost 13% there, and 43% on the demo's tiny model, whose steps free
-    little memory. So it trims only when glibc holds at least ``min_free_mb``
-    of free heap (``mallinfo2``; without it, after every batch).
-    Packed MLM/CLM blocks are different (``steady_shapes``, set by the task):
-    each step reuses exactly what the one before freed, and trimming it after
-    every batch only moved pages out and faulted them back in, 19% of the
-    speed of a BERT-mini MLM run (benchmarks/README.md). Within a run of one
-    shape it then trims only when the free heap grows by ``min_free_mb`` over
-    the least a batch left. (Applied to QA's runs of full-length windows, the
-    same rule raised MiniLM's peak RSS by about 30 MB in single-worker checks;
-    QA's memory target is tight, so other tasks keep the first rule.)
+    each batch lowers peak RSS, but the page faults it causes cost speed,
+    most on small models whose steps free little memory. So it trims only
+    when glibc holds at least ``min_free_mb`` of free heap (``mallinfo2``;
+    without it, after every batch). Packed MLM/CLM blocks are different
+    (``steady_shapes``, from the task's traits): each step reuses exactly
+    what the one before freed, and trimming after every batch would only move
+    pages out and fault them back in. Within a run of one shape it then trims
+    only when the free heap grows by ``min_free_mb`` over the least a batch
+    left. (The same rule on QA's runs of full-length windows raised peak RSS,
+    so the other tasks keep the first rule; docs/performance.md, "Memory".)
     """
 
     def __init__(self, libc: Any, min_free_mb: int = 256) -> None:

@@ -46,9 +46,8 @@ def replays_cuda_graphs(training: Any, device: Any) -> bool:
 
     A replay writes its outputs into the same memory every time. PyTorch must
     be told where a step begins, or a replay may overwrite outputs still in
-    use; measured on an H200 (finetune-glue and tag-pos, reduce-overhead),
-    training stopped at once with "accessing tensor output of CUDAGraphs
-    that has been overwritten by a subsequent run".
+    use: without it, training stops at once with "accessing tensor output of
+    CUDAGraphs that has been overwritten by a subsequent run".
     """
     return bool(training.torch_compile and training.torch_compile_mode in ("reduce-overhead", "max-autotune")
                 and getattr(device, "type", None) == "cuda")
@@ -57,12 +56,10 @@ def replays_cuda_graphs(training: Any, device: Any) -> bool:
 def avoid_cudnn_attention_plans(device: Any) -> None:
     """On CUDA, keep PyTorch's attention off its cuDNN backend, which builds a new plan for every new shape.
 
-    Dynamic padding gives nearly every batch its own length. Measured on an
-    H200 (bert-base QA steps, batches of 12, lengths 64-384): 140-160 ms a
-    step while the lengths were new to cuDNN, 41 ms once each had been seen;
-    with the cuDNN backend off (flash / memory-efficient kernels), 44 ms
-    whatever the length. Batches of one shape (packed text blocks) keep it:
-    there it was the faster backend (bert-base MLM 1.35x, CLM 1.15x).
+    Dynamic padding gives nearly every batch its own length, and a step pays
+    for a new plan each time, while the flash and memory-efficient kernels
+    cost the same whatever the length. Batches of one shape (packed text
+    blocks) keep it: there it is the faster backend (docs/performance.md).
     """
     import torch
 
@@ -73,7 +70,7 @@ def avoid_cudnn_attention_plans(device: Any) -> None:
 def launched_on_cpu_only() -> bool:
     """Several processes (``accelerate launch``/torchrun) on a machine with no GPU or TPU.
 
-    Measured here: ``accelerate launch --multi_gpu --num_processes 2`` starts two
+    ``accelerate launch --multi_gpu --num_processes 2`` starts two
     workers on a CPU-only machine, but an ``Accelerator()`` in each reports
     ``DistributedType.NO`` and they would train as two independent runs. With
     ``cpu=True`` they join one gloo process group (MULTI_CPU).

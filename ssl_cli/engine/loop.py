@@ -399,8 +399,8 @@ class Engine:
     def _trainable_parameters(self, model: Any) -> list[Any]:
         """``model``'s parameters that train, listed once per model instead of every step.
 
-        ``model.parameters()`` walks every submodule in Python: 4% of MiniLM
-        tag-pos's host-bound training loop on a GPU (py-spy, H200).
+        ``model.parameters()`` walks every submodule in Python, which shows in a
+        small model's host-bound training loop on a GPU.
         """
         if self._trainable is None or self._trainable[0] is not model:
             self._trainable = (model, [p for p in model.parameters() if p.requires_grad])

@@ -43,13 +43,13 @@ def non_embedding_parameters(model: Any) -> int:
 def gradient_norm(grads: list[Any]) -> Any:
     """The global L2 norm of ``grads`` (a tensor), as ``clip_grad_norm_`` computes it.
 
-    On CPU, float32: from BLAS dot products, 2.2x faster than the per-tensor
-    ``vector_norm`` that ``get_total_norm`` runs there (14 vs 31 ms for
-    bert-base's 91M gradients), both reading each gradient once in float32.
-    Elsewhere, where every gradient shares one device and dtype: one
-    ``_foreach_norm``, what ``get_total_norm`` runs after sorting the tensors
-    into device/dtype groups in Python, which took 5% of a small model's
-    host-bound training loop on a GPU (py-spy, MiniLM tag-pos on an H200).
+    On CPU, float32: from BLAS dot products, faster than the per-tensor
+    ``vector_norm`` that ``get_total_norm`` runs there, both reading each
+    gradient once in float32. Elsewhere, where every gradient shares one
+    device and dtype: one ``_foreach_norm``, what ``get_total_norm`` runs
+    after sorting the tensors into device/dtype groups in Python, a sort
+    that shows in a small model's host-bound loop on a GPU
+    (docs/performance.md).
     """
     import torch
 
@@ -66,9 +66,9 @@ def gradient_norm(grads: list[Any]) -> Any:
 def fused_adamw_supported(device: Any) -> bool:
     """Fused AdamW updates each tensor in one kernel, without foreach's temporary copies.
 
-    Measured on the QA bench (MiniLM, seq 384): the first optimizer step of the
-    foreach implementation sets the run's peak RSS; fused takes 110 MB off it.
-    CPU and CUDA have the kernel; elsewhere (XLA, MPS on older torch) foreach stays.
+    The first optimizer step of the foreach implementation sets a run's peak
+    RSS; fused lowers it. CPU and CUDA have the kernel; elsewhere (XLA, MPS on
+    older torch) foreach stays.
     """
     return getattr(device, "type", str(device)) in ("cpu", "cuda")
 
@@ -77,8 +77,8 @@ def clip_gradients(accelerator: Any, model: Any, optimizer: Any, max_norm: float
     """Clip the global norm of ``trainable``'s gradients to ``max_norm``; returns the norm before clipping (a tensor).
 
     ``clip_grad_norm_`` reads every gradient for the norm, then reads and
-    writes every gradient again to scale it: 4% of a bert-base SST-2 step
-    on CPU, where both passes are bound by memory. Fused AdamW can divide
+    writes every gradient again to scale it, two passes bound by memory on
+    CPU. Fused AdamW can divide
     each gradient by a scale as it reads it (the slot ``GradScaler`` uses),
     so with a fused optimizer and no loss scaler the scaling pass is
     folded into the update: the same update, one pass fewer. Elsewhere

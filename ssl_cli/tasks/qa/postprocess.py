@@ -146,7 +146,7 @@ def best_spans_per_window(start: np.ndarray, end: np.ndarray, is_context: np.nda
 
 def best_spans(start: np.ndarray, end: np.ndarray, is_context: np.ndarray, k: int,
                max_answer_length: int) -> WindowSpans:
-    """:func:`best_spans_per_window` over chunks of windows, on up to 4 threads: 2.6x one call on 2 cores."""
+    """:func:`best_spans_per_window` over chunks of windows, on up to 4 threads (numpy releases the GIL)."""
     bounds = range(0, len(start), WINDOWS_PER_CHUNK)
 
     def chunk(lo: int) -> WindowSpans:
@@ -211,7 +211,7 @@ def _by_example_best_first(example: np.ndarray, score: np.ndarray) -> np.ndarray
     One argsort of ``example * gap - score`` (gap wider than the score range,
     so examples never interleave) while the key stays below 2**30, where
     float64 still tells apart scores 3e-7 apart (closer ones count as a tie);
-    else ``np.lexsort``, which is exact but 2-3x slower.
+    else ``np.lexsort``, which is exact but slower.
     """
     if not len(score):
         return np.zeros(0, dtype=np.int64)

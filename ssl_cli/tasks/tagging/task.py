@@ -214,8 +214,8 @@ class TaggingTask(Task):
     datasets = DATASETS
 
     def default_recipe(self) -> dict[str, Any]:
-        """Random batches: on UD English POS (MiniLM, 3 epochs) length-grouped batches cost 0.9-1.3 points of
-        accuracy even with tokens weighted evenly (benchmarks/README.md). On CPU the engine runs each random
+        """Random batches: on UD English POS, length-grouped batches cost accuracy even with tokens weighted
+        evenly (docs/performance.md, RESULTS.md). On CPU the engine runs each random
         batch as length-sorted micro-batches (``training.padding_microbatches``), which removes most of its
         padding and keeps its gradient."""
         return {"task": self.name, "data": {"max_seq_length": 128},
