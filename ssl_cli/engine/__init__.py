@@ -3,7 +3,9 @@ collaborators, each a module of one job.
 
 - ``loop``: the Accelerate contract, the training loop, evaluation and checkpoints' timing (``Engine``);
 - ``state``: what a run carries across steps and resumes, and its file names;
-- ``batching``: the collator training runs (packed rows, micro-batches), a stream's loader;
+- ``batching``: the collator training runs (packed rows, micro-batches), a stream's loader; built from
+  ``collate`` (padding, length-sorted micro-batches), ``packing`` (several sequences a row) and ``sampling``
+  (seeded length-grouped batches, sorted evaluation order);
 - ``loss``: one token-weighting mechanism, and losses read from the device only when needed;
 - ``throughput``: what a session did (examples, real and padded tokens, memory) for the results;
 - ``devices``: precision, torch.compile and CUDA-graph policy;

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ssl_cli.collate import MicroBatchingCollator, cpu_pass_overhead_tokens
+from ssl_cli.engine.collate import MicroBatchingCollator, cpu_pass_overhead_tokens
 from ssl_cli.engine.optim import non_embedding_parameters
+from ssl_cli.engine.packing import SequencePacker, packing_position_offset
 from ssl_cli.errors import UserError
-from ssl_cli.packing import SequencePacker, packing_position_offset
 
 
 def training_collator(model: Any, collate_fn: Callable, dataset: Any, cfg: Any, packable: bool, streamed: bool,

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from ssl_cli.engine.sampling import sorted_eval_order
 from ssl_cli.errors import UserError
-from ssl_cli.sampling import sorted_eval_order
 
 
 def predict(accelerator: Any, model: Any, model_call: Callable[[dict[str, Any]], Any], dataset: Any,

@@ -29,7 +29,6 @@ from typing import Any
 import numpy as np
 
 from ssl_cli.allocator import active_allocator
-from ssl_cli.collate import MicroBatches
 from ssl_cli.compat import (
     clear_fused_grad_divisor,
 )
@@ -39,6 +38,7 @@ from ssl_cli.engine.checkpoint import (
     Checkpointer,
     remove_half_written,
 )
+from ssl_cli.engine.collate import MicroBatches
 from ssl_cli.engine.cpu import HeapTrimmer, tune_cpu_allocator
 from ssl_cli.engine.devices import (
     avoid_cudnn_attention_plans,
@@ -51,11 +51,11 @@ from ssl_cli.engine.evaluate import predict, track_best
 from ssl_cli.engine.logging import JsonLog, Progress, available_trackers
 from ssl_cli.engine.loss import LossLog, loss_weights
 from ssl_cli.engine.optim import clip_gradients, fused_adamw_supported, parameter_groups
+from ssl_cli.engine.packing import model_inputs
+from ssl_cli.engine.sampling import BatchSampler
 from ssl_cli.engine.state import CHECKPOINT_PREFIX, LOG_FILE, STATE_FILE, TrainResult, TrainState, epochs_done
 from ssl_cli.engine.throughput import Counts, train_metrics
 from ssl_cli.errors import UserError
-from ssl_cli.packing import model_inputs
-from ssl_cli.sampling import BatchSampler
 
 
 @dataclass
@@ -198,7 +198,7 @@ class Engine:
 
         ``traits`` (``tasks.base.Traits``; None: the defaults) says what the batches are: ``fixed_shapes`` (one
         shape: see ``HeapTrimmer``), ``packable`` (sequences may share a row when ``training.pack_sequences``
-        and the model allow it, ``ssl_cli.packing``) and ``loss_weighting`` (what the loss is a mean over, so
+        and the model allow it, ``ssl_cli.engine.packing``) and ``loss_weighting`` (what the loss is a mean over, so
         that micro-batches and processes weigh it as one batch on one process would, ``loss.py``).
 
         ``lengths`` None: ``dataset`` is a stream (``datasets.IterableDataset``)

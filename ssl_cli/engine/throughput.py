@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ssl_cli.engine.cpu import dataset_memory_mb, peak_rss_mb
-from ssl_cli.packing import batch_counts
+from ssl_cli.engine.packing import batch_counts
 
 
 @dataclass

@@ -56,7 +56,7 @@ class Traits:
     # "labelled_tokens" (label != -100: tags, masked tokens) or "predicted_tokens" (next-token labels, shifted).
     loss_weighting: Literal["rows", "labelled_tokens", "predicted_tokens"] = "rows"
     # each token's output depends on its own sequence only and the loss is over tokens: several sequences can
-    # share a training row (ssl_cli.packing)
+    # share a training row (ssl_cli.engine.packing)
     packable: bool = False
     # every batch, training and evaluation, has one shape (packed blocks): the engine then leaves the heap a
     # step frees for the next one, and keeps CUDA's cuDNN attention, which plans once per shape
@@ -198,7 +198,7 @@ class Task(ABC):
     def collator(self, tokenizer: Any, recipe: Any, training: bool, fixed_length: int | None) -> Any:
         """The batch builder: pads the traits' inputs and token labels (with -100), stacks the rest. Training
         batches carry the labels, evaluation batches the token labels and ``feature_index``."""
-        from ssl_cli.collate import PaddingCollator
+        from ssl_cli.engine.collate import PaddingCollator
 
         traits = self.traits_for(recipe)
         scalars = [c for c in traits.labels if c not in traits.token_labels] if training else ["feature_index"]

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from ssl_cli.collate import (
+from ssl_cli.engine.collate import (
     CPU_PASS_OVERHEAD_TOKENS,
     MicroBatches,
     MicroBatchingCollator,
@@ -212,7 +212,7 @@ def test_pad_rows_places_every_row_left_aligned_and_pads_the_rest(kind):
     """The one-copy padding (a boolean mask filled in row-major order) against a row-by-row build."""
     import numpy as np
 
-    from ssl_cli.collate import pad_rows
+    from ssl_cli.engine.collate import pad_rows
 
     rng = random.Random(0)
     rows = [[rng.randrange(1, 1000) for _ in range(n)] for n in (3, 0, 7, 1, 7, 2)]

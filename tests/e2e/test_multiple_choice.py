@@ -128,3 +128,20 @@ def test_a_question_with_one_choice_is_one_line(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "row 0: the choices must be a list of at least 2 strings" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "out").exists()
+
+
+def test_named_columns_override_the_defaults(tmp_path):
+    """--choices-column and --label-column name columns the defaults do not know; a misspelt one is one line
+    with a hint."""
+    rows = [{"story": r["sent1"], "candidates": [r[f"ending{i}"] for i in range(4)], "gold": r["label"],
+             "ending0": "a decoy SWAG column"} for r in questions(40, 9)]
+    path = tmp_path / "named.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    common = [*RECIPE, "--train-file", str(path), "--validation-file", str(path), "--max-steps", "2"]
+    run_cli(*common, "--context-column", "story", "--choices-column", "candidates", "--output-dir",
+            str(tmp_path / "out"), check=True)
+    predictions = (tmp_path / "out" / "eval_predictions.jsonl").read_text().splitlines()
+    assert len(predictions) == 40 and "decoy" not in predictions[0]
+    proc = run_cli(*common, "--context-column", "story", "--choices-column", "candidatez", "--output-dir",
+                   str(tmp_path / "bad"))
+    assert proc.returncode == 2 and "no column 'candidatez'" in proc.stderr and "candidates" in proc.stderr

@@ -1,4 +1,4 @@
-"""Several sentences per training row (ssl_cli.packing): the layout, the equality check per model, the same
+"""Several sentences per training row (ssl_cli.engine.packing): the layout, the equality check per model, the same
 gradients as the unpacked batch, and tag-pos end to end."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import random
 
 import pytest
 
-from ssl_cli.collate import PaddingCollator
-from ssl_cli.packing import (
+from ssl_cli.engine.collate import PaddingCollator
+from ssl_cli.engine.packing import (
     PACKED_EXAMPLES,
     SequencePacker,
     batch_counts,

@@ -78,7 +78,7 @@ def test_word_groups_break_at_special_tokens():
 
 
 def test_masks_are_reproducible_per_example_and_change_per_epoch():
-    from ssl_cli.collate import PaddingCollator
+    from ssl_cli.engine.collate import PaddingCollator
 
     rows = [{"input_ids": list(range(10, 60)), "special_tokens_mask": [1] + [0] * 48 + [1], "attention_mask": [1] * 50,
              "example_index": i} for i in range(4)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ssl_cli.collate import PaddingCollator, pad_rows
+from ssl_cli.engine.collate import PaddingCollator, pad_rows
 
 
 class ChoiceCollator(PaddingCollator):

@@ -65,20 +65,23 @@ def c3_questions(item: list[Any], where: str) -> list[dict[str, Any]]:
     return records
 
 
-def choice_layout(columns: list[str], source: str) -> dict[str, Any]:
+def choice_layout(columns: list[str], source: str, named: dict[str, str] | None = None) -> dict[str, Any]:
     """Which columns hold the context, the question, the choices (one list column, or SWAG's endings) and the
-    label, for a table with ``columns``."""
-    endings = sorted((c for c in columns if ENDING.fullmatch(c)), key=lambda c: int(ENDING.fullmatch(c)[1]))
-    choices = next((c for c in CHOICE_COLUMNS if c in columns), None)
+    label, for a table with ``columns``; ``named`` holds the ones the user named (already checked to exist)."""
+    named = named or {}
+    endings = [] if "choices" in named else sorted((c for c in columns if ENDING.fullmatch(c)),
+                                                   key=lambda c: int(ENDING.fullmatch(c)[1]))
+    choices = named.get("choices") or next((c for c in CHOICE_COLUMNS if c in columns), None)
     if not endings and choices is None:
         raise UserError(f"{source}: no choices (looked for {', '.join(CHOICE_COLUMNS)} or ending0, ending1 ...); "
-                        f"columns: {', '.join(columns)}")
-    context = next((c for c in CONTEXT_COLUMNS if c in columns), None)
-    question = next((c for c in QUESTION_COLUMNS if c in columns), None)
+                        f"columns: {', '.join(columns)}; name it with --choices-column")
+    context = named.get("context") or next((c for c in CONTEXT_COLUMNS if c in columns), None)
+    question = named.get("question") or next((c for c in QUESTION_COLUMNS if c in columns), None)
     if context is None and question is None:
         raise UserError(f"{source}: no context or question column (looked for {', '.join(CONTEXT_COLUMNS)}, "
-                        f"{', '.join(QUESTION_COLUMNS)}); columns: {', '.join(columns)}")
-    label = next((c for c in LABEL_COLUMNS if c in columns), None)
+                        f"{', '.join(QUESTION_COLUMNS)}); columns: {', '.join(columns)}; name one with "
+                        "--context-column or --question-column")
+    label = named.get("label") or next((c for c in LABEL_COLUMNS if c in columns), None)
     return {"context": context, "question": question, "choices": choices, "endings": endings, "label": label}
 
 

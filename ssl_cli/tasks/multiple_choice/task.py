@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import Field
 
 from ssl_cli.config import Recipe, Section
+from ssl_cli.data.columns import find_column
 from ssl_cli.data.schema import TEXT, require_column_type
 from ssl_cli.errors import UserError
 from ssl_cli.tasks.base import EvalSet, Flag, Splits, Task, Traits
@@ -72,17 +73,9 @@ class MultipleChoiceTask(Task):
         return _canonical(ds, layout, source)
 
     def _layout(self, columns: list[str], source: str, cfg: ChoiceConfig) -> dict[str, Any]:
-        layout = formats.choice_layout(columns, source)
-        for key in ("context", "question", "choices", "label"):
-            explicit = getattr(cfg, f"{key}_column")
-            if explicit is not None:
-                if explicit not in columns:
-                    from ssl_cli.errors import did_you_mean
-
-                    raise UserError(f"{source}: no column '{explicit}'{did_you_mean(explicit, columns)}; "
-                                    f"columns: {', '.join(columns)}")
-                layout[key] = explicit
-        return layout
+        named = {key: find_column(columns, getattr(cfg, f"{key}_column"), (), key, f"--{key}-column", source)
+                 for key in ("context", "question", "choices", "label") if getattr(cfg, f"{key}_column")}
+        return formats.choice_layout(columns, source, named)
 
     def finish_splits(self, splits: Splits, recipe: MultipleChoiceRecipe) -> Splits:
         """The number of choices every question is given: the most of any set's questions."""

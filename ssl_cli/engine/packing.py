@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ssl_cli.collate import WrappingCollator
+from ssl_cli.engine.collate import WrappingCollator
 
 #: Entries of a packed batch that count what it holds; they are not model inputs (see ``model_inputs``).
 PACKED_EXAMPLES, PACKED_TOKENS = "packed_examples", "packed_tokens"
