@@ -153,8 +153,8 @@ def _reason(err: UserError, checkpoint: Path) -> str:
 
 
 def _verified(checkpoint: Path) -> None:
-    from ssl_cli.durability import verify_manifest
     from ssl_cli.engine import STATE_FILE
+    from ssl_cli.engine.durability import verify_manifest
 
     if not (checkpoint / STATE_FILE).is_file():
         raise UserError(f"checkpoint {checkpoint} is not complete: no {STATE_FILE}; pick another with "

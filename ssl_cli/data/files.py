@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ssl_cli.data.conll import is_conll_file, read_conll
-from ssl_cli.durability import sha256_of
+from ssl_cli.engine.durability import sha256_of
 from ssl_cli.errors import UserError, not_utf8
 
 # (document, path) -> flat records, or None for a document that is not the task's layout

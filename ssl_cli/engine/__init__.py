@@ -14,27 +14,34 @@ collaborators, each a module of one job.
   half-written ones);
 - ``evaluate``: prediction across processes, every feature once and in order; the best model, early stopping;
 - ``cpu``: glibc tuning, heap trimming, memory reports;
-- ``logging``: the JSON log, the progress bar, trackers.
+- ``logging``: the JSON log, the progress bar, trackers;
+- ``durability``: checkpoint manifests, the resumable log's cut, fault-injection points.
+
+Names are imported from their modules on first use (PEP 562), so that a light module (``durability``,
+``collate``) is importable without torch and Accelerate, which ``loop`` loads.
 """
 
-from ssl_cli.engine.checkpoint import DISCARDED_PREFIX, discard_checkpoint, list_checkpoints, remove_half_written
-from ssl_cli.engine.cpu import HeapTrimmer, _glibc, dataset_memory_mb, peak_rss_mb, tune_cpu_allocator
-from ssl_cli.engine.devices import (
-    avoid_cudnn_attention_plans,
-    compile_plugin,
-    launched_on_cpu_only,
-    replays_cuda_graphs,
-    resolve_mixed_precision,
-)
-from ssl_cli.engine.logging import available_trackers
-from ssl_cli.engine.loop import Engine
-from ssl_cli.engine.optim import fused_adamw_supported, gradient_norm, non_embedding_parameters, parameter_groups
-from ssl_cli.engine.state import CHECKPOINT_PREFIX, LOG_FILE, STATE_FILE, TrainResult, TrainState
+from __future__ import annotations
 
-__all__ = [
-    "CHECKPOINT_PREFIX", "DISCARDED_PREFIX", "LOG_FILE", "STATE_FILE", "Engine", "HeapTrimmer", "TrainResult",
-    "TrainState", "_glibc", "available_trackers", "avoid_cudnn_attention_plans", "compile_plugin", "dataset_memory_mb",
-    "discard_checkpoint", "fused_adamw_supported", "gradient_norm", "launched_on_cpu_only", "list_checkpoints",
-    "non_embedding_parameters", "parameter_groups", "peak_rss_mb", "remove_half_written", "replays_cuda_graphs",
-    "resolve_mixed_precision", "tune_cpu_allocator",
-]
+import importlib
+from typing import Any
+
+_HOMES = {
+    "checkpoint": ("DISCARDED_PREFIX", "discard_checkpoint", "list_checkpoints", "remove_half_written"),
+    "cpu": ("HeapTrimmer", "_glibc", "dataset_memory_mb", "peak_rss_mb", "tune_cpu_allocator"),
+    "devices": ("avoid_cudnn_attention_plans", "compile_plugin", "launched_on_cpu_only", "replays_cuda_graphs",
+                "resolve_mixed_precision"),
+    "logging": ("available_trackers",),
+    "loop": ("Engine",),
+    "optim": ("fused_adamw_supported", "gradient_norm", "non_embedding_parameters", "parameter_groups"),
+    "state": ("CHECKPOINT_PREFIX", "LOG_FILE", "STATE_FILE", "TrainResult", "TrainState"),
+}
+_MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ssl_cli.engine' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"ssl_cli.engine.{module}"), name)

@@ -12,7 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ssl_cli.durability import failpoint, write_manifest
+from ssl_cli.engine.durability import failpoint, write_manifest
 from ssl_cli.engine.state import CHECKPOINT_PREFIX, STATE_FILE, TrainState
 from ssl_cli.errors import UserError, write_failure
 

@@ -32,7 +32,6 @@ from ssl_cli.allocator import active_allocator
 from ssl_cli.compat import (
     clear_fused_grad_divisor,
 )
-from ssl_cli.durability import failpoint, truncate_log
 from ssl_cli.engine.batching import stream_loader, training_collator
 from ssl_cli.engine.checkpoint import (
     Checkpointer,
@@ -47,6 +46,7 @@ from ssl_cli.engine.devices import (
     replays_cuda_graphs,
     resolve_mixed_precision,
 )
+from ssl_cli.engine.durability import failpoint, truncate_log
 from ssl_cli.engine.evaluate import predict, track_best
 from ssl_cli.engine.logging import JsonLog, Progress, available_trackers
 from ssl_cli.engine.loss import LossLog, loss_weights
