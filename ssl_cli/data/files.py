@@ -263,6 +263,8 @@ def _read_error(path: Path, err: Exception) -> str:
     while (cause := chain[-1].__cause__ or chain[-1].__context__) is not None and len(chain) < 10:
         chain.append(cause)
     texts = [str(e) for e in chain]
+    if path.is_file() and not path.read_bytes()[:4096].strip() and path.stat().st_size < 4096:
+        return f"{path} is empty: give it at least one record"
     if any("corresponds to no data" in t for t in texts):
         return f"{path} contains no records (only a header, or nothing): give it at least one"
     if any(isinstance(e, UnicodeDecodeError) or "codec can't decode" in t for e, t in zip(chain, texts, strict=True)):

@@ -90,16 +90,11 @@ def load_saved_dataset(path: Path) -> dict[str, Any]:
 
 
 def hold_out_validation(train: Any, data: Any, seed: int, info: dict[str, Any]) -> tuple[Any, Any]:
-    """(train, eval): ``data.validation_split_percentage`` of the training examples held out, seeded; noted in ``info``.
-
-    The held-out set obeys ``data.max_eval_samples`` as a validation file does.
-    """
+    """(train, eval): ``data.validation_split_percentage`` of the training examples held out, seeded; noted in
+    ``info``. ``max_eval_samples`` is applied by split assembly (``tasks/splits.py``), as to a validation file."""
     held = train.train_test_split(test_size=data.validation_split_percentage / 100, seed=seed)
     info["validation_held_out_percent"] = data.validation_split_percentage
-    evaluation = held["test"]
-    if data.max_eval_samples is not None and len(evaluation) > data.max_eval_samples:
-        evaluation = evaluation.select(range(data.max_eval_samples))
-    return held["train"], evaluation
+    return held["train"], held["test"]
 
 
 def resolve_eval_source(data: Any, name: str, task: str) -> tuple[Any, str, dict[str, Any]]:

@@ -50,6 +50,12 @@ class PaddingCollator:
         length = self.target_length(longest)
         for column in present:
             batch[column] = torch.from_numpy(pad_rows([row[column] for row in rows], length, self.pad_values.get(column, 0)))
+        return self.add_scalars(batch, rows)
+
+    def add_scalars(self, batch: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
+        """The scalar columns stacked into ``batch``: float for float values (regression), else int64."""
+        import torch
+
         for column in self.scalar_columns:
             if column in rows[0]:
                 values = [row[column] for row in rows]

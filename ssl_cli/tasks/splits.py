@@ -35,7 +35,7 @@ def assemble_splits(task: Task, recipe: Any, stream: frozenset[str] = frozenset(
     if training.do_eval:
         for split in validations:  # validation, or MNLI's validation_matched / validation_mismatched
             ds, source = raw[split]
-            evals.append(_eval_set(task, eval_set_name(split, validations), ds, source, recipe, dict(info), "eval"))
+            evals.append(_eval_set(task, eval_set_name(split, validations), ds, source, recipe, info, "eval"))
         if not validations and train is not None:
             train, held = task.hold_out(train, recipe, info)
             evals.append(EvalSet("eval", _limited(held, data.max_eval_samples),
@@ -49,7 +49,7 @@ def assemble_splits(task: Task, recipe: Any, stream: frozenset[str] = frozenset(
             raise UserError("do_predict needs a test split: pass --test-file FILE (or a dataset with a test split)")
         for split in tests:  # test, or MNLI's test_matched / test_mismatched
             ds, source = raw[split]
-            evals.append(_eval_set(task, eval_set_name(split, tests), ds, source, recipe, dict(info), "test"))
+            evals.append(_eval_set(task, eval_set_name(split, tests), ds, source, recipe, info, "test"))
     if training.do_eval and not any(e.name != "test" and not e.name.startswith("test_") for e in evals):
         raise UserError("do_eval needs validation data: pass --validation-file FILE, or set training.do_eval: false")
     for eval_set in evals:

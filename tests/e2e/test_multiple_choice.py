@@ -145,3 +145,24 @@ def test_named_columns_override_the_defaults(tmp_path):
     proc = run_cli(*common, "--context-column", "story", "--choices-column", "candidatez", "--output-dir",
                    str(tmp_path / "bad"))
     assert proc.returncode == 2 and "no column 'candidatez'" in proc.stderr and "candidates" in proc.stderr
+
+
+@pytest.mark.parametrize(("name", "body", "message"), [
+    ("c3.json", '[[1, 2], [3]]', "item 0: a C3 item is a list of the passage lines, its questions and an id"),
+    ("c3.json", '[[["p"], [{"question": "q", "choice": "ab", "answer": "a"}], "1"]]',
+     "row 0: the choices must be a list of at least 2 strings"),
+    ("race.json", '{"article": "a", "questions": ["q"], "options": [["x", "y"]], "answers": ["Z"]}',
+     "row 0: label 'Z' points at choice 25, but there are 2 choices"),
+    ("race.json", '{"article": "a", "questions": ["q", "r"], "options": [["x", "y"]]}',
+     "RACE-style 'questions' and 'options' must be lists of one length"),
+    ("empty.jsonl", "", "empty.jsonl is empty: give it at least one record"),
+])
+def test_a_malformed_c3_race_or_empty_file_is_one_line(tmp_path, name, body, message):
+    path = tmp_path / name
+    path.write_text(body, encoding="utf-8")
+    good = tmp_path / "good.jsonl"
+    good.write_text(json.dumps({"context": "c", "question": "q", "choices": ["a", "b"], "label": 0}) + "\n")
+    proc = run_cli(*RECIPE, "--train-file", str(path), "--validation-file", str(good), "--output-dir",
+                   str(tmp_path / "out"))
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "out").exists()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from ssl_cli.engine.collate import PaddingCollator, pad_rows
@@ -10,9 +9,6 @@ from ssl_cli.engine.collate import PaddingCollator, pad_rows
 
 class ChoiceCollator(PaddingCollator):
     """``PaddingCollator`` for rows whose sequence columns hold one sequence per choice."""
-
-    def __init__(self, sequence_columns: Sequence[str], scalar_columns: Sequence[str] = (), **kwargs: Any) -> None:
-        super().__init__(sequence_columns, scalar_columns, **kwargs)
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
@@ -25,7 +21,4 @@ class ChoiceCollator(PaddingCollator):
             c: torch.from_numpy(pad_rows(flat[c], length, self.pad_values.get(c, 0))).view(len(rows), choices, length)
             for c in present
         }
-        for column in self.scalar_columns:
-            if column in rows[0]:
-                batch[column] = torch.tensor([row[column] for row in rows], dtype=torch.long)
-        return batch
+        return self.add_scalars(batch, rows)

@@ -54,7 +54,7 @@ def passage_questions(passage: dict[str, Any], where: str) -> list[dict[str, Any
 def c3_questions(item: list[Any], where: str) -> list[dict[str, Any]]:
     """C3: ``[passage lines, [{question, choice, answer}...], id]``."""
     if len(item) < 2 or not isinstance(item[0], list) or not isinstance(item[1], list):
-        raise UserError(f"{where}: a C3 item is [passage lines, questions, id]")
+        raise UserError(f"{where}: a C3 item is a list of the passage lines, its questions and an id")
     context = "\n".join(str(line) for line in item[0])
     records = []
     for q, question in enumerate(item[1]):
