@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -18,74 +19,85 @@ import typer
 
 from ssl_cli import __version__
 from ssl_cli.errors import UserError
-from ssl_cli.tasks import all_tasks
-from ssl_cli.tasks.base import Flag, Task
-
-#: Flags every subcommand shares, named as in Hugging Face's example scripts.
-COMMON_FLAGS: tuple[Flag, ...] = (
-    Flag("model", "model.name_or_path", aliases=("--model-name-or-path",)),
-    Flag("init", "model.init"),
-    Flag("config-overrides", "model.config_overrides"),
-    Flag("ignore-mismatched-sizes", "model.ignore_mismatched_sizes", bool),
-    Flag("data", "data.name"),
-    Flag("train-file", "data.train_file"),
-    Flag("validation-file", "data.validation_file"),
-    Flag("test-file", "data.test_file"),
-    Flag("eval-data", "data.eval_data"),
-    Flag("max-seq-length", "data.max_seq_length", int),
-    Flag("max-train-samples", "data.max_train_samples", int),
-    Flag("max-eval-samples", "data.max_eval_samples", int),
-    Flag("output-dir", "training.output_dir"),
-    Flag("per-device-train-batch-size", "training.per_device_train_batch_size", int),
-    Flag("per-device-eval-batch-size", "training.per_device_eval_batch_size", int),
-    Flag("learning-rate", "training.learning_rate", float),
-    Flag("num-train-epochs", "training.num_train_epochs", float),
-    Flag("max-steps", "training.max_steps", int),
-    Flag("gradient-accumulation-steps", "training.gradient_accumulation_steps", int),
-    Flag("warmup-ratio", "training.warmup_ratio", float),
-    Flag("seed", "training.seed", int),
-    Flag("mixed-precision", "training.mixed_precision"),
-    Flag("torch-compile", "training.torch_compile", bool),
-    Flag("eval-steps", "training.eval_steps", int),
-    Flag("save-steps", "training.save_steps", int),
-    Flag("logging-steps", "training.logging_steps", int),
-    Flag("save-total-limit", "training.save_total_limit", int),
-    Flag("do-predict", "training.do_predict", bool),
-    Flag("overwrite", "training.overwrite", bool),
-    Flag("resume", "training.resume", bool),
+from ssl_cli.flags import (
+    COMMON_ALIASES,
+    COMMON_FLAGS,
+    RUN,
+    CommandOptions,
+    Flag,
+    FlagError,
+    Rewritten,
+    rewrite_args,
+    unknown_option,
 )
+from ssl_cli.tasks import all_tasks
+from ssl_cli.tasks.base import Task
 
 app = typer.Typer(
     name="ssl",
     help="Fine-tune and pretrain self-supervised language models (Hugging Face + Accelerate).",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
 
 
-def _field_description(recipe_cls: type, dotted: str) -> str:
-    """The schema description of a dotted recipe key (the single source of help text)."""
+def _field(recipe_cls: type, dotted: str) -> Any:
     cls: Any = recipe_cls
     field = None
     for part in dotted.split("."):
         field = cls.model_fields[part]
         cls = field.annotation
-    return (field.description or "") + f"  [recipe: {dotted}]"
+    return field
 
 
-def _flag_parameter(flag: Flag, recipe_cls: type) -> inspect.Parameter:
-    help_text = _field_description(recipe_cls, flag.path)
-    decls = (f"--{flag.name}", *flag.aliases)
+def _choices(annotation: Any) -> tuple[str, ...]:
+    """The string choices of a Literal annotation (possibly optional), else ()."""
+    import typing
+
+    if typing.get_origin(annotation) is typing.Literal:
+        return tuple(str(v) for v in typing.get_args(annotation) if isinstance(v, str))
+    return next((c for a in typing.get_args(annotation) if (c := _choices(a))), ())
+
+
+def first_sentence(text: str) -> str:
+    """The help line of a key: its description's first sentence (the docs' recipe reference has all of it)."""
+    match = re.search(r"(?<=[a-z0-9)\]'])\.\s+(?=[A-Z])", text)
+    return text[: match.start() + 1] if match else text
+
+
+def flag_help(flag: Flag, task: Task) -> str:
+    """What ``--help`` says of a flag on ``task``'s command: the task's own wording where it has one."""
+    if flag.path in task.flag_help:
+        return task.flag_help[flag.path]
+    if flag.path == "data.name" and task.datasets:
+        names = ", ".join(sorted(source.name for source in task.datasets))
+        return f"A registered dataset ({names}), a local file or a directory."
+    if flag.value is not None:
+        return f"Same as --{flag.path.rsplit('.', 1)[1].replace('_', '-')} {flag.value}."
+    field = _field(task.recipe_cls, flag.path)
+    text = flag.help or first_sentence(field.description or "")
+    choices = _choices(field.annotation)
+    return f"{text} One of: {', '.join(choices)}." if choices else text
+
+
+_METAVARS = {int: "N", float: "X"}
+
+
+def _flag_parameters(flag: Flag, task: Task) -> list[inspect.Parameter]:
+    """One keyword parameter (two for a boolean: ``--x`` and a hidden ``--no-x``) for a flag."""
+    panel = flag.panel or f"{task.name} options"
+    name = flag.name.replace("-", "_")
+    help_text = flag_help(flag, task)
     if flag.type is bool:
-        option = typer.Option(*decls, help=help_text)
-        annotation: Any = Annotated[bool, option]
-        default: Any = False
-    else:
-        option = typer.Option(*decls, help=help_text, show_default=False)
-        annotation = Annotated[Optional[flag.type], option]  # noqa: UP045 - typer needs Optional
-        default = None
-    return inspect.Parameter(flag.name.replace("-", "_"), inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+        on = typer.Option(f"--{flag.name}", is_flag=True, help=help_text, rich_help_panel=panel, metavar="")
+        off = typer.Option(f"--no-{flag.name}", is_flag=True, hidden=True)
+        return [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[bool, on]),
+                inspect.Parameter(f"no_{name}", inspect.Parameter.KEYWORD_ONLY, default=False,
+                                  annotation=Annotated[bool, off])]
+    metavar = "NAME" if _choices(_field(task.recipe_cls, flag.path).annotation) else _METAVARS.get(flag.type, "TEXT")
+    option = typer.Option(f"--{flag.name}", help=help_text, show_default=False, rich_help_panel=panel, metavar=metavar)
+    annotation = Annotated[Optional[flag.type], option]  # noqa: UP045 - typer needs Optional
+    return [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)]
 
 
 _META_PARAMETERS = (
@@ -93,7 +105,8 @@ _META_PARAMETERS = (
         "recipe",
         inspect.Parameter.KEYWORD_ONLY,
         default=None,
-        annotation=Annotated[Optional[str], typer.Option("--recipe", help="YAML recipe file.")],  # noqa: UP045
+        annotation=Annotated[Optional[str], typer.Option("--recipe", help="YAML recipe file.", metavar="PATH",  # noqa: UP045
+                                                         rich_help_panel=RUN)],
     ),
     inspect.Parameter(
         "set_",
@@ -101,35 +114,53 @@ _META_PARAMETERS = (
         default=None,
         annotation=Annotated[
             Optional[list[str]],  # noqa: UP045
-            typer.Option("--set", help="Override any recipe key: --set training.learning_rate=3e-5 (repeatable)."),
+            typer.Option("--set", help="Any recipe key: --set training.weight_decay=0.1 (repeatable).",
+                         metavar="KEY=VALUE", rich_help_panel=RUN),
         ],
     ),
     inspect.Parameter(
         "dry_run",
         inspect.Parameter.KEYWORD_ONLY,
         default=False,
-        annotation=Annotated[bool, typer.Option("--dry-run", help="Print the resolved recipe and exit.")],
+        annotation=Annotated[bool, typer.Option("--dry-run", help="Print the resolved recipe and exit.", metavar="",
+                                                rich_help_panel=RUN)],
     ),
     inspect.Parameter(
         "debug",
         inspect.Parameter.KEYWORD_ONLY,
         default=False,
-        annotation=Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")],
+        annotation=Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.", metavar="",
+                                                rich_help_panel=RUN)],
     ),
 )
 
 
+def task_flags(task: Task) -> tuple[Flag, ...]:
+    return (*COMMON_FLAGS, *task.flags)
+
+
+def command_options(task: Task) -> CommandOptions:
+    """What ``ssl <task>`` accepts, with Hugging Face's spellings of it."""
+    return CommandOptions.of(task_flags(task), {**COMMON_ALIASES, **task.flag_aliases})
+
+
 def flag_overrides(task: Task, values: dict[str, Any]) -> dict[str, Any]:
-    """Map parsed flag values to dotted recipe keys (unset flags are left out)."""
+    """Map parsed flag values to dotted recipe keys (unset flags are left out; ``--no-x`` sets x false)."""
     overrides: dict[str, Any] = {}
-    for flag in (*COMMON_FLAGS, *task.flags):
-        value = values.get(flag.name.replace("-", "_"))
-        if value is None or value is False:
-            continue
-        if flag.path == "data.eval_data":
-            value = [item.strip() for item in str(value).split(",") if item.strip()]
-        overrides[flag.path] = value
+    for flag in task_flags(task):
+        key = flag.name.replace("-", "_")
+        value = values.get(key)
+        if flag.type is bool:
+            value = False if values.get(f"no_{key}") else (True if value else None)
+            if flag.value is not None:  # --fp16 sets mixed_precision: fp16; --no-fp16 leaves it
+                value = flag.value if value else None
+        if value is not None:
+            overrides[flag.path] = value
     return overrides
+
+
+_EPILOG = ("Every flag sets the recipe key of its name (docs/recipe-reference.md). Hugging Face's spellings work "
+           "too: --do_train or --do-train, --do_predict false, --model_name_or_path, --overwrite_output_dir.")
 
 
 def _make_command(task: Task):
@@ -152,7 +183,7 @@ def _make_command(task: Task):
 
             run_task(task, recipe)
 
-    parameters = [_flag_parameter(flag, task.recipe_cls) for flag in (*COMMON_FLAGS, *task.flags)]
+    parameters = [p for flag in task_flags(task) for p in _flag_parameters(flag, task)]
     parameters += list(_META_PARAMETERS)
     command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
     command.__annotations__ = {p.name: p.annotation for p in parameters}
@@ -195,7 +226,7 @@ def _print_recipe(recipe: Any) -> None:
 
 
 for _task in all_tasks().values():
-    app.command(name=_task.name, help=_task.help)(_make_command(_task))
+    app.command(name=_task.name, help=_task.help, epilog=_EPILOG)(_make_command(_task))
 
 
 @app.command("env")
@@ -249,38 +280,56 @@ def _root(
     """Fine-tune and pretrain self-supervised language models (Hugging Face + Accelerate)."""
 
 
-def normalise_argv(argv: list[str]) -> list[str]:
-    """Accept Hugging Face's underscore spelling: ``--max_seq_length`` == ``--max-seq-length``.
-
-    Only option names are rewritten, never values (``--set a.b_c=1`` keeps its value).
-    """
-    out = []
-    for arg in argv:
-        if arg.startswith("--") and "_" in arg.split("=", 1)[0]:
-            name, sep, value = arg.partition("=")
-            arg = name.replace("_", "-") + sep + value
-        out.append(arg)
-    return out
+def rewrite_command_line(args: list[str]) -> Rewritten:
+    """The arguments in the spelling Click parses: a task command's with its HF spellings and boolean values
+    rewritten (``ssl_cli.flags``), any other's with ``_`` read as ``-`` in option names."""
+    tasks = all_tasks()
+    command = args[0] if args and args[0] in tasks else None
+    if command is None:
+        return rewrite_args(args, None)
+    rewritten = rewrite_args(args[1:], command_options(tasks[command]))
+    rewritten.args.insert(0, command)
+    return rewritten
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point (``argv``: the arguments after ``ssl``). A usage error, such as an unknown option
     or a flag's value out of range, is one ``error:`` line with exit code 2, like every other bad input, instead of
-    Click's boxed usage text."""
+    Click's boxed usage text; it names options as the user spelled them."""
     # Click's UsageError, whether typer vendors Click (0.2x) or uses the package: BadParameter derives from it
     usage_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
-    args = normalise_argv(sys.argv[1:] if argv is None else argv)
+    raw = sys.argv[1:] if argv is None else argv
     try:
-        code = app(args=args, prog_name="ssl", standalone_mode=False)
+        rewritten = rewrite_command_line(raw)
+    except FlagError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    for line in rewritten.notes:
+        print(f"note: {line}", file=sys.stderr)
+    try:
+        code = app(args=rewritten.args, prog_name="ssl", standalone_mode=False)
     except usage_error as err:
-        if not args or type(err).__name__ == "NoArgsIsHelpError":
+        if not raw or type(err).__name__ == "NoArgsIsHelpError":
             err.show()  # plain `ssl`: the help, as before
             raise SystemExit(err.exit_code) from None
-        where = f"; see '{err.ctx.command_path} --help'" if err.ctx is not None else ""
-        print(f"error: {err.format_message().rstrip('.')}{where}", file=sys.stderr)
+        print(f"error: {_usage_message(err, rewritten)}", file=sys.stderr)
         raise SystemExit(2) from None
     except typer.Abort:
         print("error: aborted", file=sys.stderr)
         raise SystemExit(130) from None
     if isinstance(code, int) and code:
         raise SystemExit(code)
+
+
+def _usage_message(err: Any, rewritten: Rewritten) -> str:
+    """Click's message, with every option in the user's spelling, or ours for an unknown option."""
+    command = rewritten.args[0] if rewritten.args and rewritten.args[0] in all_tasks() else None
+    option = getattr(err, "option_name", None)
+    if type(err).__name__ == "NoSuchOption" and command is not None and option:
+        typed = rewritten.typed.get(option.lstrip("-"), option)
+        return unknown_option(typed, command_options(all_tasks()[command]), command)
+    message = err.format_message().rstrip(".")
+    for canonical, typed in rewritten.typed.items():
+        message = message.replace(f"'--{canonical}'", f"'{typed}'")
+    where = f"; see '{err.ctx.command_path} --help'" if err.ctx is not None else ""
+    return message + where

@@ -29,9 +29,19 @@ class Section(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _booleans_are_not_numbers(cls, value: Any, info: Any) -> Any:
-        if isinstance(value, bool) and _is_numeric(cls.model_fields[info.field_name].annotation):
+        annotation = cls.model_fields[info.field_name].annotation
+        if isinstance(value, bool) and _is_numeric(annotation):
             raise ValueError(f"{str(value).lower()} is a boolean, not a number")
+        if isinstance(value, str) and _is_list(annotation):  # --report_to tensorboard,wandb
+            return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+
+def _is_list(annotation: Any) -> bool:
+    """A list, possibly optional: a string given for it is a comma list."""
+    import typing
+
+    return typing.get_origin(annotation) is list or any(typing.get_origin(a) is list for a in typing.get_args(annotation))
 
 
 def _is_numeric(annotation: Any) -> bool:
@@ -46,6 +56,13 @@ def _is_numeric(annotation: Any) -> bool:
     return any(_is_numeric(a) for a in arguments) and not any(
         a is bool or (typing.get_origin(a) is Literal and any(isinstance(v, bool) for v in typing.get_args(a)))
         for a in arguments)
+
+
+#: Every schedule of transformers' ``get_scheduler`` (``SchedulerType``), kept here so that start-up imports no torch.
+LR_SCHEDULES = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+                "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "cosine_warmup_with_min_lr",
+                "warmup_stable_decay", "greedy")
+TRACKERS = ("tensorboard", "wandb", "mlflow", "comet_ml", "aim", "clearml")
 
 
 class ModelConfig(Section):
@@ -100,25 +117,46 @@ class ModelConfig(Section):
     @field_validator("config_overrides", mode="before")
     @classmethod
     def _parse_overrides(cls, value: Any) -> Any:
-        """'a=1,b=gelu' -> {"a": 1, "b": "gelu"} (each value read as YAML: numbers, booleans, null)."""
-        import yaml  # imported where used: start-up (ssl --help) never needs YAML
+        return parse_key_values(value, "num_hidden_layers=4,hidden_size=256")
 
-        if not isinstance(value, str):
-            return value
-        overrides: dict[str, Any] = {}
-        for item in filter(None, (part.strip() for part in value.split(","))):
-            key, sep, raw = item.partition("=")
-            if not sep or not key.strip():
-                raise ValueError(f"'{item}' is not key=value (write e.g. num_hidden_layers=4,hidden_size=256)")
-            overrides[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
-        return overrides
+
+def parse_key_values(value: Any, example: str) -> Any:
+    """'a=1,b=gelu' (or JSON '{"a": 1}') -> {"a": 1, "b": "gelu"}, each value read as YAML (numbers, booleans,
+    null); a mapping passes through."""
+    import yaml  # imported where used: start-up (ssl --help) never needs YAML
+
+    if not isinstance(value, str):
+        return value
+    if value.strip().startswith("{"):
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ValueError(f"'{value}' is not a mapping (write e.g. {example})") from None
+        if isinstance(parsed, dict):
+            return parsed
+    pairs: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"'{item}' is not key=value (write e.g. {example})")
+        pairs[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+    return pairs
 
 
 class DataConfig(Section):
     name: str | None = Field(
         None,
-        description="Registered dataset (e.g. drcd, cmrc2018, squad, squad_v2), a local file or a directory. "
-        "Null uses train_file/validation_file/test_file.",
+        description="A registered dataset (each command's --help lists its own), a local file or a directory "
+        "(a save_to_disk dataset, or files named by split). Null uses train_file/validation_file/test_file.",
+    )
+    dataset_info: str | None = Field(
+        None, description="A registry of the user's own datasets (YAML or JSON, as LLaMA-Factory's "
+        "dataset_info.json): name -> hf_hub_url or file_name/files, columns, task. Null: dataset_info.yaml or "
+        ".json in the working directory, if any.",
+    )
+    dataset_config_name: str | None = Field(
+        None, description="Configuration of a Hub dataset (run_glue.py's --dataset_config_name), as "
+        "`--data org/name:config` gives it.",
     )
     train_file: str | None = Field(
         None, description="Training data file: JSON, JSONL, CSV, TSV, Parquet, CoNLL-U/CoNLL (tagging) or .txt (pretraining)."
@@ -141,7 +179,8 @@ class DataConfig(Section):
         description="When the data has no validation split, hold out this percentage of it, grouped by "
         "article/paragraph so that no context is in both splits.",
     )
-    max_seq_length: int = Field(384, ge=16, description="Maximum tokens per feature (question + context window).")
+    max_seq_length: int = Field(384, ge=16, description="Maximum tokens per feature; what a feature holds is the "
+                                "task's (`ssl <command> --help`): question + context window, text pair, block...")
     max_train_samples: int | None = Field(None, ge=1, description="Truncate the training examples to this many.")
     max_eval_samples: int | None = Field(None, ge=1, description="Truncate the evaluation examples to this many.")
     max_predict_samples: int | None = Field(None, ge=1, description="Truncate the test examples to this many.")
@@ -173,8 +212,16 @@ class TrainingConfig(Section):
     max_grad_norm: float | None = Field(1.0, gt=0, description="Clip gradients to this norm (null: no clipping).")
     num_train_epochs: float = Field(2.0, gt=0, description="Training epochs (ignored when max_steps is set).")
     max_steps: int | None = Field(None, ge=1, description="Total optimizer steps; overrides num_train_epochs.")
-    lr_scheduler_type: Literal["linear", "cosine", "constant", "constant_with_warmup"] = Field(
-        "linear", description="Learning-rate schedule after warmup."
+    lr_scheduler_type: Literal[LR_SCHEDULES] = Field(  # type: ignore[valid-type]
+        "linear", description="Learning-rate schedule (transformers' get_scheduler). reduce_lr_on_plateau and "
+        "greedy follow the best-model metric at each evaluation; cosine_with_min_lr and "
+        "cosine_warmup_with_min_lr end at min_lr_rate 0.1 of the peak, warmup_stable_decay decays over the last "
+        "10% of the steps, unless lr_scheduler_kwargs says otherwise."
+    )
+    lr_scheduler_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="Extra arguments of the schedule, as the Trainer's lr_scheduler_kwargs: a "
+        "mapping, or on the command line 'min_lr_rate=0.05' or JSON (e.g. num_cycles, power, num_decay_steps, "
+        "patience).",
     )
     warmup_ratio: float = Field(0.1, ge=0, le=1, description="Fraction of the steps spent warming up.")
     warmup_steps: int | None = Field(None, ge=0, description="Warmup steps; overrides warmup_ratio.")
@@ -244,7 +291,8 @@ class TrainingConfig(Section):
     )
     report_to: list[str] = Field(
         default_factory=lambda: ["tensorboard"],
-        description="Trackers: tensorboard, wandb, mlflow, comet_ml, aim, clearml, or none.",
+        description="Trackers (a comma list on the command line): tensorboard, wandb, mlflow, comet_ml, aim, clearml; "
+        "all (every one installed) or none.",
     )
     dataloader_num_workers: int = Field(0, ge=0, description="Worker processes for data loading.")
     torch_threads: int | None = Field(None, ge=1, description="CPU threads for torch (default: torch's choice).")
@@ -256,6 +304,21 @@ class TrainingConfig(Section):
         "(docs/performance.md). Packed pretraining blocks all share one shape; there the free heap a step leaves is "
         "reused by the next, and only its growth by 256 MB is trimmed. Set false for speed when memory is plentiful.",
     )
+
+    @field_validator("lr_scheduler_kwargs", mode="before")
+    @classmethod
+    def _parse_scheduler_kwargs(cls, value: Any) -> Any:
+        return parse_key_values(value, "min_lr_rate=0.05")
+
+    @field_validator("report_to", mode="after")
+    @classmethod
+    def _known_trackers(cls, value: list[str]) -> list[str]:
+        names = [name.strip().lower() for name in value]
+        for name in names:
+            if name not in (*TRACKERS, "none", "all"):
+                raise ValueError(f"unknown tracker '{name}'{did_you_mean(name, TRACKERS)}; choose from "
+                                 f"{', '.join(TRACKERS)}, all or none")
+        return names
 
     @field_validator("eval_strategy", "save_strategy", "mixed_precision", mode="before")
     @classmethod
@@ -385,7 +448,12 @@ def _describe_error(recipe_cls: type[BaseModel], err: dict[str, Any]) -> str:
     if err["type"] == "missing":
         return f"recipe key '{key}' is required"
     value = err.get("input")
-    return f"recipe key '{key}' = {value!r}: {err['msg'].lower()}"
+    hint = ""
+    if err["type"] == "literal_error" and isinstance(value, str):  # a misspelt choice
+        import re
+
+        hint = did_you_mean(value, re.findall(r"'([^']*)'", str(err.get("ctx", {}).get("expected", ""))))
+    return f"recipe key '{key}' = {value!r}{hint}: {err['msg'].lower()}"
 
 
 def validate_recipe(recipe_cls: type[Recipe], data: dict[str, Any]) -> Recipe:
@@ -407,6 +475,7 @@ def resolve_recipe(
 ) -> Recipe:
     """Apply the precedence chain and validate once at the end."""
     tree = deep_merge({}, defaults)
+    given: set[str] = set()  # the keys the user chose (a file, --set, a flag), as against the task's defaults
     if recipe_file:
         file_tree = read_recipe_file(recipe_file)
         declared = file_tree.get("task")
@@ -414,14 +483,65 @@ def resolve_recipe(
             raise UserError(
                 f"recipe {recipe_file} is for '{declared}', not '{defaults.get('task')}': run `ssl {declared} --recipe {recipe_file}`"
             )
-        tree = deep_merge(tree, _without_invocation_keys(file_tree, recipe_file))
+        file_tree = _without_invocation_keys(file_tree, recipe_file)
+        tree = deep_merge(tree, file_tree)
+        given.update(flat_config(file_tree))
     for item in set_items:
         path, value = parse_set_override(item)
         set_path(tree, path, value)
+        given.add(".".join(path))
     for dotted, value in flags.items():
         if value is not None:
             set_path(tree, dotted.split("."), value)
-    return validate_recipe(recipe_cls, tree)
+            given.add(dotted)
+    recipe = validate_recipe(recipe_cls, tree)
+    align_cadences(recipe.training, given)
+    return recipe
+
+
+_EVAL_CADENCE = {"training.eval_strategy", "training.eval_steps"}
+_SAVE_CADENCE = {"training.save_strategy", "training.save_steps"}
+
+
+def cadences_agree(training: TrainingConfig) -> bool:
+    """Whether there is a checkpoint at every evaluation, as best-model loading needs (the Trainer's rule)."""
+    if training.eval_strategy != training.save_strategy:
+        return False
+    return training.eval_strategy != "steps" or (training.save_steps or 1) % (training.eval_steps or 1) == 0
+
+
+def align_cadences(training: TrainingConfig, given: set[str]) -> None:
+    """A cadence the user chose wins over a default they did not: ``--save-steps 5`` alone evaluates every 5
+    steps too, so that the best checkpoint can still be loaded at the end. When they chose both and the two
+    disagree, best-model loading, unless they asked for it too, is switched off with a note; when they asked for
+    all three, ``run.check_strategies`` refuses."""
+    from ssl_cli.errors import note
+
+    if not (training.load_best_model_at_end and training.do_train) or "no" in (training.eval_strategy,
+                                                                               training.save_strategy):
+        return
+    if cadences_agree(training):
+        return
+    eval_given, save_given = bool(given & _EVAL_CADENCE), bool(given & _SAVE_CADENCE)
+    if save_given and not eval_given:
+        training.eval_steps = training.save_steps
+        training.eval_strategy = training.save_strategy
+        note(f"evaluating at every checkpoint ({_cadence(training.save_strategy, training.save_steps)}): "
+             "load_best_model_at_end picks among evaluated checkpoints; set --eval-steps to choose otherwise")
+    elif eval_given and not save_given:
+        training.save_steps = training.eval_steps
+        training.save_strategy = training.eval_strategy
+        note(f"saving a checkpoint at every evaluation ({_cadence(training.eval_strategy, training.eval_steps)}): "
+             "load_best_model_at_end picks among them; set --save-steps to choose otherwise")
+    elif "training.load_best_model_at_end" not in given:
+        training.load_best_model_at_end = False
+        note(f"load_best_model_at_end off: evaluation ({_cadence(training.eval_strategy, training.eval_steps)}) "
+             f"and checkpoints ({_cadence(training.save_strategy, training.save_steps)}) do not fall together; "
+             "the last weights are kept")
+
+
+def _cadence(strategy: str, steps: int | None) -> str:
+    return f"every {steps} steps" if strategy == "steps" else "every epoch"
 
 
 def flat_config(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

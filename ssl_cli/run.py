@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ssl_cli.config import flat_config, recipe_to_yaml, saved_recipe
+from ssl_cli.config import cadences_agree, flat_config, recipe_to_yaml, saved_recipe
 from ssl_cli.errors import UserError, write_failure
 from ssl_cli.output_dir import check_output_dir, check_resume_fingerprint, claim, run_fingerprint
 from ssl_cli.tasks.base import EvalSet, Task
@@ -23,20 +23,20 @@ SCRATCH_TOKENIZER_DIR = "scratch-tokenizer"
 
 
 def check_strategies(training: Any) -> None:
-    """Best-model selection needs a checkpoint at every evaluation, as in Hugging Face's Trainer."""
-    if not (training.load_best_model_at_end and training.do_train and training.eval_strategy != "no"):
-        return
-    if training.save_strategy == "no":
+    """Best-model selection needs a checkpoint at every evaluation, as in Hugging Face's Trainer (a cadence the
+    user left to its default has already followed the other: ``config.align_cadences``)."""
+    if not (training.load_best_model_at_end and training.do_train) or "no" in (training.eval_strategy,
+                                                                               training.save_strategy):
         return
     if training.eval_strategy != training.save_strategy:
         raise UserError(
             f"load_best_model_at_end needs eval_strategy ({training.eval_strategy}) == save_strategy "
-            f"({training.save_strategy}): set both, or training.load_best_model_at_end: false"
+            f"({training.save_strategy}): set both, or --no-load-best-model-at-end"
         )
-    if training.eval_strategy == "steps" and (training.save_steps or 1) % (training.eval_steps or 1):
+    if not cadences_agree(training):
         raise UserError(
             f"save_steps ({training.save_steps}) must be a multiple of eval_steps ({training.eval_steps}) "
-            "when load_best_model_at_end is on"
+            "when load_best_model_at_end is on: change one, or --no-load-best-model-at-end"
         )
 
 

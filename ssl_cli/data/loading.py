@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,51 +12,136 @@ from ssl_cli.errors import UserError
 
 
 def resolve_sources(data: Any, task: str, stream: frozenset[str] = frozenset()) -> tuple[dict[str, tuple[Any, str]], dict[str, Any]]:
-    """Split name -> (Dataset, label for messages), plus facts about the source (metric, language).
+    """Split name -> (Dataset, label for messages), plus facts about the source (metric, language, columns).
 
-    ``data.name`` may be a registered dataset, a directory or a single file (a
-    single file is the training split); explicit split files override it.
-    The splits named in ``stream`` come as ``datasets.IterableDataset``: read
-    lazily, never loaded whole or cached (pretraining on large corpora).
+    ``data.name`` may be a registered dataset (the user's registry or the
+    tasks'), a Hugging Face Hub id (``org/name`` or ``org/name:config``), a
+    directory (a ``save_to_disk`` dataset, a dataset in Hub layout, or files
+    named by split) or a single file (the training split); explicit split files
+    override it. The splits named in ``stream`` come as
+    ``datasets.IterableDataset``: read lazily, never loaded whole or cached
+    (pretraining on large corpora).
     """
     explicit = {"train": data.train_file, "validation": data.validation_file, "test": data.test_file}
     explicit = {split: Path(path).expanduser() for split, path in explicit.items() if path}
-    files: dict[str, Path] = {}
-    loaded: dict[str, tuple[Any, str]] = {}
-    info: dict[str, Any] = {}
+    sources = _NamedSources(explicit, stream)
     if data.name:
-        path = Path(data.name).expanduser()
-        info["source"] = data.name
-        if path.is_dir() and is_saved_dataset(path):
-            loaded.update({split: (ds.to_iterable_dataset() if split in stream else ds, f"{path}[{split}]")
-                           for split, ds in load_saved_dataset(path).items() if split not in explicit})
-        elif path.is_dir():
-            files.update(files_in_directory(path))
-        elif path.is_file():
-            files["train"] = path
-        elif data.name.startswith(("/", ".", "~")) or Path(data.name).suffix in {".json", ".jsonl", ".csv", ".tsv", ".parquet"}:
-            raise UserError(f"data file not found: {data.name} (check the path)")
-        else:
-            source = lookup(data.name, task)
-            if source is None:
-                raise unknown_dataset_error(data.name, task)
-            info.update({"source": source.name, "metric": source.metric, "language": source.language})
-            if source.hub_id:
-                hub = load_hub_dataset(source, streaming=bool(stream))
-                loaded.update({split: (_materialized(hub[split], split, stream), f"{source.name}[{split}]")
-                               for split in hub if split not in explicit})
-            else:
-                files.update({split: download_file(url) for split, url in source.files.items() if split not in explicit})
-    files.update(explicit)
+        sources.add(data, task)
+    files = {**sources.files, **explicit}
     from ssl_cli.tasks import all_tasks
 
     reader = all_tasks()[task].read_document if task in all_tasks() else None
+    loaded = sources.loaded
     for split, path in files.items():
         loaded[split] = (load_data_file(path, sample_by=data.text_sample_by, streaming=split in stream,
                                         read_document=reader), str(path))
     if not loaded:
         raise UserError("no data given: pass --data NAME|PATH, or --train-file/--validation-file")
-    return loaded, info
+    return loaded, sources.info
+
+
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
+
+
+def name_and_config(name: str, config: str | None) -> tuple[str, str | None]:
+    """``org/name:config`` -> ("org/name", "config"); ``--dataset-config-name`` wins over the suffix."""
+    head, sep, tail = name.rpartition(":")
+    if sep and head and HUB_ID.fullmatch(head) and not Path(name).expanduser().exists():
+        return head, config or tail
+    return name, config
+
+
+class _NamedSources:
+    """What ``--data NAME`` gives, split by split: datasets loaded whole, or files to read."""
+
+    def __init__(self, explicit: dict[str, Path], stream: frozenset[str]) -> None:
+        self.explicit, self.stream = explicit, stream
+        self.loaded: dict[str, tuple[Any, str]] = {}
+        self.files: dict[str, Path] = {}
+        self.info: dict[str, Any] = {}
+
+    def add(self, data: Any, task: str) -> None:
+        name, config = name_and_config(data.name, data.dataset_config_name)
+        path = Path(name).expanduser()
+        self.info["source"] = data.name
+        if path.is_dir() and is_saved_dataset(path):
+            self._add_loaded(load_saved_dataset(path), str(path))
+        elif path.is_dir() and is_hub_layout(path):
+            self._add_loaded(load_hub_folder(path, config, bool(self.stream)), str(path))
+        elif path.is_dir():
+            self.files.update(files_in_directory(path))
+        elif path.is_file():
+            self.files["train"] = path
+        elif name.startswith(("/", ".", "~")) or path.suffix in {".json", ".jsonl", ".csv", ".tsv", ".parquet"}:
+            raise UserError(f"data file not found: {name} (check the path)")
+        else:
+            self._add_named(name, config, task, data.dataset_info)
+
+    def _add_named(self, name: str, config: str | None, task: str, dataset_info: str | None) -> None:
+        source = lookup(name, task, dataset_info)
+        if source is None:
+            if not HUB_ID.fullmatch(name):
+                raise unknown_dataset_error(name, task, dataset_info)
+            self._add_loaded(self._hub(name, config, name, task, dataset_info), name)
+            return
+        self.info.update({"source": source.name, "metric": source.metric, "language": source.language})
+        if source.columns:
+            self.info["columns"] = dict(source.columns)
+        if "train" in self.explicit:
+            return  # local files given: the registered name brings its facts (task, labels, metric), not its data
+        if source.hub_id:
+            hub = load_hub_dataset(source.hub_id, config or source.hub_config, source.name, streaming=bool(self.stream))
+            self._add_loaded(hub, source.name)
+        else:
+            self.files.update({split: _local_or_download(url) for split, url in source.files.items()
+                               if split not in self.explicit})
+
+    def _hub(self, hub_id: str, config: str | None, label: str, task: str, dataset_info: str | None) -> Any:
+        """A Hub id that no registry names; a bare word that does not load is most likely a misspelt name."""
+        try:
+            return load_hub_dataset(hub_id, config, label, streaming=bool(self.stream))
+        except UserError:
+            if "/" in hub_id:
+                raise
+            raise unknown_dataset_error(hub_id, task, dataset_info, hub_tried=True) from None
+
+    def _add_loaded(self, splits: Any, label: str) -> None:
+        for split in splits:
+            if split not in self.explicit:
+                self.loaded[split] = (_materialized(splits[split], split, self.stream), f"{label}[{split}]")
+
+
+def _local_or_download(location: str) -> Path:
+    """A registry entry's file: a local path (a user's registry), else an official URL to download."""
+    if "://" not in location:
+        path = Path(location)
+        if not path.is_file():
+            raise UserError(f"data file not found: {location} (named by the dataset registry)")
+        return path
+    return download_file(location)
+
+
+def is_hub_layout(path: Path) -> bool:
+    """A dataset folder as the Hub stores one: a README whose YAML header lists ``configs:``, or a ``data/``
+    folder of split files (``data/train-00000-of-00001.parquet``), which ``datasets.load_dataset`` reads."""
+    readme = path / "README.md"
+    if readme.is_file():
+        text = readme.read_text(encoding="utf-8", errors="replace")
+        header = text.split("---", 2)[1] if text.startswith("---") and text.count("---") >= 2 else ""
+        if re.search(r"^(configs|dataset_info):", header, re.M):
+            return True
+    return (path / "data").is_dir() and any((path / "data").iterdir())
+
+
+def load_hub_folder(path: Path, config: str | None, streaming: bool) -> Any:
+    """``datasets.load_dataset`` on a local folder in Hub layout (cached by ``datasets`` like a Hub download)."""
+    import datasets
+
+    try:
+        return datasets.load_dataset(str(path), config, streaming=streaming)
+    except Exception as err:
+        reason = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
+        raise UserError(f"could not read the dataset folder {path}: {reason}") from None
 
 
 def _materialized(ds: Any, split: str, stream: frozenset[str]) -> Any:

@@ -38,7 +38,7 @@ def _section_table(name: str, cls: type[BaseModel]) -> list[str]:
 
 
 def recipe_reference() -> str:
-    from ssl_cli.cli import COMMON_FLAGS
+    from ssl_cli.flags import COMMON_ALIASES, COMMON_FLAGS, UNUSED_FLAGS
 
     lines = [
         "# Recipe reference",
@@ -62,13 +62,21 @@ def recipe_reference() -> str:
         for name, field in task.recipe_cls.model_fields.items():
             if name not in Recipe.model_fields and isinstance(field.annotation, type):
                 lines += _section_table(name, field.annotation)
-        flags = ", ".join(f"`--{f.name}` → `{f.path}`" for f in task.flags)
+        flags = ", ".join([f"`--{f.name}` → `{f.path}`" for f in task.flags]
+                          + [f"`--{alias}` = `--{name}`" for alias, name in task.flag_aliases.items()])
         if flags:
             lines += [f"Task flags: {flags}", ""]
+    aliases: dict[str, list[str]] = {}
+    for alias, name in COMMON_ALIASES.items():
+        aliases.setdefault(name, []).append(alias)
     lines += ["## First-class flags (every subcommand)", "", "| flag | recipe key |", "|---|---|"]
-    lines += [f"| `--{f.name}`{''.join(f', `{a}`' for a in f.aliases)} | `{f.path}` |" for f in COMMON_FLAGS]
-    lines += ["", "Underscore spellings (`--max_seq_length`) are accepted too. Also: `--recipe FILE`, "
-              "`--set KEY=VALUE`, `--dry-run` (print the resolved recipe), `--debug` (tracebacks).", ""]
+    lines += [f"| `--{f.name}`{''.join(f', `--{a}`' for a in aliases.get(f.name, []))} | `{f.path}`"
+              f"{f' = `{f.value}`' if f.value is not None else ''} |" for f in COMMON_FLAGS]
+    lines += ["", "Hugging Face's underscore spellings (`--max_seq_length`) work too; a boolean flag takes a value "
+              "(`--do_predict false`) or a `--no-` form (`--no-do-predict`). Hugging Face flags ssl has no use for "
+              f"are accepted with a note saying why: {', '.join(f'`--{n}`' for n in UNUSED_FLAGS)}. Also: "
+              "`--recipe FILE`, `--set KEY=VALUE` (a list key takes a comma list), `--dry-run` (print the resolved "
+              "recipe), `--debug` (tracebacks).", ""]
     return "\n".join(lines)
 
 

@@ -10,6 +10,7 @@ collaborators, each a module of one job.
 - ``throughput``: what a session did (examples, real and padded tokens, memory) for the results;
 - ``devices``: precision, torch.compile and CUDA-graph policy;
 - ``optim``: AdamW parameter groups, the gradient norm, fused AdamW;
+- ``schedule``: the learning-rate schedule (any of transformers'), stepped on steps or on evaluation metrics;
 - ``checkpoint``: checkpoints on disk (``Checkpointer``: atomic save, rotation, load; listing, atomic discard,
   half-written ones);
 - ``evaluate``: prediction across processes, every feature once and in order; the best model, early stopping;
@@ -34,6 +35,7 @@ _HOMES = {
     "logging": ("available_trackers",),
     "loop": ("Engine",),
     "optim": ("fused_adamw_supported", "gradient_norm", "non_embedding_parameters", "parameter_groups"),
+    "schedule": ("make_scheduler",),
     "state": ("CHECKPOINT_PREFIX", "LOG_FILE", "STATE_FILE", "TrainResult", "TrainState"),
 }
 _MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}

@@ -6,24 +6,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ssl_cli.errors import UserError
-
 
 def available_trackers(requested: list[str]) -> list[str]:
-    """Trackers that are installed; an unknown name is an error, a missing package is skipped."""
+    """Trackers that are installed (names are checked by the recipe schema); a missing package is skipped."""
     import importlib.util
 
-    packages = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow", "comet_ml": "comet_ml",
-                "aim": "aim", "clearml": "clearml"}
-    chosen = []
-    for name in requested:
-        if name in ("none", "", None):
-            continue
-        if name not in packages:
-            raise UserError(f"unknown tracker '{name}' in report_to; choose from {', '.join(packages)} or none")
-        if importlib.util.find_spec(packages[name]) is not None:
-            chosen.append(name)
-    return chosen
+    from ssl_cli.config import TRACKERS
+
+    wanted = TRACKERS if "all" in requested else [name for name in requested if name in TRACKERS]
+    return [name for name in wanted if importlib.util.find_spec(name) is not None]
 
 
 class JsonLog:

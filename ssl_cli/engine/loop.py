@@ -53,6 +53,7 @@ from ssl_cli.engine.loss import LossLog, loss_weights
 from ssl_cli.engine.optim import clip_gradients, fused_adamw_supported, parameter_groups
 from ssl_cli.engine.packing import model_inputs
 from ssl_cli.engine.sampling import BatchSampler
+from ssl_cli.engine.schedule import make_scheduler, step_on_metric, step_scheduler
 from ssl_cli.engine.state import CHECKPOINT_PREFIX, LOG_FILE, STATE_FILE, TrainResult, TrainState, epochs_done
 from ssl_cli.engine.throughput import Counts, train_metrics
 from ssl_cli.errors import UserError
@@ -83,6 +84,7 @@ class Engine:
 
         self.cfg = training
         self.output_dir = Path(output_dir)
+        self._scheduler: Any = None  # the run's, for a schedule that steps on evaluation metrics
         self.mixed_precision = resolve_mixed_precision(training.mixed_precision)
         self.trackers = available_trackers(training.report_to)
         self.accelerator = Accelerator(
@@ -217,7 +219,7 @@ class Engine:
             avoid_cudnn_attention_plans(self.device)
         collate_fn = training_collator(model, collate_fn, dataset, cfg, packable, lengths is None,
                                        self._on_cpu_by_default, self.print)
-        plan = self._plan(model, dataset, collate_fn, lengths)
+        plan = self._plan(model, dataset, collate_fn, lengths, greater_is_better)
         model = plan.model
         state = self._start_state(resume_from, fingerprint)
         if self.trackers:
@@ -226,8 +228,9 @@ class Engine:
         progress = Progress(plan.total_steps, state.global_step, enabled=self.is_main_process)
         counts = Counts(time.perf_counter(), state.global_step, state.examples_seen)
         stop = state.global_step >= plan.total_steps
-        evaluating = (lambda: self._evaluate(model, evaluate, state, metric_name, greater_is_better, log)) \
-            if evaluate else None
+        self._scheduler = plan.scheduler
+        evaluating = (lambda: self._evaluate(model, evaluate, state, metric_name, greater_is_better, log,
+                                             round(epochs_done(state, plan.loader), 4))) if evaluate else None
 
         model.train()
         with progress:
@@ -281,12 +284,11 @@ class Engine:
                             "or text.streaming_validation_documents)")
         return False
 
-    def _plan(self, model: Any, dataset: Any, collate_fn: Callable, lengths: list[int] | None) -> _Plan:
+    def _plan(self, model: Any, dataset: Any, collate_fn: Callable, lengths: list[int] | None,
+              greater_is_better: bool) -> _Plan:
         """The prepared model, optimizer, scheduler and loader, and how many steps and epochs to run."""
         import torch
         from torch.utils.data import DataLoader
-        from transformers import get_scheduler
-
         cfg, acc = self.cfg, self.accelerator
         streamed = lengths is None
         if streamed and not cfg.max_steps:
@@ -314,10 +316,8 @@ class Engine:
             epochs = range(math.ceil(total_steps / steps_per_epoch))
         warmup = cfg.warmup_steps if cfg.warmup_steps is not None else math.ceil(cfg.warmup_ratio * total_steps)
         # A prepared scheduler steps once per process per optimizer step, hence the factor.
-        scheduler = get_scheduler(
-            cfg.lr_scheduler_type, optimizer, num_warmup_steps=warmup * acc.num_processes,
-            num_training_steps=total_steps * acc.num_processes,
-        )
+        scheduler = make_scheduler(cfg, optimizer, warmup * acc.num_processes, total_steps * acc.num_processes,
+                                   greater_is_better)
         return _Plan(model, optimizer, acc.prepare(scheduler), loader, sampler, loader_rng, collate_fn, total_steps,
                      epochs, streamed)
 
@@ -356,7 +356,7 @@ class Engine:
                                                  self._trainable_parameters(plan.model))
             plan.optimizer.step()
             clear_fused_grad_divisor(plan.optimizer)
-            plan.scheduler.step()
+            step_scheduler(plan.scheduler)
             plan.optimizer.zero_grad(set_to_none=True)
         return batch_loss
 
@@ -371,7 +371,7 @@ class Engine:
         if state.global_step % cfg.logging_steps == 0 or state.global_step == plan.total_steps:
             mean_loss = self.losses.close_window(state)
             record = {"step": state.global_step, "epoch": round(epochs_done(state, plan.loader), 4),
-                      "loss": mean_loss, "learning_rate": plan.scheduler.get_last_lr()[0], "examples_per_second": rate}
+                      "loss": mean_loss, "learning_rate": plan.optimizer.param_groups[0]["lr"], "examples_per_second": rate}
             if self._grad_norm is not None:
                 record["grad_norm"] = float(self._grad_norm)  # the last step's, as Trainer logs it
             log.write(record)
@@ -452,6 +452,7 @@ class Engine:
         self.losses.flush(state)  # a diverged run stops here, not with NaN metrics
         metrics = evaluate(model)
         model.train()
+        step_on_metric(self._scheduler, metrics, metric_name)
         record = {"step": state.global_step, "epoch": state.epoch if epoch is None else epoch, **metrics}
         state.eval_history.append(record)
         log.write(record)

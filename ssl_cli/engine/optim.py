@@ -95,3 +95,4 @@ def clip_gradients(accelerator: Any, model: Any, optimizer: Any, max_norm: float
     # clip_grad_norm_'s factor, min(1, max_norm / (norm + 1e-6)), as a divisor for the fused kernel
     set_fused_grad_divisor(optimizer, torch.clamp((norm + 1e-6) / max_norm, min=1.0))
     return norm
+

@@ -24,22 +24,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from ssl_cli.config import Recipe
 from ssl_cli.errors import UserError
+from ssl_cli.flags import Flag
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     from datasets import Dataset
 
     from ssl_cli.data.registry import DatasetSource
-
-
-@dataclass(frozen=True)
-class Flag:
-    """A first-class CLI flag and the recipe key it sets (its help is that key's description)."""
-
-    name: str  # kebab-case, without the leading dashes
-    path: str  # dotted recipe key
-    type: type = str
-    aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -104,6 +95,8 @@ class Task(ABC):
     help: ClassVar[str]
     recipe_cls: ClassVar[type[Recipe]]
     flags: ClassVar[tuple[Flag, ...]] = ()
+    flag_aliases: ClassVar[dict[str, str]] = {}  # other spellings of its flags (the example scripts'): alias -> flag
+    flag_help: ClassVar[dict[str, str]] = {}  # recipe key -> what --help says of its flag on this command
     main_metric: ClassVar[str]
     greater_is_better: ClassVar[bool] = True
     traits: ClassVar[Traits] = Traits()

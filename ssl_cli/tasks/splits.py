@@ -26,6 +26,7 @@ def assemble_splits(task: Task, recipe: Any, stream: frozenset[str] = frozenset(
 
     data, training = recipe.data, recipe.training
     raw, info = resolve_sources(data, task.name, stream=stream)
+    apply_registry_columns(recipe, info.pop("columns", {}), str(data.name))
     if training.do_train and "train" not in raw:
         raise UserError("no training data: pass --data NAME|PATH or --train-file FILE (or set training.do_train: false)")
     task.survey(raw, recipe, info)
@@ -58,6 +59,24 @@ def assemble_splits(task: Task, recipe: Any, stream: frozenset[str] = frozenset(
     if train is not None:
         train = _limited(train, data.max_train_samples)
     return task.finish_splits(Splits(train=train, evals=evals, info=info), recipe)
+
+
+def apply_registry_columns(recipe: Any, columns: dict[str, str], name: str) -> None:
+    """A registry entry's ``columns`` (``text_column: review``) set the keys of the task's own recipe section
+    that the user left unset, so that the task reads the data as if they had passed the --*-column flags."""
+    from ssl_cli.config import Recipe
+    from ssl_cli.errors import did_you_mean
+
+    if not columns:
+        return
+    sections = [getattr(recipe, f) for f in type(recipe).model_fields if f not in Recipe.model_fields]
+    keys = {key: section for section in sections for key in type(section).model_fields if key.endswith("_column")}
+    for key, column in columns.items():
+        if key not in keys:
+            raise UserError(f"dataset '{name}': its registry entry's columns has '{key}'{did_you_mean(key, keys)}, "
+                            f"which `ssl {recipe.task}` does not read; it reads {', '.join(sorted(keys)) or 'none'}")
+        if getattr(keys[key], key) is None:
+            setattr(keys[key], key, column)
 
 
 def _eval_set(task: Task, name: str, ds: Any, source: str, recipe: Any, info: dict[str, Any], role: str) -> Any:

@@ -89,3 +89,22 @@ def test_extractive_question_answering_keeps_ssl_s_n_best_scores(model_dir):
     qa = pipeline("extractive-question-answering", model=str(model_dir), device="cpu")
     ranked = qa(question=QUESTION, context=CONTEXT, top_k=20, max_answer_length=8)
     assert sum(r["score"] for r in ranked) == pytest.approx(1.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("task", ["question-answering", "extractive-question-answering"])
+def test_lists_of_questions_and_contexts_as_4x_took_them(model_dir, task):
+    from transformers import pipeline
+
+    import ssl_cli.tasks.qa.pipeline  # noqa: F401
+
+    qa = pipeline(task, model=str(model_dir), device="cpu")
+    other = "every evening he climbed the tower to light the lamp ."
+    questions, contexts = [QUESTION, "who climbed the tower ?"], [CONTEXT, other]
+    one_by_one = [qa(question=q, context=c) for q, c in zip(questions, contexts, strict=True)]
+    assert qa(question=questions, context=contexts) == one_by_one
+    assert qa(question=questions, context=contexts, batch_size=2) == one_by_one
+    assert qa([{"question": q, "context": c} for q, c in zip(questions, contexts, strict=True)]) == one_by_one
+    assert qa(question=questions, context=CONTEXT) == [one_by_one[0], qa(question=questions[1], context=CONTEXT)]
+    assert qa(question=[QUESTION], context=[CONTEXT]) == one_by_one[0]  # a list of one: its answer, as 4.x
+    with pytest.raises(ValueError, match="2 questions and 3 contexts"):
+        qa(question=questions, context=[CONTEXT] * 3)

@@ -153,11 +153,13 @@ class ClassificationTask(Task):
     help = "Sentence and sentence-pair classification and regression (GLUE, CLUE, local tables)."
     recipe_cls = ClassificationRecipe
     flags = (
-        Flag("task", "classification.task_name", str, aliases=("--task-name",)),
+        Flag("task", "classification.task_name", str),
         Flag("text-column", "classification.text_column"),
         Flag("text-pair-column", "classification.text_pair_column"),
         Flag("label-column", "classification.label_column"),
     )
+    flag_aliases = {"task-name": "task"}  # run_glue.py's --task_name
+    flag_help = {"data.max_seq_length": "Maximum tokens per example: the text and its pair, truncated beyond."}
     main_metric = "accuracy"
     traits = Traits(labels=("labels",), pipeline_tag="text-classification")
     datasets = DATASETS

@@ -50,6 +50,7 @@ class MultipleChoiceTask(Task):
         Flag("choices-column", "choice.choices_column"),
         Flag("label-column", "choice.label_column"),
     )
+    flag_help = {"data.max_seq_length": "Maximum tokens per choice: the context, the question and one ending."}
     main_metric = "accuracy"
     traits = Traits(labels=("labels",), pipeline_tag="multiple-choice")
     tiny_recipe = "recipes/multiple-choice/tiny-en-offline.yaml"

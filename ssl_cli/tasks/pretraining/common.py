@@ -83,6 +83,9 @@ class PretrainingTask(Task):
 
     main_metric = "loss"
     greater_is_better = False
+    flag_aliases = {"block-size": "max-seq-length", "text-column-name": "text-column"}  # run_clm.py, run_mlm.py
+    flag_help = {"data.max_seq_length": "Tokens per training block: the text is packed into blocks of this length "
+                                        "(run_clm.py's block_size)."}
     traits = Traits(outputs=("loss_sum", "tokens", "correct"))  # per block (``eval_tensors``)
     separator_attr = "sep_token_id"  # token between packed documents
     wraps_blocks = True  # [CLS] block [SEP] (MLM) or the bare block (CLM)

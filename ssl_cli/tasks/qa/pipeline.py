@@ -54,13 +54,18 @@ class ExtractiveQAPipeline(Pipeline):
         self.settings = {"max_seq_length": 384, "doc_stride": 128, "max_answer_length": 30,
                          **recipe_settings(Path(str(getattr(self.model, "name_or_path", ""))))}
 
-    def __call__(self, inputs: Any = None, *, question: str | None = None, context: str | None = None, **kwargs: Any):
-        """``qa(question=..., context=...)``, ``qa({"question": ..., "context": ...})`` or a list of such dicts."""
+    def __call__(self, inputs: Any = None, *, question: str | list[str] | None = None,
+                 context: str | list[str] | None = None, **kwargs: Any):
+        """``qa(question=..., context=...)``, ``qa({"question": ..., "context": ...})``, or many at once as the 4.x
+        pipeline took them: lists of questions and contexts (paired in order; one context or one question is
+        shared by all), or a list of dicts. Many give a list of answers; a list of one gives its answer alone,
+        as in 4.x. Each question's windows are one forward pass, whatever ``batch_size`` says."""
+        kwargs.pop("batch_size", None)  # the windows of one question are its batch (they vary in number)
         if inputs is None:
-            if question is None or context is None:
-                raise ValueError("give question= and context= (or a dict / list of dicts with those keys)")
-            inputs = {"question": question, "context": context}
-        return super().__call__(inputs, **kwargs)
+            inputs = question_context_pairs(question, context)
+        if isinstance(inputs, (list, tuple)) and len(inputs) == 1:
+            inputs = inputs[0]
+        return super().__call__(list(inputs) if isinstance(inputs, tuple) else inputs, **kwargs)
 
     def _sanitize_parameters(self, max_seq_length: int | None = None, doc_stride: int | None = None,
                              max_answer_length: int | None = None, top_k: int | None = None, **_: Any):
@@ -128,6 +133,22 @@ class QuestionAnsweringPipeline(ExtractiveQAPipeline):
         candidates.sort(key=lambda c: -c["score"])
         answers = candidates[:top_k] or [{"answer": "", "score": 0.0, "start": 0, "end": 0}]
         return answers[0] if top_k == 1 else answers
+
+
+def question_context_pairs(question: str | list[str] | None, context: str | list[str] | None) -> Any:
+    """The pipeline's inputs for ``question=``/``context=``: one dict, or a list of them."""
+    if question is None or context is None:
+        raise ValueError("give question= and context= (or a dict / list of dicts with those keys)")
+    if isinstance(question, str) and isinstance(context, str):
+        return {"question": question, "context": context}
+    questions = [question] if isinstance(question, str) else list(question)
+    contexts = [context] if isinstance(context, str) else list(context)
+    if len(questions) != len(contexts) and 1 not in (len(questions), len(contexts)):
+        raise ValueError(f"{len(questions)} questions and {len(contexts)} contexts: give as many of each, or one "
+                         "context (or one question) for all")
+    count = max(len(questions), len(contexts))
+    questions, contexts = questions * (count // len(questions)), contexts * (count // len(contexts))
+    return [{"question": q, "context": c} for q, c in zip(questions, contexts, strict=True)]
 
 
 def v4_span_scores(start: np.ndarray, end: np.ndarray, in_context: np.ndarray, is_cls: np.ndarray,

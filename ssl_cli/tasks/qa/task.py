@@ -169,6 +169,8 @@ class QATask(Task):
         Flag("null-score-diff-threshold", "qa.null_score_diff_threshold", float),
         Flag("version-2-with-negative", "qa.version_2_with_negative", bool),
     )
+    flag_help = {"data.max_seq_length": "Maximum tokens per feature: the question plus a window of the context "
+                                        "(long contexts become several windows, doc_stride apart)."}
     main_metric = "f1"
     traits = Traits(labels=("start_positions", "end_positions"), outputs=("start_logits", "end_logits"),
                     pipeline_tag="question-answering", pipeline_module="ssl_cli.tasks.qa.pipeline",

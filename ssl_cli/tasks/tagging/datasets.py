@@ -36,4 +36,8 @@ def ud_source(name: str) -> DatasetSource | None:
                          f"Universal Dependencies {repository} (UPOS/XPOS), official CoNLL-U files", files=files)
 
 
-DATASETS = tuple(ud_source(f"ud/{code}") for code in ("en_ewt", "en_gum", "zh_gsd", "zh_gsdsimp", "ja_gsd", "ko_kaist", "fr_gsd", "de_gsd"))
+CONLL2003 = DatasetSource("conll2003", "tag-pos", "en", "f1", "CoNLL-2003 English NER (ner_tags; pos_tags and "
+                          "chunk_tags with --tag-column)", hub_id="eriktks/conll2003")
+
+DATASETS = (*(ud_source(f"ud/{code}") for code in ("en_ewt", "en_gum", "zh_gsd", "zh_gsdsimp", "ja_gsd", "ko_kaist",
+                                                   "fr_gsd", "de_gsd")), CONLL2003)

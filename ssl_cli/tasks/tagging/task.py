@@ -207,6 +207,9 @@ class TaggingTask(Task):
         Flag("label-all-tokens", "tagging.label_all_tokens", bool),
         Flag("scheme", "tagging.scheme"),
     )
+    flag_aliases = {"text-column-name": "tokens-column", "label-column-name": "tag-column"}  # run_ner.py's
+    flag_help = {"data.max_seq_length": "Maximum subword tokens per window: a longer sentence becomes overlapping "
+                                        "windows, and every word is still tagged."}
     main_metric = "accuracy"
     traits = Traits(labels=("labels",), token_labels=("labels",), loss_weighting="labelled_tokens", packable=True,
                     pretokenized=True, pipeline_tag="token-classification")
@@ -227,10 +230,10 @@ class TaggingTask(Task):
         return AutoModelForTokenClassification
 
     def find_dataset(self, name: str) -> Any:
-        """Any ``ud/<treebank>``, listed or not."""
+        """Any ``ud/<treebank>``, listed or not, and the listed others (conll2003)."""
         from ssl_cli.tasks.tagging.datasets import ud_source
 
-        return ud_source(name) if name.lower().startswith("ud/") else None
+        return ud_source(name) if name.lower().startswith("ud/") else super().find_dataset(name)
 
     def main_metric_for(self, splits: Splits) -> str:
         """Entity F1 for BIO/BIOES tags (as run_ner.py), word accuracy for POS."""
