@@ -237,6 +237,80 @@ def env_command() -> None:
     print_env()
 
 
+_Text = Optional[str]  # noqa: UP045 - typer needs Optional
+
+
+@app.command("evaluate")
+def evaluate_command(
+    model: Annotated[str, typer.Option("--model", "--model-name-or-path", help="The model directory to score (an "
+                                       "ssl output dir, or any save_pretrained directory with --task).")],
+    data: Annotated[_Text, typer.Option("--data", "--dataset-name", help="Dataset to score on: a registered name, "
+                                        "a Hub id, a file or a directory. Default: the model's own validation data.")] = None,
+    task: Annotated[_Text, typer.Option("--task", help="The command the model was trained with, where the model "
+                                        "directory has no recipe.yaml (default: from its head).")] = None,
+    validation_file: Annotated[_Text, typer.Option("--validation-file", help="Evaluation data file.")] = None,
+    test_file: Annotated[_Text, typer.Option("--test-file", help="Test file: its predictions are written.")] = None,
+    eval_data: Annotated[_Text, typer.Option("--eval-data", help="More sets to score, comma separated.")] = None,
+    dataset_config_name: Annotated[_Text, typer.Option("--dataset-config-name", help="Hub dataset configuration.")] = None,
+    dataset_info: Annotated[_Text, typer.Option("--dataset-info", help="Your dataset registry (YAML/JSON).")] = None,
+    max_eval_samples: Annotated[Optional[int], typer.Option("--max-eval-samples", help="Score the first N examples.")] = None,  # noqa: UP045
+    per_device_eval_batch_size: Annotated[Optional[int], typer.Option("--per-device-eval-batch-size",  # noqa: UP045
+                                                                      help="Batch size per process.")] = None,
+    output_dir: Annotated[_Text, typer.Option("--output-dir", help="Where metrics and predictions go (default: "
+                                              "MODEL/eval-<data>/).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", "--overwrite-output-dir",
+                                            help="Replace an existing evaluation dir.")] = False,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Any recipe key: KEY=VALUE (repeatable).")] = None,  # noqa: UP045
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+) -> None:
+    """Score a fine-tuned model on any evaluation set: metrics and predictions into a new dir; the model is never
+    copied or changed. Runs on several processes under accelerate launch."""
+    with _user_errors(debug):
+        from ssl_cli.api import evaluate
+        from ssl_cli.config import parse_set_override
+
+        sets = {".".join(path): value for path, value in map(parse_set_override, set_ or [])}
+        if overwrite:
+            sets["training.overwrite"] = True
+        evaluate(model, data, task=task, output_dir=output_dir, set=sets, validation_file=validation_file,
+                 test_file=test_file, eval_data=eval_data, dataset_config_name=dataset_config_name,
+                 dataset_info=dataset_info, max_eval_samples=max_eval_samples,
+                 per_device_eval_batch_size=per_device_eval_batch_size)
+
+
+@app.command("predict")
+def predict_command(
+    model: Annotated[str, typer.Option("--model", "--model-name-or-path", help="A fine-tuned model directory.")],
+    input_: Annotated[Path, typer.Option("--input", help="JSON lines, one row each: {\"text\"[, \"text_pair\"]} "
+                                         "(glue, nli), {\"text\"} or {\"tokens\"} (tag-pos), {\"question\", "
+                                         "\"context\"} (qa); .txt: a text per line.")],
+    output: Annotated[Optional[Path], typer.Option("--output", help="Where to write (JSON lines; tag-pos: .conllu "  # noqa: UP045
+                                                   "for CoNLL-U). Default: stdout.")] = None,
+    task: Annotated[_Text, typer.Option("--task", help="The model's command, where its directory has no "
+                                        "recipe.yaml (default: from its head).")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", "--per-device-eval-batch-size", min=1,
+                                            help="Rows per forward pass.")] = 32,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+) -> None:
+    """Predictions of a fine-tuned model for raw input, JSON lines in and out, in batches with progress."""
+    with _user_errors(debug):
+        import json
+
+        from ssl_cli.api import _task, model_task
+        from ssl_cli.predict import read_rows, run_prediction
+
+        model_dir = Path(model).expanduser()
+        if not (model_dir / "config.json").is_file():
+            raise UserError(f"{model_dir} is not a model directory (no config.json): pass a fine-tuning output dir")
+        owner = _task(model_task(model_dir, task))
+        rows = read_rows(input_)
+        predicted, rate = run_prediction(model_dir, owner, rows, batch_size, output)
+        if output is None:
+            sys.stdout.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in predicted))
+        where = f" into {output}" if output else ""
+        print(f"predicted {len(predicted)} rows{where} ({rate:.1f} rows/s)", file=sys.stderr)
+
+
 @app.command("generate")
 def generate_command(
     model: Annotated[str, typer.Option("--model", help="A causal-LM directory (an output of ssl pretrain-clm).")],

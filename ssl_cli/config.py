@@ -472,10 +472,14 @@ def resolve_recipe(
     recipe_file: str | None,
     set_items: list[str],
     flags: dict[str, Any],
+    tree: dict[str, Any] | None = None,
 ) -> Recipe:
-    """Apply the precedence chain and validate once at the end."""
-    tree = deep_merge({}, defaults)
+    """Apply the precedence chain and validate once at the end (``tree``: a recipe given as a mapping, in the
+    place of a file: the Python API's)."""
     given: set[str] = set()  # the keys the user chose (a file, --set, a flag), as against the task's defaults
+    if tree is not None:
+        given.update(flat_config(tree))
+    tree = deep_merge(defaults, tree or {})
     if recipe_file:
         file_tree = read_recipe_file(recipe_file)
         declared = file_tree.get("task")

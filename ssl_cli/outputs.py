@@ -50,11 +50,7 @@ def write_model_card(out: Path, task: Any, recipe: Any, splits: Any, results: di
         "| metric | value |",
         "|---|---|",
     ]
-    for key, value in results.items():
-        if isinstance(value, float):
-            lines.append(f"| {key} | {value:.4f} |")
-        elif isinstance(value, (int, str)):
-            lines.append(f"| {key} | {value} |")
+    lines += _result_rows(results)
     training = recipe.training
     lines += [
         "",
@@ -77,6 +73,27 @@ def write_model_card(out: Path, task: Any, recipe: Any, splits: Any, results: di
         "",
     ]
     (out / "README.md").write_text("\n".join(lines), encoding="utf-8")
+
+
+def write_evaluation_report(out: Path, task: Any, recipe: Any, splits: Any, results: dict[str, Any],
+                            command: str) -> None:
+    """README.md of an evaluation (``ssl evaluate``): which model, on which data, the metrics and the command."""
+    source = splits.info.get("source") or recipe.data.validation_file or recipe.data.test_file or recipe.data.name
+    lines = [f"# {out.name}", "", f"Evaluation of the `ssl {task.name}` model **{recipe.model.name_or_path}** on "
+             f"**{source or 'local files'}** (the model was not changed).", "", "## Command", "", "```bash", command,
+             "```", "", "## Results", "", "| metric | value |", "|---|---|"]
+    lines += _result_rows(results)
+    (out / "README.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _result_rows(results: dict[str, Any]) -> list[str]:
+    rows = []
+    for key, value in results.items():
+        if isinstance(value, float):
+            rows.append(f"| {key} | {value:.4f} |")
+        elif isinstance(value, (int, str)):
+            rows.append(f"| {key} | {value} |")
+    return rows
 
 
 def _how_to_load(task: Any, model_class: str, out: Path) -> list[str]:

@@ -40,8 +40,9 @@ def check_strategies(training: Any) -> None:
         )
 
 
-def run_task(task: Task, recipe: Any) -> dict[str, Any]:
-    """Train and/or evaluate as the recipe says; returns all_results."""
+def run_task(task: Task, recipe: Any, evaluation_only: bool = False) -> dict[str, Any]:
+    """Train and/or evaluate as the recipe says; returns all_results. ``evaluation_only`` (``ssl evaluate``):
+    the output dir gets the metrics, predictions and an evaluation report, never a copy of the model."""
     from ssl_cli.models import hub_timeouts
 
     hub_timeouts()
@@ -79,7 +80,7 @@ def run_task(task: Task, recipe: Any) -> dict[str, Any]:
             shutil.rmtree(staging, ignore_errors=True)
     try:
         return _train_and_evaluate(task, recipe, engine, splits, tokenizer, model, train_features, resume_from,
-                                   fingerprint, created)
+                                   fingerprint, created, evaluation_only)
     finally:
         if output_claim is not None:
             output_claim.release()
@@ -98,7 +99,7 @@ def _staging_dir(out: Path) -> Path:
 
 def _train_and_evaluate(task: Task, recipe: Any, engine: Any, splits: Any, tokenizer: Any, model: Any,
                         train_features: Any, resume_from: Path | None, fingerprint: dict[str, Any],
-                        created: bool) -> dict[str, Any]:
+                        created: bool, evaluation_only: bool = False) -> dict[str, Any]:
     training, out = recipe.training, Path(recipe.training.output_dir)
     traits = task.traits_for(recipe)
     fixed = recipe.data.max_seq_length if engine.needs_static_shapes else None
@@ -158,14 +159,14 @@ def _train_and_evaluate(task: Task, recipe: Any, engine: Any, splits: Any, token
     results.update(engine.describe())
     if engine.is_main_process:
         try:
-            _save_outputs(task, recipe, engine.unwrap(model), tokenizer, splits, results, out)
+            _save_outputs(task, recipe, engine.unwrap(model), tokenizer, splits, results, out, evaluation_only)
         except Exception as err:  # safetensors and torch report a full disk in their own exception types
             reason = write_failure(err, out)
             if reason is None:
                 raise
             raise UserError(f"cannot write the trained model into {out}: {reason}; its checkpoints are intact: free "
                             "space and run again with --resume") from None
-        _print_summary(task, splits, results, out)
+        _print_summary(task, splits, results, out, evaluation_only)
     engine.wait()
     engine.end()
     return results
@@ -248,27 +249,34 @@ def _quiet_libraries(main: bool) -> None:
         datasets.disable_progress_bars()
 
 
-def _save_outputs(task: Task, recipe: Any, model: Any, tokenizer: Any, splits: Any, results: dict[str, Any], out: Path) -> None:
-    from ssl_cli.outputs import write_json, write_model_card
+def _save_outputs(task: Task, recipe: Any, model: Any, tokenizer: Any, splits: Any, results: dict[str, Any], out: Path,
+                  evaluation_only: bool = False) -> None:
+    from ssl_cli.outputs import write_evaluation_report, write_json, write_model_card
 
-    model.save_pretrained(str(out))
-    tokenizer.save_pretrained(str(out))
+    if not evaluation_only:
+        model.save_pretrained(str(out))
+        tokenizer.save_pretrained(str(out))
     command = "ssl " + " ".join(sys.argv[1:]) if Path(sys.argv[0]).name in ("ssl", "__main__.py") else " ".join(sys.argv)
     header = (f"# Resolved recipe of this run. Re-run it into a new directory with:\n"
               f"#   ssl {task.name} --recipe {out / 'recipe.yaml'} --output-dir NEW_DIR")
     (out / "recipe.yaml").write_text(recipe_to_yaml(saved_recipe(recipe), header), encoding="utf-8")
     write_json(out / "all_results.json", results)
-    write_json(out / "train_results.json", {k: v for k, v in results.items() if k.startswith("train") or k == "epoch"})
+    train_keys = {k: v for k, v in results.items() if k.startswith("train") or k == "epoch"}
+    if train_keys or not evaluation_only:
+        write_json(out / "train_results.json", train_keys)
     eval_keys = {k: v for k, v in results.items() if k.startswith("eval")}
     if eval_keys:
         write_json(out / "eval_results.json", eval_keys)
     predict_keys = {k: v for k, v in results.items() if k.startswith("predict")}
     if predict_keys:
         write_json(out / "predict_results.json", predict_keys)
-    write_model_card(out, task, recipe, splits, results, command)
+    if evaluation_only:
+        write_evaluation_report(out, task, recipe, splits, results, command)
+    else:
+        write_model_card(out, task, recipe, splits, results, command)
 
 
-def _print_summary(task: Task, splits: Any, results: dict[str, Any], out: Path) -> None:
+def _print_summary(task: Task, splits: Any, results: dict[str, Any], out: Path, evaluation_only: bool = False) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -288,7 +296,10 @@ def _print_summary(task: Task, splits: Any, results: dict[str, Any], out: Path) 
         table.add_row("train", "runtime (s)", f"{results['train_runtime']:.1f}")
     console.print(table)
     files = sorted({f for e in splits.evals for f in e.info.get("files", [])})
-    console.print(f"model: [bold]{out}[/]  (AutoModel*.from_pretrained / pipeline load it directly)")
+    if evaluation_only:
+        console.print(f"evaluation: [bold]{out}[/]  (the model evaluated is left as it was)")
+    else:
+        console.print(f"model: [bold]{out}[/]  (AutoModel*.from_pretrained / pipeline load it directly)")
     if files:
         console.print("predictions: " + ", ".join(str(out / f) for f in files))
     console.print("metrics: " + str(out / "all_results.json"))

@@ -141,6 +141,19 @@ class Task(ABC):
         """The registered dataset ``--data NAME`` means, if any (a task may resolve whole families: ud/*)."""
         return next((d for d in self.datasets if d.name == name.lower()), None)
 
+    def predict_rows(self, model: Any, tokenizer: Any, rows: list[dict[str, Any]], settings: dict[str, Any],
+                     first_row: int = 1) -> list[dict[str, Any]]:
+        """``ssl predict``: raw input rows (JSON objects) -> each row with its prediction added, in one batch
+        (``settings``: the recipe saved with the model; ``first_row``: the batch's first row number, for errors).
+        Default: this task's models are not served by ``ssl predict``."""
+        raise UserError(f"ssl predict does not serve {self.name} models: it takes finetune-glue, nli, tag-pos and "
+                        "finetune-qa models (ssl generate samples from pretrain-clm models)")
+
+    def write_predicted(self, rows: list[dict[str, Any]], path: Path) -> bool:
+        """Write ``ssl predict``'s rows in a format of this task's for ``path``'s suffix; False: not one (JSON
+        lines then). Default: False."""
+        return False
+
     @abstractmethod
     def write_sample_data(self, root: Path, seed: int = 1) -> dict[str, Path]:
         """A small generated set in this task's usual file format, {"train": file, "dev": file}, that the tiny

@@ -86,3 +86,24 @@ def test_max_steps_inside_an_epoch_ends_with_the_final_evaluation(tmp_path):
             "--set", "training.load_best_model_at_end=false", "--output-dir", str(out), check=True)
     assert [r["step"] for r in _evaluations(out)] == [5]
     assert _same_weights(out / "model.safetensors", out / "checkpoint-5" / "model.safetensors")
+
+
+def test_save_steps_alone_evaluates_at_each_checkpoint_with_fractional_epochs(tmp_path):
+    """--save-steps alone (a cadence the user chose, over the default epoch evaluation) evaluates at each
+    checkpoint, and each evaluation record carries the training record's fractional epoch at its step."""
+    out = tmp_path / "run"
+    recipe = tmp_path / "recipe.yaml"  # the tiny recipe without its cadences: the defaults (per epoch) are left
+    lines = Path(all_tasks()["finetune-glue"].tiny_recipe).read_text().splitlines()
+    recipe.write_text("\n".join(line for line in lines if not line.strip().startswith(("eval_", "save_"))))
+    args = tiny_task_args("finetune-glue", tmp_path / "data")
+    args[args.index("--recipe") + 1] = str(recipe)
+    run_cli(*args, "--per-device-train-batch-size", "16", "--logging-steps", "1", "--save-steps", "3",
+            "--num-train-epochs", "1", "--output-dir", str(out), check=True)
+    records = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    training = {r["step"]: r["epoch"] for r in records if "loss" in r}
+    evaluations = _evaluations(out)
+    steps = json.loads((out / "all_results.json").read_text())["train_steps"]
+    assert [r["step"] for r in evaluations] == [*range(3, steps, 3), steps]  # the final weights' too
+    assert all(r["epoch"] == training[r["step"]] for r in evaluations)
+    assert 0 < evaluations[0]["epoch"] < 1 and evaluations[-1]["epoch"] == 1
+    assert (out / "checkpoint-3").is_dir()

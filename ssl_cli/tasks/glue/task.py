@@ -168,6 +168,12 @@ class ClassificationTask(Task):
     registry_prefixes: tuple[str, ...] = ("glue/", "clue/")
     show_confusion = False
 
+    def predict_rows(self, model: Any, tokenizer: Any, rows: list[dict[str, Any]], settings: dict[str, Any],
+                     first_row: int = 1) -> list[dict[str, Any]]:
+        from ssl_cli.tasks.glue.predict import classify_rows
+
+        return classify_rows(model, tokenizer, rows, settings, first_row)
+
     def model_class(self, recipe: ClassificationRecipe) -> Any:
         from transformers import AutoModelForSequenceClassification
 

@@ -180,6 +180,12 @@ class QATask(Task):
 
     # ------------------------------------------------------------------ data
 
+    def predict_rows(self, model: Any, tokenizer: Any, rows: list[dict[str, Any]], settings: dict[str, Any],
+                     first_row: int = 1) -> list[dict[str, Any]]:
+        from ssl_cli.tasks.qa.predict import answer_rows
+
+        return answer_rows(model, tokenizer, rows, settings, first_row)
+
     def model_class(self, recipe: QARecipe) -> Any:
         from transformers import AutoModelForQuestionAnswering
 

@@ -229,6 +229,17 @@ class TaggingTask(Task):
 
         return AutoModelForTokenClassification
 
+    def predict_rows(self, model: Any, tokenizer: Any, rows: list[dict[str, Any]], settings: dict[str, Any],
+                     first_row: int = 1) -> list[dict[str, Any]]:
+        from ssl_cli.tasks.tagging.predict import tag_rows
+
+        return tag_rows(model, tokenizer, rows, settings, first_row)
+
+    def write_predicted(self, rows: list[dict[str, Any]], path: Path) -> bool:
+        from ssl_cli.tasks.tagging.predict import write_conllu_rows
+
+        return write_conllu_rows(rows, path)
+
     def find_dataset(self, name: str) -> Any:
         """Any ``ud/<treebank>``, listed or not, and the listed others (conll2003)."""
         from ssl_cli.tasks.tagging.datasets import ud_source

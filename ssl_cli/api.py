@@ -1,0 +1,203 @@
+"""The Python API, for notebooks and scripts: the same recipes and runs as the command line.
+
+    from ssl_cli import finetune, evaluate, predict
+
+    run = finetune("finetune-glue", recipe="recipes/glue/tiny-en-offline.yaml",
+                   train_file="train.tsv", validation_file="dev.tsv", output_dir="out/sst2")
+    run.metrics["eval_accuracy"], run.output_dir
+    scores = evaluate("out/sst2", validation_file="other-dev.tsv")       # into out/sst2/eval-other-dev/
+    predict("out/sst2", [{"text": "a fine film"}])                        # [{"text": ..., "label": ..., "score": ...}]
+
+Keyword overrides are the command line's flags, with underscores (``learning_rate=1e-4``); ``set`` takes any
+dotted recipe key (``set={"training.seed": 3}``). A recipe is a YAML path or a dict. Each call is a whole run,
+so calling twice in one process works.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ssl_cli.errors import UserError, did_you_mean
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a run gives back: its metrics (all_results.json) and where it wrote them."""
+
+    metrics: dict[str, Any]
+    output_dir: Path
+
+
+def finetune(command: str, recipe: str | Path | dict[str, Any] | None = None, *, set: dict[str, Any] | None = None,
+             **flags: Any) -> Result:
+    """Run ``ssl <command>`` (any task command: finetune-qa, finetune-glue, nli, tag-pos, pretrain-mlm, ...)."""
+    from ssl_cli.run import run_task
+
+    task = _task(command)
+    resolved = build_recipe(task, recipe, set or {}, flags)
+    return Result(run_task(task, resolved), Path(resolved.training.output_dir))
+
+
+def build_recipe(task: Any, recipe: str | Path | dict[str, Any] | None, sets: dict[str, Any],
+                 flags: dict[str, Any]) -> Any:
+    """The validated recipe of a Python call: the task's defaults < ``recipe`` < ``sets`` < ``flags``."""
+    from ssl_cli.cli import task_flags
+    from ssl_cli.config import resolve_recipe
+    from ssl_cli.flags import COMMON_ALIASES
+
+    by_name = {f.name.replace("-", "_"): f for f in task_flags(task)}
+    aliases = {a.replace("-", "_"): n.replace("-", "_") for a, n in {**COMMON_ALIASES, **task.flag_aliases}.items()}
+    overrides: dict[str, Any] = {}
+    for name, value in flags.items():
+        flag = by_name.get(aliases.get(name, name))
+        if flag is None:
+            raise UserError(f"{task.name}: unknown keyword '{name}'{did_you_mean(name, by_name)}; pass a flag's name "
+                            "(learning_rate=...) or set={'section.key': value}")
+        if value is not None:
+            overrides[flag.path] = flag.value if flag.value is not None and value else value
+    items = [f"{key}={_yaml_value(value)}" for key, value in sets.items()]
+    if isinstance(recipe, dict):
+        return resolve_recipe(task.recipe_cls, task.default_recipe(), None, items, overrides, tree=recipe)
+    return resolve_recipe(task.recipe_cls, task.default_recipe(), str(recipe) if recipe else None, items, overrides)
+
+
+def _yaml_value(value: Any) -> str:
+    import json
+
+    return json.dumps(value) if not isinstance(value, str) else value  # JSON is YAML: lists, numbers, booleans
+
+
+def _task(command: str) -> Any:
+    from ssl_cli.tasks import all_tasks
+
+    tasks = all_tasks()
+    if command not in tasks:
+        raise UserError(f"unknown command '{command}'{did_you_mean(command, tasks)}; choose from {', '.join(tasks)}")
+    return tasks[command]
+
+
+# ------------------------------------------------------------------ evaluate
+
+#: AutoModel heads -> the command whose models have them (for a model directory without ssl's recipe.yaml).
+HEAD_TASKS = (("ForQuestionAnswering", "finetune-qa"), ("ForSequenceClassification", "finetune-glue"),
+              ("ForTokenClassification", "tag-pos"), ("ForMultipleChoice", "multiple-choice"),
+              ("ForMaskedLM", "pretrain-mlm"), ("ForPreTraining", "pretrain-mlm"), ("ForCausalLM", "pretrain-clm"),
+              ("LMHeadModel", "pretrain-clm"))
+
+
+def model_task(model_dir: Path, task: str | None) -> str:
+    """The command a model directory's model was trained with: ``task``, its recipe.yaml, else its head."""
+    import json
+
+    if task:
+        return _task(task).name
+    saved = saved_recipe_tree(model_dir)
+    if saved.get("task"):
+        return _task(str(saved["task"])).name
+    architectures = json.loads((model_dir / "config.json").read_text(encoding="utf-8")).get("architectures") or []
+    for head, command in HEAD_TASKS:
+        if any(str(a).endswith(head) for a in architectures):
+            return command
+    raise UserError(f"cannot tell which task {model_dir}'s model is for (no recipe.yaml, architectures "
+                    f"{architectures}): pass --task COMMAND")
+
+
+def saved_recipe_tree(model_dir: Path) -> dict[str, Any]:
+    """The recipe ``ssl`` saved with a model, or {}."""
+    from ssl_cli.config import read_recipe_file
+
+    path = model_dir / "recipe.yaml"
+    return read_recipe_file(path) if path.is_file() else {}
+
+
+def evaluation_tree(model_dir: Path, task: Any) -> dict[str, Any]:
+    """What evaluating a trained model keeps of its recipe: how it reads and cuts data (max_seq_length, its
+    columns, its task section), not how it was trained; the trained weights are loaded as they are."""
+    from ssl_cli.config import Recipe
+
+    saved = saved_recipe_tree(model_dir)
+    data = saved.get("data") or {}
+    tree: dict[str, Any] = {k: v for k, v in saved.items() if k not in Recipe.model_fields}
+    tree["task"] = task.name
+    tree["model"] = {k: v for k, v in (saved.get("model") or {}).items()
+                     if k in ("revision", "trust_remote_code", "attention_dropout")}
+    tree["model"]["name_or_path"] = str(model_dir)
+    tree["data"] = {k: data[k] for k in ("max_seq_length", "text_sample_by", "strict") if k in data}
+    return tree
+
+
+def _evaluation_name(recipe: Any) -> str:
+    """The eval dir's name: the data it scores (``eval-drcd``, ``eval-dev``)."""
+    data = recipe.data
+    source = data.validation_file or data.test_file or data.name or (data.eval_data[0] if data.eval_data else "data")
+    stem = Path(str(source)).stem if Path(str(source)).suffix else str(source)
+    return "eval-" + (re.sub(r"[^\w.-]+", "-", stem).strip("-") or "data")
+
+
+def evaluate(model: str | Path, data: str | None = None, *, task: str | None = None,
+             output_dir: str | Path | None = None, set: dict[str, Any] | None = None, **flags: Any) -> Result:
+    """Score a fine-tuned model directory on an evaluation set (``data``: a name or path, or ``validation_file``,
+    ``test_file``, ``eval_data``): metrics and predictions go into ``output_dir`` (default
+    ``<model>/eval-<data>/``); the model itself is never copied, changed or deleted."""
+    from ssl_cli.run import run_task
+
+    model_dir = Path(model).expanduser()
+    if not (model_dir / "config.json").is_file():
+        raise UserError(f"{model_dir} is not a model directory (no config.json): pass the output dir of a "
+                        "fine-tuning run, or another save_pretrained directory")
+    owner = _task(model_task(model_dir, task))
+    given = {k: v for k, v in flags.items() if v is not None}
+    has_data = data or any(given.get(k) for k in ("validation_file", "test_file", "eval_data", "dataset_name"))
+    if not has_data:
+        saved = saved_recipe_tree(model_dir).get("data") or {}
+        for key in ("name", "validation_file", "dataset_config_name"):
+            if saved.get(key):
+                given.setdefault("data" if key == "name" else key, saved[key])
+        if not any(given.get(k) for k in ("data", "validation_file")):
+            raise UserError(f"nothing to evaluate {model_dir} on: pass --data NAME|PATH or --validation-file FILE")
+    if data:
+        given["data"] = data
+    sets = {"training.do_train": False, "training.do_eval": bool(given.get("data") or given.get("validation_file")
+                                                                 or given.get("eval_data")),
+            "training.report_to": ["none"], **(set or {})}
+    if given.get("test_file"):
+        sets.setdefault("training.do_predict", True)
+    recipe = build_recipe(owner, evaluation_tree(model_dir, owner), sets, given)
+    if output_dir is not None or flags.get("output_dir"):
+        recipe.training.output_dir = str(output_dir or flags["output_dir"])
+    else:
+        recipe.training.output_dir = str(model_dir / _evaluation_name(recipe))
+    return Result(run_task(owner, recipe, evaluation_only=True), Path(recipe.training.output_dir))
+
+
+# ------------------------------------------------------------------ predict
+
+
+def settings_recipe(task: Any, settings: dict[str, Any], model_dir: Path) -> Any:
+    """The validated recipe a saved model reads raw input with (its max_seq_length, columns, task section)."""
+    from ssl_cli.config import resolve_recipe
+
+    tree = evaluation_tree(model_dir, task) if settings else {"model": {"name_or_path": str(model_dir)}}
+    return resolve_recipe(task.recipe_cls, task.default_recipe(), None, [], {}, tree=tree)
+
+
+def predict(model: str | Path, inputs: list[dict[str, Any]] | str | Path, *, task: str | None = None,
+            batch_size: int = 32, output: str | Path | None = None) -> list[dict[str, Any]]:
+    """Predictions of a trained model for raw rows: a list of dicts, or a JSON-lines file (``output``: also
+    write them, JSON lines; tag-pos writes CoNLL-U to a .conllu path). Rows per task: {"text"[, "text_pair"]}
+    (finetune-glue, nli), {"text"} or {"tokens"} (tag-pos), {"question", "context"} (finetune-qa)."""
+    from ssl_cli.predict import read_rows, run_prediction
+
+    model_dir = Path(model).expanduser()
+    if not (model_dir / "config.json").is_file():
+        raise UserError(f"{model_dir} is not a model directory (no config.json): pass the output dir of a "
+                        "fine-tuning run")
+    owner = _task(model_task(model_dir, task))
+    rows = read_rows(Path(inputs)) if isinstance(inputs, (str, Path)) else list(inputs)
+    if batch_size < 1:
+        raise UserError(f"batch_size {batch_size}: give 1 or more")
+    predicted, _ = run_prediction(model_dir, owner, rows, batch_size, Path(output) if output else None)
+    return predicted
