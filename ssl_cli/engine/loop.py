@@ -48,7 +48,7 @@ from ssl_cli.engine.devices import (
 )
 from ssl_cli.engine.durability import failpoint, truncate_log
 from ssl_cli.engine.evaluate import predict, track_best
-from ssl_cli.engine.logging import JsonLog, Progress, available_trackers
+from ssl_cli.engine.logging import JsonLog, Progress, available_trackers, evaluations_left
 from ssl_cli.engine.loss import LossLog, loss_weights
 from ssl_cli.engine.optim import clip_gradients, fused_adamw_supported, parameter_groups
 from ssl_cli.engine.packing import model_inputs
@@ -85,6 +85,7 @@ class Engine:
         self.cfg = training
         self.output_dir = Path(output_dir)
         self._scheduler: Any = None  # the run's, for a schedule that steps on evaluation metrics
+        self._progress: Progress | None = None  # the training's terminal view, while it trains
         self.mixed_precision = resolve_mixed_precision(training.mixed_precision)
         self.trackers = available_trackers(training.report_to)
         self.accelerator = Accelerator(
@@ -134,11 +135,8 @@ class Engine:
 
     @property
     def splits_padded_batches(self) -> bool:
-        """Whether training batches run as length-sorted micro-batches (``training.padding_microbatches``).
-
-        auto: on CPU only. An accelerator's matmuls want large batches, and its
-        pass overhead in tokens is unmeasured here, so splitting stays opt-in there.
-        """
+        """Whether training batches run as length-sorted micro-batches (``training.padding_microbatches``): auto,
+        on CPU only (an accelerator's matmuls want large batches; its pass overhead is unmeasured here)."""
         return self._on_cpu_by_default(self.cfg.padding_microbatches)
 
     def _on_cpu_by_default(self, setting: str | bool) -> bool:
@@ -148,13 +146,8 @@ class Engine:
         return setting is True or self.device.type == "cpu"
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "num_processes": self.num_processes,
-            "distributed_type": self.accelerator.distributed_type.name,
-            "device": str(self.device),
-            "mixed_precision": self.mixed_precision,
-            "allocator": self.allocator,
-        }
+        return {"num_processes": self.num_processes, "distributed_type": self.accelerator.distributed_type.name,
+                "device": str(self.device), "mixed_precision": self.mixed_precision, "allocator": self.allocator}
 
     def main_process_first(self):
         """Let the main process build caches (tokenised data, scratch tokenizer) before the others read them."""
@@ -225,7 +218,8 @@ class Engine:
         if self.trackers:
             acc.init_trackers("ssl", config=tracker_config)
         log = JsonLog(self.output_dir / LOG_FILE, self.is_main_process)
-        progress = Progress(plan.total_steps, state.global_step, enabled=self.is_main_process)
+        progress = Progress(plan.total_steps, state.global_step, self.is_main_process,
+                            evaluations_left(cfg, plan.total_steps, len(plan.loader or ()), evaluate is not None))
         counts = Counts(time.perf_counter(), state.global_step, state.examples_seen)
         stop = state.global_step >= plan.total_steps
         self._scheduler = plan.scheduler
@@ -234,6 +228,7 @@ class Engine:
 
         model.train()
         with progress:
+            self._progress = progress
             for epoch in plan.epochs:
                 if epoch < state.epoch:
                     continue
@@ -252,6 +247,7 @@ class Engine:
                 if cfg.save_strategy == "epoch":
                     self._save_checkpoint(state, metric_name)
             self._finish(model, evaluate, state, metric_name, greater_is_better, log, epochs_done(state, plan.loader))
+        self._progress = None
         self.losses.flush(state)
         if state.running_batches:
             self.losses.close_window(state)
@@ -454,6 +450,8 @@ class Engine:
         model.train()
         step_on_metric(self._scheduler, metrics, metric_name)
         record = {"step": state.global_step, "epoch": state.epoch if epoch is None else epoch, **metrics}
+        if self._progress is not None:
+            self._progress.scores(state.global_step, record["epoch"], metrics)
         state.eval_history.append(record)
         log.write(record)
         if self.trackers:
@@ -478,8 +476,11 @@ class Engine:
             self._begin_model_call()
             return model(**batch)
 
-        return predict(self.accelerator, model, model_call, dataset, collate_fn, reduce, lengths,
-                       self.cfg.per_device_eval_batch_size, lambda: failpoint("evaluating", self.current_step))
+        size = self.cfg.per_device_eval_batch_size
+        progress = self._progress or Progress(0, 0, self.is_main_process)
+        with progress.evaluating(math.ceil(len(lengths) / (size * self.accelerator.num_processes))) as advance:
+            return predict(self.accelerator, model, model_call, dataset, collate_fn, reduce, lengths, size,
+                           lambda: (failpoint("evaluating", self.current_step), advance()))
 
     # ------------------------------------------------------------------ checkpoints
 

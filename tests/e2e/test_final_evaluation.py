@@ -97,8 +97,8 @@ def test_save_steps_alone_evaluates_at_each_checkpoint_with_fractional_epochs(tm
     recipe.write_text("\n".join(line for line in lines if not line.strip().startswith(("eval_", "save_"))))
     args = tiny_task_args("finetune-glue", tmp_path / "data")
     args[args.index("--recipe") + 1] = str(recipe)
-    run_cli(*args, "--per-device-train-batch-size", "16", "--logging-steps", "1", "--save-steps", "3",
-            "--num-train-epochs", "1", "--output-dir", str(out), check=True)
+    proc = run_cli(*args, "--per-device-train-batch-size", "16", "--logging-steps", "1", "--save-steps", "3",
+                   "--num-train-epochs", "1", "--output-dir", str(out), check=True)
     records = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     training = {r["step"]: r["epoch"] for r in records if "loss" in r}
     evaluations = _evaluations(out)
@@ -107,3 +107,8 @@ def test_save_steps_alone_evaluates_at_each_checkpoint_with_fractional_epochs(tm
     assert all(r["epoch"] == training[r["step"]] for r in evaluations)
     assert 0 < evaluations[0]["epoch"] < 1 and evaluations[-1]["epoch"] == 1
     assert (out / "checkpoint-3").is_dir()
+    # the terminal shows each evaluation's scores as a table row under one header
+    lines = [line.split() for line in proc.stderr.splitlines()]
+    assert lines.count(["step", "epoch", "accuracy"]) == 1
+    shown = [(int(row[0]), float(row[1])) for row in lines if len(row) == 3 and row[0].isdigit()]
+    assert shown == [(r["step"], round(r["epoch"], 2)) for r in evaluations]
