@@ -71,3 +71,21 @@ def test_two_processes_stream_like_one(tmp_path):
     assert r2["train_samples"] == r1["train_samples"] == 80
     assert r2["train_loss"] == pytest.approx(r1["train_loss"], rel=1e-2)
     assert r2["eval_loss"] == pytest.approx(r1["eval_loss"], abs=1e-3)
+
+
+def test_evaluate_on_two_processes_scores_as_one(tmp_path):
+    """``ssl evaluate`` under accelerate launch: every example scored once, the 1-process metrics."""
+    from ssl_cli.tasks.glue.data import write_task
+
+    files = write_task("sentiment", tmp_path / "data", 300, 41)  # an odd count: the last batch is padded across
+    model = tmp_path / "model"
+    run_cli("finetune-glue", "--recipe", "recipes/glue/tiny-en-offline.yaml", "--train-file", str(files["train"]),
+            "--validation-file", str(files["dev"]), "--output-dir", str(model), check=True)
+    proc = launch("evaluate", "--model", str(model), "--validation-file", str(files["dev"]), "--output-dir",
+                  str(tmp_path / "two"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    two = json.loads((tmp_path / "two" / "all_results.json").read_text())
+    one = json.loads((model / "all_results.json").read_text())
+    assert two["num_processes"] == 2 and two["eval_samples"] == 41
+    assert two["eval_accuracy"] == pytest.approx(one["eval_accuracy"])
+    assert sum(1 for _ in (tmp_path / "two" / "eval_predictions.jsonl").open()) == 41
