@@ -24,7 +24,7 @@ def trained(tmp_path_factory) -> dict[str, tuple[Path, dict[str, Path]]]:
     """A tiny model per served task, with the sample data it was trained and scored on."""
     root = tmp_path_factory.mktemp("trained")
     models = {}
-    for command in ("finetune-glue", "tag-pos", "finetune-qa"):
+    for command in ("finetune-glue", "tag-pos", "finetune-qa", "pretrain-clm"):
         args = tiny_task_args(command, root / command / "data")
         out = root / command / "model"
         run_cli(*args, "--output-dir", str(out), "--set", "training.eval_strategy=no", check=True)
@@ -36,7 +36,7 @@ def _results(out: Path) -> dict:
     return json.loads((out / "all_results.json").read_text())
 
 
-@pytest.mark.parametrize("command", ["finetune-glue", "tag-pos", "finetune-qa"])
+@pytest.mark.parametrize("command", ["finetune-glue", "tag-pos", "finetune-qa", "pretrain-clm"])
 def test_evaluate_scores_as_training_did_and_leaves_the_model_alone(trained, command, tmp_path):
     model, data = trained[command]
     before = _digest(model)
@@ -158,6 +158,13 @@ def test_python_api_twice_in_one_process(tmp_path):
     assert scored.output_dir == runs[0].output_dir / "eval-dev"
     labels = predict(runs[0].output_dir, [{"text": "a b c"}, {"text": "d e"}])
     assert [set(r) for r in labels] == [{"text", "label", "score"}] * 2
+
+
+def test_predict_refuses_a_task_it_does_not_serve(trained, tmp_path):
+    model, _ = trained["pretrain-clm"]
+    (tmp_path / "in.jsonl").write_text('{"text": "a"}\n')
+    proc = run_cli("predict", "--model", str(model), "--input", str(tmp_path / "in.jsonl"))
+    assert proc.returncode == 2 and "ssl predict does not serve pretrain-clm models" in proc.stderr
 
 
 def test_python_api_errors_are_user_errors():

@@ -75,12 +75,19 @@ shutil.move(os.path.join(root, {name!r}, config), os.path.join(root, {f"{org}___
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "HF_HOME": str(hf_home)})
 
 
-def test_hub_id_offline_loads_from_the_datasets_cache(tmp_path):
+@pytest.mark.parametrize("command", ["finetune-glue", "pretrain-clm"])
+def test_hub_id_offline_loads_from_the_datasets_cache(tmp_path, command):
     hf_home = tmp_path / "hf"
     cache_as_hub_download(hub_folder(tmp_path / "download"), hf_home, "acme/reviews")
     out = tmp_path / "out"
-    run_cli(*TINY, "--data", "acme/reviews", "--output-dir", str(out), check=True, env={"HF_HOME": str(hf_home)})
-    assert results(out)["eval_samples"] == 80 and results(out)["eval_accuracy"] > 0.7
+    from ssl_cli.tasks import all_tasks
+
+    args = TINY if command == "finetune-glue" else [command, "--recipe", all_tasks()[command].tiny_recipe]
+    run_cli(*args, "--data", "acme/reviews", "--output-dir", str(out), check=True, env={"HF_HOME": str(hf_home)})
+    if command == "finetune-glue":
+        assert results(out)["eval_samples"] == 80 and results(out)["eval_accuracy"] > 0.7
+    else:  # a Hub text dataset for pretraining: its text column read, its validation split scored
+        assert results(out)["eval_samples"] > 0 and results(out)["perplexity"] > 0
 
 
 def test_tag_pos_conll2003_by_name_from_the_datasets_cache(tmp_path):
