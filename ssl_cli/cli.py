@@ -242,26 +242,25 @@ _Text = Optional[str]  # noqa: UP045 - typer needs Optional
 
 @app.command("evaluate")
 def evaluate_command(
-    model: Annotated[str, typer.Option("--model", "--model-name-or-path", help="The model directory to score (an "
+    model: Annotated[str, typer.Option("--model", metavar="PATH", help="The model directory to score (an "
                                        "ssl output dir, or any save_pretrained directory with --task).")],
-    data: Annotated[_Text, typer.Option("--data", "--dataset-name", help="Dataset to score on: a registered name, "
+    data: Annotated[_Text, typer.Option("--data", metavar="NAME", help="Dataset to score on: a registered name, "
                                         "a Hub id, a file or a directory. Default: the model's own validation data.")] = None,
-    task: Annotated[_Text, typer.Option("--task", help="The command the model was trained with, where the model "
+    task: Annotated[_Text, typer.Option("--task", metavar="NAME", help="The command the model was trained with, where the model "
                                         "directory has no recipe.yaml (default: from its head).")] = None,
-    validation_file: Annotated[_Text, typer.Option("--validation-file", help="Evaluation data file.")] = None,
-    test_file: Annotated[_Text, typer.Option("--test-file", help="Test file: its predictions are written.")] = None,
-    eval_data: Annotated[_Text, typer.Option("--eval-data", help="More sets to score, comma separated.")] = None,
-    dataset_config_name: Annotated[_Text, typer.Option("--dataset-config-name", help="Hub dataset configuration.")] = None,
-    dataset_info: Annotated[_Text, typer.Option("--dataset-info", help="Your dataset registry (YAML/JSON).")] = None,
-    max_eval_samples: Annotated[Optional[int], typer.Option("--max-eval-samples", help="Score the first N examples.")] = None,  # noqa: UP045
-    per_device_eval_batch_size: Annotated[Optional[int], typer.Option("--per-device-eval-batch-size",  # noqa: UP045
-                                                                      help="Batch size per process.")] = None,
-    output_dir: Annotated[_Text, typer.Option("--output-dir", help="Where metrics and predictions go (default: "
+    validation_file: Annotated[_Text, typer.Option("--validation-file", metavar="PATH", help="Evaluation data file.")] = None,
+    test_file: Annotated[_Text, typer.Option("--test-file", metavar="PATH", help="Test file: its predictions are written.")] = None,
+    eval_data: Annotated[_Text, typer.Option("--eval-data", metavar="NAMES", help="More sets to score, comma separated.")] = None,
+    dataset_config_name: Annotated[_Text, typer.Option("--dataset-config-name", metavar="NAME", help="Hub dataset configuration.")] = None,
+    dataset_info: Annotated[_Text, typer.Option("--dataset-info", metavar="PATH", help="Your dataset registry (YAML/JSON).")] = None,
+    max_eval_samples: Annotated[Optional[int], typer.Option("--max-eval-samples", metavar="N", help="Score the first N examples.")] = None,  # noqa: UP045
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", metavar="N",  # noqa: UP045
+                                                      help="Batch size per process (HF: per_device_eval_batch_size).")] = None,
+    output_dir: Annotated[_Text, typer.Option("--output-dir", metavar="PATH", help="Where metrics and predictions go (default: "
                                               "MODEL/eval-<data>/).")] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", "--overwrite-output-dir",
-                                            help="Replace an existing evaluation dir.")] = False,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Any recipe key: KEY=VALUE (repeatable).")] = None,  # noqa: UP045
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", metavar="", help="Replace an existing evaluation dir.")] = False,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", metavar="KEY=VALUE", help="Any recipe key: KEY=VALUE (repeatable).")] = None,  # noqa: UP045
+    debug: Annotated[bool, typer.Option("--debug", metavar="", help="Show tracebacks for errors.")] = False,
 ) -> None:
     """Score a fine-tuned model on any evaluation set: metrics and predictions into a new dir; the model is never
     copied or changed. Runs on several processes under accelerate launch."""
@@ -275,22 +274,21 @@ def evaluate_command(
         evaluate(model, data, task=task, output_dir=output_dir, set=sets, validation_file=validation_file,
                  test_file=test_file, eval_data=eval_data, dataset_config_name=dataset_config_name,
                  dataset_info=dataset_info, max_eval_samples=max_eval_samples,
-                 per_device_eval_batch_size=per_device_eval_batch_size)
+                 per_device_eval_batch_size=batch_size)
 
 
 @app.command("predict")
 def predict_command(
-    model: Annotated[str, typer.Option("--model", "--model-name-or-path", help="A fine-tuned model directory.")],
-    input_: Annotated[Path, typer.Option("--input", help="JSON lines, one row each: {\"text\"[, \"text_pair\"]} "
+    model: Annotated[str, typer.Option("--model", metavar="PATH", help="A fine-tuned model directory.")],
+    input_: Annotated[Path, typer.Option("--input", metavar="PATH", help="JSON lines, one row each: {\"text\"[, \"text_pair\"]} "
                                          "(glue, nli), {\"text\"} or {\"tokens\"} (tag-pos), {\"question\", "
                                          "\"context\"} (qa); .txt: a text per line.")],
-    output: Annotated[Optional[Path], typer.Option("--output", help="Where to write (JSON lines; tag-pos: .conllu "  # noqa: UP045
+    output: Annotated[Optional[Path], typer.Option("--output", metavar="PATH", help="Where to write (JSON lines; tag-pos: .conllu "  # noqa: UP045
                                                    "for CoNLL-U). Default: stdout.")] = None,
-    task: Annotated[_Text, typer.Option("--task", help="The model's command, where its directory has no "
+    task: Annotated[_Text, typer.Option("--task", metavar="NAME", help="The model's command, where its directory has no "
                                         "recipe.yaml (default: from its head).")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", "--per-device-eval-batch-size", min=1,
-                                            help="Rows per forward pass.")] = 32,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    batch_size: Annotated[int, typer.Option("--batch-size", metavar="N", min=1, help="Rows per forward pass.")] = 32,
+    debug: Annotated[bool, typer.Option("--debug", metavar="", help="Show tracebacks for errors.")] = False,
 ) -> None:
     """Predictions of a fine-tuned model for raw input, JSON lines in and out, in batches with progress."""
     with _user_errors(debug):
@@ -313,19 +311,19 @@ def predict_command(
 
 @app.command("generate")
 def generate_command(
-    model: Annotated[str, typer.Option("--model", help="A causal-LM directory (an output of ssl pretrain-clm).")],
-    prompt: Annotated[str, typer.Option("--prompt", help="Text to continue (the query in few-shot mode).")],
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, help="Tokens to generate.")] = 50,
-    temperature: Annotated[float, typer.Option("--temperature", min=0.0, help="Sampling temperature; 0 = greedy.")] = 1.0,
-    top_k: Annotated[int, typer.Option("--top-k", min=0, help="Sample among the k most likely tokens (0: all).")] = 50,
-    top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0, help="Nucleus sampling mass.")] = 1.0,
-    num_return_sequences: Annotated[int, typer.Option("--num-return-sequences", min=1, help="Samples to draw.")] = 1,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed gives the same samples.")] = 42,
-    examples: Annotated[Optional[Path], typer.Option("--examples", help="Few-shot: JSON lines with input/output fields.")] = None,  # noqa: UP045
-    shots: Annotated[int, typer.Option("--shots", min=0, help="Few-shot: how many examples go before the query.")] = 3,
-    instruction: Annotated[str, typer.Option("--instruction", help="Few-shot: a line before the examples.")] = "",
-    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Allow the model's own code.")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    model: Annotated[str, typer.Option("--model", metavar="PATH", help="A causal-LM directory (an output of ssl pretrain-clm).")],
+    prompt: Annotated[str, typer.Option("--prompt", metavar="TEXT", help="Text to continue (the query in few-shot mode).")],
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", metavar="N", min=1, help="Tokens to generate.")] = 50,
+    temperature: Annotated[float, typer.Option("--temperature", metavar="X", min=0.0, help="Sampling temperature; 0 = greedy.")] = 1.0,
+    top_k: Annotated[int, typer.Option("--top-k", metavar="N", min=0, help="Sample among the k most likely tokens (0: all).")] = 50,
+    top_p: Annotated[float, typer.Option("--top-p", metavar="X", min=0.0, max=1.0, help="Nucleus sampling mass.")] = 1.0,
+    num_return_sequences: Annotated[int, typer.Option("--num-return-sequences", metavar="N", min=1, help="Samples to draw.")] = 1,
+    seed: Annotated[int, typer.Option("--seed", metavar="N", help="Random seed: the same seed gives the same samples.")] = 42,
+    examples: Annotated[Optional[Path], typer.Option("--examples", metavar="PATH", help="Few-shot: JSON lines with input/output fields.")] = None,  # noqa: UP045
+    shots: Annotated[int, typer.Option("--shots", metavar="N", min=0, help="Few-shot: how many examples go before the query.")] = 3,
+    instruction: Annotated[str, typer.Option("--instruction", metavar="TEXT", help="Few-shot: a line before the examples.")] = "",
+    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", metavar="", help="Allow the model's own code.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", metavar="", help="Show tracebacks for errors.")] = False,
 ) -> None:
     """Sample continuations from a causal LM; --examples builds a few-shot prompt (in-context learning)."""
     with _user_errors(debug):
@@ -354,13 +352,30 @@ def _root(
     """Fine-tune and pretrain self-supervised language models (Hugging Face + Accelerate)."""
 
 
+#: Hugging Face's names of the options of ssl evaluate and ssl predict.
+OTHER_ALIASES = {
+    "evaluate": {"model-name-or-path": "model", "dataset-name": "data", "overwrite-output-dir": "overwrite",
+                 "per-device-eval-batch-size": "batch-size"},
+    "predict": {"model-name-or-path": "model", "per-device-eval-batch-size": "batch-size"},
+}
+
+
+def _aliased(arg: str, aliases: dict[str, str]) -> str:
+    name, sep, value = arg.partition("=")
+    canonical = aliases.get(name[2:]) if name.startswith("--") else None
+    return f"--{canonical}{sep}{value}" if canonical else arg
+
+
 def rewrite_command_line(args: list[str]) -> Rewritten:
     """The arguments in the spelling Click parses: a task command's with its HF spellings and boolean values
     rewritten (``ssl_cli.flags``), any other's with ``_`` read as ``-`` in option names."""
     tasks = all_tasks()
     command = args[0] if args and args[0] in tasks else None
     if command is None:
-        return rewrite_args(args, None)
+        rewritten = rewrite_args(args, None)
+        aliases = OTHER_ALIASES.get(args[0] if args else "", {})
+        rewritten.args = [_aliased(arg, aliases) for arg in rewritten.args]
+        return rewritten
     rewritten = rewrite_args(args[1:], command_options(tasks[command]))
     rewritten.args.insert(0, command)
     return rewritten
@@ -399,9 +414,13 @@ def _usage_message(err: Any, rewritten: Rewritten) -> str:
     """Click's message, with every option in the user's spelling, or ours for an unknown option."""
     command = rewritten.args[0] if rewritten.args and rewritten.args[0] in all_tasks() else None
     option = getattr(err, "option_name", None)
-    if type(err).__name__ == "NoSuchOption" and command is not None and option:
+    if type(err).__name__ == "NoSuchOption" and option:
         typed = rewritten.typed.get(option.lstrip("-"), option)
-        return unknown_option(typed, command_options(all_tasks()[command]), command)
+        if command is not None:
+            return unknown_option(typed, command_options(all_tasks()[command]), command)
+        if err.ctx is not None:  # ssl evaluate, predict, generate: their own options
+            names = [o.lstrip("-") for p in err.ctx.command.params for o in (*p.opts, *p.secondary_opts)]
+            return unknown_option(typed, CommandOptions(valued=set(names)), err.ctx.command_path.removeprefix("ssl "))
     message = err.format_message().rstrip(".")
     for canonical, typed in rewritten.typed.items():
         message = message.replace(f"'--{canonical}'", f"'{typed}'")

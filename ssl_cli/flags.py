@@ -216,6 +216,7 @@ def rewrite_args(args: list[str], options: CommandOptions | None) -> Rewritten:
         typed_name, sep, value = arg[2:].partition("=")
         name = typed_name.replace("_", "-")
         if options is None:
+            out.typed.setdefault(name, f"--{typed_name}")
             out.args.append(f"--{name}{sep}{value}")
             continue
         name = options.aliases.get(name, name)

@@ -209,12 +209,12 @@ def help_of(text: str, flag: str) -> str:
     return " ".join(cells)
 
 
-@pytest.mark.parametrize("command", TASKS)
+@pytest.mark.parametrize("command", [*TASKS, "evaluate", "predict", "generate"])
 def test_help_is_readable_at_80_columns(helps, command):
-    text = helps[command]
+    text = helps.get(command) or command_help(command)
     assert all(len(line) <= 80 for line in text.splitlines())
     assert "…" not in text  # nothing cropped
-    assert "<bool>" not in text.replace("--help        <bool>", "")
+    assert "<bool>" not in "".join(line for line in text.splitlines() if "Show this message" not in line)
 
 
 @pytest.mark.parametrize("command", TASKS)
@@ -246,3 +246,20 @@ def test_shell_completion_is_available():
     env = {**os.environ, "COMP_WORDS": "ssl finetune-qa --do-pr", "COMP_CWORD": "2", "_SSL_COMPLETE": "complete_bash"}
     proc = subprocess.run([sys.executable, "-m", "ssl_cli"], capture_output=True, text=True, cwd=ROOT, env=env)
     assert proc.stdout.split() == ["--do-predict"]
+
+
+@pytest.mark.parametrize(("command", "typed", "suggested"), [
+    ("evaluate", "--validaton-file", "--validation-file"), ("predict", "--modle", "--model"),
+    ("evaluate", "--validation_fil", "--validation_file"),
+])
+def test_other_commands_say_did_you_mean_too(capsys, command, typed, suggested):
+    code, _, err = ssl(capsys, command, typed, "x")
+    assert code == 2 and err.startswith(f"error: no such option {typed} (did you mean {suggested}?)")
+
+
+def test_evaluate_and_predict_take_hugging_face_names(capsys):
+    code, _, err = ssl(capsys, "evaluate", "--model_name_or_path", "/nowhere", "--dataset_name", "x")
+    assert code == 2 and "/nowhere is not a model directory" in err
+    code, _, err = ssl(capsys, "predict", "--model_name_or_path", "/nowhere", "--input", "x",
+                       "--per_device_eval_batch_size", "4")
+    assert code == 2 and "/nowhere is not a model directory" in err
