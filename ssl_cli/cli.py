@@ -306,7 +306,8 @@ def predict_command(
         if output is None:
             sys.stdout.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in predicted))
         where = f" into {output}" if output else ""
-        print(f"predicted {len(predicted)} rows{where} ({rate:.1f} rows/s)", file=sys.stderr)
+        rows_word = "row" if len(predicted) == 1 else "rows"
+        print(f"predicted {len(predicted)} {rows_word}{where} ({rate:.1f} rows/s)", file=sys.stderr)
 
 
 @app.command("generate")

@@ -101,6 +101,19 @@ def test_predict_tags_raw_sentences_and_writes_conllu(trained, tmp_path):
     assert [w[3] for w in words] == [t for e in evaluated[:10] for t in e["predictions"]]
 
 
+def test_predict_tags_every_word_of_a_sentence_longer_than_the_window(trained, tmp_path):
+    from ssl_cli.predict import run_prediction
+
+    model, _ = trained["tag-pos"]
+    words = ["the", "cat", "sat", "on", "a", "mat"] * 60  # several times the tiny recipe's 64 tokens
+    rows = [{"tokens": words}, {"tokens": []}, {"text": "   "}]
+    (long, empty, blank), _ = run_prediction(model, all_tasks()["tag-pos"], rows, 2, None)
+    labels = set(json.loads((model / "config.json").read_text())["id2label"].values())
+    assert len(long["tags"]) == len(words) and set(long["tags"]) <= labels
+    assert "O" not in labels  # UPOS: a word the windows missed would show as "O"
+    assert empty["tags"] == [] and blank == {"text": "   ", "tokens": [], "tags": []}
+
+
 def test_predict_splits_chinese_sentences_into_words(trained, tmp_path):
     model, _ = trained["tag-pos"]
     source = tmp_path / "in.txt"
@@ -127,7 +140,7 @@ def test_predict_answers_as_evaluation_did(trained, tmp_path):
 
 @pytest.mark.parametrize(("content", "expected"), [
     ("not json\n", "line 1 is not JSON"), ("[1, 2]\n", "line 1 is not a JSON object"), ("", "is empty"),
-    ('{"txt": "a"}\n', 'row 1 has no text'),
+    ('{"txt": "a"}\n', 'row 1 has no text'), ('{"text": 5}\n', "its text is int 5, not a string"),
 ])
 def test_predict_bad_input_is_one_line(trained, tmp_path, content, expected):
     model, _ = trained["finetune-glue"]

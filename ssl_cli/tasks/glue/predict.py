@@ -26,6 +26,8 @@ def classify_rows(model: Any, tokenizer: Any, rows: list[dict[str, Any]], settin
     texts, pairs = [], []
     for number, row in enumerate(rows, first_row):
         text = _text_of(row, columns.get("text_column"), FIRST)
+        if text is not None and not isinstance(text, str):
+            raise UserError(f"input row {number}: its text is {type(text).__name__} {text!r}, not a string")
         if not isinstance(text, str):
             raise UserError(f"input row {number} has no text: give each row a \"text\" (and, for pairs, "
                             f"\"text_pair\"); it has {sorted(row)}")

@@ -26,8 +26,11 @@ def split_words(text: str) -> list[str]:
 def words_of(row: dict[str, Any], number: int, settings: dict[str, Any]) -> list[str]:
     named = (settings.get("tagging") or {}).get("tokens_column")
     for key in (named, "tokens", "words"):
-        if key and isinstance(row.get(key), list):
-            return [str(w) for w in row[key]]
+        if key and key in row:
+            if not isinstance(row[key], list) or not all(isinstance(w, str) for w in row[key]):
+                raise UserError(f"input row {number}: \"{key}\" must be a list of words (strings), e.g. "
+                                '["The", "cat"]; a raw sentence goes in "text"')
+            return list(row[key])
     if isinstance(row.get("text"), str):
         return split_words(row["text"])
     raise UserError(f"input row {number} has neither \"text\" (a sentence) nor \"tokens\" (a list of words); it has "
