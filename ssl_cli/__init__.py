@@ -4,7 +4,8 @@ The package is named ``ssl_cli`` (not ``ssl``) so that it never shadows the
 standard library's ``ssl`` module; the console script is still ``ssl``.
 
 The Python API (``ssl_cli.api``; docs/python-api.md): ``from ssl_cli import finetune, evaluate, predict``.
-Its names load on first use, so that ``ssl --help`` imports none of it.
+Its names load on first use, so that ``ssl --help`` imports none of it (and no module of the package may
+share their names: an imported submodule would shadow them).
 """
 
 from __future__ import annotations

@@ -1,12 +1,13 @@
-"""The Python API, for notebooks and scripts: the same recipes and runs as the command line.
+"""The Python API, for notebooks and scripts: the same recipes and runs as the command line
+(docs/python-api.md has a worked example).
 
     from ssl_cli import finetune, evaluate, predict
 
-    run = finetune("finetune-glue", recipe="recipes/glue/tiny-en-offline.yaml",
-                   train_file="train.tsv", validation_file="dev.tsv", output_dir="out/sst2")
-    run.metrics["eval_accuracy"], run.output_dir
-    scores = evaluate("out/sst2", validation_file="other-dev.tsv")       # into out/sst2/eval-other-dev/
-    predict("out/sst2", [{"text": "a fine film"}])                        # [{"text": ..., "label": ..., "score": ...}]
+    run = finetune(COMMAND, recipe="recipe.yaml", train_file="train.tsv", validation_file="dev.tsv",
+                   output_dir="out/run")                          # COMMAND: any task command
+    run.metrics, run.output_dir
+    scores = evaluate("out/run", validation_file="other-dev.tsv")  # into out/run/eval-other-dev/
+    predict("out/run", [{"text": "a fine film"}])                  # [{"text": ..., "label": ..., "score": ...}]
 
 Keyword overrides are the command line's flags, with underscores (``learning_rate=1e-4``); ``set`` takes any
 dotted recipe key (``set={"training.seed": 3}``). A recipe is a YAML path or a dict. Each call is a whole run,
@@ -81,13 +82,6 @@ def _task(command: str) -> Any:
 
 # ------------------------------------------------------------------ evaluate
 
-#: AutoModel heads -> the command whose models have them (for a model directory without ssl's recipe.yaml).
-HEAD_TASKS = (("ForQuestionAnswering", "finetune-qa"), ("ForSequenceClassification", "finetune-glue"),
-              ("ForTokenClassification", "tag-pos"), ("ForMultipleChoice", "multiple-choice"),
-              ("ForMaskedLM", "pretrain-mlm"), ("ForPreTraining", "pretrain-mlm"), ("ForCausalLM", "pretrain-clm"),
-              ("LMHeadModel", "pretrain-clm"))
-
-
 def model_task(model_dir: Path, task: str | None) -> str:
     """The command a model directory's model was trained with: ``task``, its recipe.yaml, else its head."""
     import json
@@ -97,10 +91,12 @@ def model_task(model_dir: Path, task: str | None) -> str:
     saved = saved_recipe_tree(model_dir)
     if saved.get("task"):
         return _task(str(saved["task"])).name
+    from ssl_cli.tasks import all_tasks
+
     architectures = json.loads((model_dir / "config.json").read_text(encoding="utf-8")).get("architectures") or []
-    for head, command in HEAD_TASKS:
-        if any(str(a).endswith(head) for a in architectures):
-            return command
+    for owner in all_tasks().values():  # sorted by name: finetune-glue before nli, which share a head
+        if any(str(a).endswith(owner.model_heads) for a in architectures if owner.model_heads):
+            return owner.name
     raise UserError(f"cannot tell which task {model_dir}'s model is for (no recipe.yaml, architectures "
                     f"{architectures}): pass --task COMMAND")
 
@@ -189,7 +185,7 @@ def predict(model: str | Path, inputs: list[dict[str, Any]] | str | Path, *, tas
     """Predictions of a trained model for raw rows: a list of dicts, or a JSON-lines file (``output``: also
     write them, JSON lines; tag-pos writes CoNLL-U to a .conllu path). Rows per task: {"text"[, "text_pair"]}
     (finetune-glue, nli), {"text"} or {"tokens"} (tag-pos), {"question", "context"} (finetune-qa)."""
-    from ssl_cli.predict import read_rows, run_prediction
+    from ssl_cli.prediction import read_rows, run_prediction
 
     model_dir = Path(model).expanduser()
     if not (model_dir / "config.json").is_file():

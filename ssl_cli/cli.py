@@ -295,7 +295,7 @@ def predict_command(
         import json
 
         from ssl_cli.api import _task, model_task
-        from ssl_cli.predict import read_rows, run_prediction
+        from ssl_cli.prediction import read_rows, run_prediction
 
         model_dir = Path(model).expanduser()
         if not (model_dir / "config.json").is_file():

@@ -97,6 +97,7 @@ class Task(ABC):
     flags: ClassVar[tuple[Flag, ...]] = ()
     flag_aliases: ClassVar[dict[str, str]] = {}  # other spellings of its flags (the example scripts'): alias -> flag
     flag_help: ClassVar[dict[str, str]] = {}  # recipe key -> what --help says of its flag on this command
+    model_heads: ClassVar[tuple[str, ...]] = ()  # architecture suffixes of its models (ssl evaluate finds the task)
     main_metric: ClassVar[str]
     greater_is_better: ClassVar[bool] = True
     traits: ClassVar[Traits] = Traits()

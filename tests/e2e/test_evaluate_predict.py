@@ -102,7 +102,7 @@ def test_predict_tags_raw_sentences_and_writes_conllu(trained, tmp_path):
 
 
 def test_predict_tags_every_word_of_a_sentence_longer_than_the_window(trained, tmp_path):
-    from ssl_cli.predict import run_prediction
+    from ssl_cli.prediction import run_prediction
 
     model, _ = trained["tag-pos"]
     words = ["the", "cat", "sat", "on", "a", "mat"] * 60  # several times the tiny recipe's 64 tokens

@@ -75,3 +75,16 @@ def test_every_task_folder_declares_its_tasks_and_nothing_else_is_one():
     for folder in folders:
         declared = importlib.import_module(f"ssl_cli.tasks.{folder}").TASKS
         assert declared and all(task.name in tasks.all_tasks() for task in declared), folder
+
+
+def test_no_module_shadows_the_python_api():
+    """``from ssl_cli import predict`` must give the function: a submodule of that name, once imported, would
+    shadow the package's lazy attribute."""
+    import ssl_cli
+
+    package = Path(ssl_cli.__file__).parent
+    clashes = [name for name in ssl_cli.__all__ if (package / f"{name}.py").exists() or (package / name).is_dir()]
+    assert not clashes
+    import ssl_cli.prediction  # noqa: F401  (the module behind predict)
+
+    assert all(callable(getattr(ssl_cli, name)) for name in ssl_cli.__all__)

@@ -160,6 +160,7 @@ class ClassificationTask(Task):
     )
     flag_aliases = {"task-name": "task"}  # run_glue.py's --task_name
     flag_help = {"data.max_seq_length": "Maximum tokens per example: the text and its pair, truncated beyond."}
+    model_heads = ("ForSequenceClassification",)
     main_metric = "accuracy"
     traits = Traits(labels=("labels",), pipeline_tag="text-classification")
     datasets = DATASETS

@@ -51,6 +51,7 @@ class MultipleChoiceTask(Task):
         Flag("label-column", "choice.label_column"),
     )
     flag_help = {"data.max_seq_length": "Maximum tokens per choice: the context, the question and one ending."}
+    model_heads = ("ForMultipleChoice",)
     main_metric = "accuracy"
     traits = Traits(labels=("labels",), pipeline_tag="multiple-choice")
     tiny_recipe = "recipes/multiple-choice/tiny-en-offline.yaml"

@@ -44,6 +44,7 @@ class CLMTask(PretrainingTask):
                     collator_reads=("special_tokens_mask", "example_index"), outputs=PretrainingTask.traits.outputs,
                     loss_weighting="predicted_tokens", pipeline_tag="text-generation", summary_aliases=("perplexity",))
     tiny_recipe = "recipes/pretrain/tiny-clm-offline.yaml"
+    model_heads = ("ForCausalLM", "LMHeadModel")
     separator_attr = "eos_token_id"
     wraps_blocks = False
     shift_labels = True

@@ -167,6 +167,7 @@ class MLMTask(PretrainingTask):
                     outputs=PretrainingTask.traits.outputs, loss_weighting="labelled_tokens", pipeline_tag="fill-mask",
                     summary_aliases=("perplexity",))
     tiny_recipe = "recipes/pretrain/tiny-mlm-offline.yaml"
+    model_heads = ("ForMaskedLM", "ForPreTraining")
 
     def default_recipe(self) -> dict[str, Any]:
         return {"task": self.name, "data": {"max_seq_length": 128},

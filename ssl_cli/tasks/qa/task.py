@@ -171,6 +171,7 @@ class QATask(Task):
     )
     flag_help = {"data.max_seq_length": "Maximum tokens per feature: the question plus a window of the context "
                                         "(long contexts become several windows, doc_stride apart)."}
+    model_heads = ("ForQuestionAnswering",)
     main_metric = "f1"
     traits = Traits(labels=("start_positions", "end_positions"), outputs=("start_logits", "end_logits"),
                     pipeline_tag="question-answering", pipeline_module="ssl_cli.tasks.qa.pipeline",

@@ -210,6 +210,7 @@ class TaggingTask(Task):
     flag_aliases = {"text-column-name": "tokens-column", "label-column-name": "tag-column"}  # run_ner.py's
     flag_help = {"data.max_seq_length": "Maximum subword tokens per window: a longer sentence becomes overlapping "
                                         "windows, and every word is still tagged."}
+    model_heads = ("ForTokenClassification",)
     main_metric = "accuracy"
     traits = Traits(labels=("labels",), token_labels=("labels",), loss_weighting="labelled_tokens", packable=True,
                     pretokenized=True, pipeline_tag="token-classification")
