@@ -26,7 +26,7 @@ from pathlib import Path
 ENV = "SSL_ALLOCATOR"
 TCMALLOC_NAMES = ("libtcmalloc_minimal.so.4", "libtcmalloc.so.4")  # Debian: libtcmalloc-minimal4, libgoogle-perftools4
 LIBRARY_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/lib")
-QUICK_COMMANDS = frozenset({"env", "--help", "-h", "--version", "--dry-run"})
+QUICK_COMMANDS = frozenset({"env", "--help", "-h", "--version", "--dry-run", "--show-completion", "--install-completion"})
 ALLOCATOR_MARKERS = ("tcmalloc", "jemalloc", "mimalloc")
 # tcmalloc reports every allocation over 1 GB on stderr; a large model's embedding gradient is one
 QUIET_LARGE_ALLOCATIONS = {"TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD": str(1 << 40)}
