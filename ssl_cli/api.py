@@ -57,18 +57,12 @@ def build_recipe(task: Any, recipe: str | Path | dict[str, Any] | None, sets: di
         if flag is None:
             raise UserError(f"{task.name}: unknown keyword '{name}'{did_you_mean(name, by_name)}; pass a flag's name "
                             "(learning_rate=...) or set={'section.key': value}")
-        if value is not None:
-            overrides[flag.path] = flag.value if flag.value is not None and value else value
-    items = [f"{key}={_yaml_value(value)}" for key, value in sets.items()]
+        if flag.recipe_value(value) is not None:
+            overrides[flag.path] = flag.recipe_value(value)
+    keys = {**sets, **overrides}  # a flag over a set= key, as on the command line
     if isinstance(recipe, dict):
-        return resolve_recipe(task.recipe_cls, task.default_recipe(), None, items, overrides, tree=recipe)
-    return resolve_recipe(task.recipe_cls, task.default_recipe(), str(recipe) if recipe else None, items, overrides)
-
-
-def _yaml_value(value: Any) -> str:
-    import json
-
-    return json.dumps(value) if not isinstance(value, str) else value  # JSON is YAML: lists, numbers, booleans
+        return resolve_recipe(task.recipe_cls, task.default_recipe(), None, [], keys, tree=recipe)
+    return resolve_recipe(task.recipe_cls, task.default_recipe(), str(recipe) if recipe else None, [], keys)
 
 
 def _task(command: str) -> Any:
@@ -82,13 +76,23 @@ def _task(command: str) -> Any:
 
 # ------------------------------------------------------------------ evaluate
 
-def model_task(model_dir: Path, task: str | None) -> str:
-    """The command a model directory's model was trained with: ``task``, its recipe.yaml, else its head."""
+def trained_model(model: str | Path, task: str | None) -> tuple[Path, Any, dict[str, Any]]:
+    """(directory, task, recipe saved with it or {}) of a trained model that ``ssl evaluate`` / ``predict`` are given."""
+    model_dir = Path(model).expanduser()
+    if not (model_dir / "config.json").is_file():
+        raise UserError(f"{model_dir} is not a model directory (no config.json): pass the output dir of a "
+                        "fine-tuning run, or another save_pretrained directory")
+    saved = saved_recipe_tree(model_dir)
+    return model_dir, _task(model_task(model_dir, task, saved)), saved
+
+
+def model_task(model_dir: Path, task: str | None, saved: dict[str, Any]) -> str:
+    """The command a model directory's model was trained with: ``task``, its recipe.yaml (``saved``), else its
+    head."""
     import json
 
     if task:
         return _task(task).name
-    saved = saved_recipe_tree(model_dir)
     if saved.get("task"):
         return _task(str(saved["task"])).name
     from ssl_cli.tasks import all_tasks
@@ -109,12 +113,12 @@ def saved_recipe_tree(model_dir: Path) -> dict[str, Any]:
     return read_recipe_file(path) if path.is_file() else {}
 
 
-def evaluation_tree(model_dir: Path, task: Any) -> dict[str, Any]:
-    """What evaluating a trained model keeps of its recipe: how it reads and cuts data (max_seq_length, its
-    columns, its task section), not how it was trained; the trained weights are loaded as they are."""
+def evaluation_tree(model_dir: Path, task: Any, saved: dict[str, Any]) -> dict[str, Any]:
+    """What evaluating a trained model keeps of its recipe (``saved``): how it reads and cuts data
+    (max_seq_length, its columns, its task section), not how it was trained; the trained weights are loaded as
+    they are."""
     from ssl_cli.config import Recipe
 
-    saved = saved_recipe_tree(model_dir)
     data = saved.get("data") or {}
     tree: dict[str, Any] = {k: v for k, v in saved.items() if k not in Recipe.model_fields}
     tree["task"] = task.name
@@ -140,18 +144,14 @@ def evaluate(model: str | Path, data: str | None = None, *, task: str | None = N
     ``<model>/eval-<data>/``); the model itself is never copied, changed or deleted."""
     from ssl_cli.run import run_task
 
-    model_dir = Path(model).expanduser()
-    if not (model_dir / "config.json").is_file():
-        raise UserError(f"{model_dir} is not a model directory (no config.json): pass the output dir of a "
-                        "fine-tuning run, or another save_pretrained directory")
-    owner = _task(model_task(model_dir, task))
+    model_dir, owner, saved = trained_model(model, task)
     given = {k: v for k, v in flags.items() if v is not None}
     has_data = data or any(given.get(k) for k in ("validation_file", "test_file", "eval_data", "dataset_name"))
     if not has_data:
-        saved = saved_recipe_tree(model_dir).get("data") or {}
+        own = saved.get("data") or {}
         for key in ("name", "validation_file", "dataset_config_name"):
-            if saved.get(key):
-                given.setdefault("data" if key == "name" else key, saved[key])
+            if own.get(key):
+                given.setdefault("data" if key == "name" else key, own[key])
         if not any(given.get(k) for k in ("data", "validation_file")):
             raise UserError(f"nothing to evaluate {model_dir} on: pass --data NAME|PATH or --validation-file FILE")
     if data:
@@ -161,7 +161,7 @@ def evaluate(model: str | Path, data: str | None = None, *, task: str | None = N
             "training.report_to": ["none"], **(set or {})}
     if given.get("test_file"):
         sets.setdefault("training.do_predict", True)
-    recipe = build_recipe(owner, evaluation_tree(model_dir, owner), sets, given)
+    recipe = build_recipe(owner, evaluation_tree(model_dir, owner, saved), sets, given)
     if output_dir is not None or flags.get("output_dir"):
         recipe.training.output_dir = str(output_dir or flags["output_dir"])
     else:
@@ -176,8 +176,8 @@ def settings_recipe(task: Any, settings: dict[str, Any], model_dir: Path) -> Any
     """The validated recipe a saved model reads raw input with (its max_seq_length, columns, task section)."""
     from ssl_cli.config import resolve_recipe
 
-    tree = evaluation_tree(model_dir, task) if settings else {"model": {"name_or_path": str(model_dir)}}
-    return resolve_recipe(task.recipe_cls, task.default_recipe(), None, [], {}, tree=tree)
+    return resolve_recipe(task.recipe_cls, task.default_recipe(), None, [], {},
+                          tree=evaluation_tree(model_dir, task, settings))
 
 
 def predict(model: str | Path, inputs: list[dict[str, Any]] | str | Path, *, task: str | None = None,
@@ -187,11 +187,7 @@ def predict(model: str | Path, inputs: list[dict[str, Any]] | str | Path, *, tas
     (finetune-glue, nli), {"text"} or {"tokens"} (tag-pos), {"question", "context"} (finetune-qa)."""
     from ssl_cli.prediction import read_rows, run_prediction
 
-    model_dir = Path(model).expanduser()
-    if not (model_dir / "config.json").is_file():
-        raise UserError(f"{model_dir} is not a model directory (no config.json): pass the output dir of a "
-                        "fine-tuning run")
-    owner = _task(model_task(model_dir, task))
+    model_dir, owner, _ = trained_model(model, task)
     rows = read_rows(Path(inputs)) if isinstance(inputs, (str, Path)) else list(inputs)
     if batch_size < 1:
         raise UserError(f"batch_size {batch_size}: give 1 or more")

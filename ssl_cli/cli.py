@@ -152,10 +152,8 @@ def flag_overrides(task: Task, values: dict[str, Any]) -> dict[str, Any]:
         value = values.get(key)
         if flag.type is bool:
             value = False if values.get(f"no_{key}") else (True if value else None)
-            if flag.value is not None:  # --fp16 sets mixed_precision: fp16; --no-fp16 leaves it
-                value = flag.value if value else None
-        if value is not None:
-            overrides[flag.path] = value
+        if flag.recipe_value(value) is not None:
+            overrides[flag.path] = flag.recipe_value(value)
     return overrides
 
 
@@ -294,13 +292,10 @@ def predict_command(
     with _user_errors(debug):
         import json
 
-        from ssl_cli.api import _task, model_task
+        from ssl_cli.api import trained_model
         from ssl_cli.prediction import read_rows, run_prediction
 
-        model_dir = Path(model).expanduser()
-        if not (model_dir / "config.json").is_file():
-            raise UserError(f"{model_dir} is not a model directory (no config.json): pass a fine-tuning output dir")
-        owner = _task(model_task(model_dir, task))
+        model_dir, owner, _ = trained_model(model, task)
         rows = read_rows(input_)
         predicted, rate = run_prediction(model_dir, owner, rows, batch_size, output)
         if output is None:

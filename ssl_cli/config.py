@@ -507,6 +507,12 @@ _EVAL_CADENCE = {"training.eval_strategy", "training.eval_steps"}
 _SAVE_CADENCE = {"training.save_strategy", "training.save_steps"}
 
 
+def selects_best_checkpoint(training: TrainingConfig) -> bool:
+    """Whether the run picks its best checkpoint by evaluation, which needs a checkpoint at every evaluation."""
+    return training.load_best_model_at_end and training.do_train and "no" not in (training.eval_strategy,
+                                                                                   training.save_strategy)
+
+
 def cadences_agree(training: TrainingConfig) -> bool:
     """Whether there is a checkpoint at every evaluation, as best-model loading needs (the Trainer's rule)."""
     if training.eval_strategy != training.save_strategy:
@@ -521,10 +527,7 @@ def align_cadences(training: TrainingConfig, given: set[str]) -> None:
     all three, ``run.check_strategies`` refuses."""
     from ssl_cli.errors import note
 
-    if not (training.load_best_model_at_end and training.do_train) or "no" in (training.eval_strategy,
-                                                                               training.save_strategy):
-        return
-    if cadences_agree(training):
+    if not selects_best_checkpoint(training) or cadences_agree(training):
         return
     eval_given, save_given = bool(given & _EVAL_CADENCE), bool(given & _SAVE_CADENCE)
     if save_given and not eval_given:

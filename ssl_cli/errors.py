@@ -30,6 +30,12 @@ def note(message: str) -> None:
     sys.stderr.write(f"note: {message}\n")
 
 
+def first_line(err: BaseException, limit: int = 300) -> str:
+    """An exception's message, its first line cut to ``limit`` characters (its type when it has none)."""
+    text = str(err).strip()
+    return text.splitlines()[0][:limit] if text else type(err).__name__
+
+
 def not_utf8(what: str) -> str:
     """The one line for a text input in another encoding (``what``: the input, e.g. "recipe r.yaml")."""
     return f"{what} is not UTF-8 text: convert it, e.g. iconv -f latin1 -t utf-8"

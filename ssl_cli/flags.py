@@ -32,6 +32,12 @@ class Flag:
     value: Any = None  # a switch that sets ``path`` to this value: --fp16 sets training.mixed_precision: fp16
     help: str = ""  # the --help line where the key's description is too long for one (the docs keep all of it)
 
+    def recipe_value(self, given: Any) -> Any:
+        """What the flag given as ``given`` sets its key to; None: nothing (``--no-fp16`` leaves the precision)."""
+        if self.value is not None:
+            return self.value if given else None
+        return given
+
 
 def _flags(panel: str, *specs: tuple[Any, ...]) -> tuple[Flag, ...]:
     """(name, path[, type[, value]]) rows of one --help panel."""

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ssl_cli.config import cadences_agree, flat_config, recipe_to_yaml, saved_recipe
+from ssl_cli.config import cadences_agree, flat_config, recipe_to_yaml, saved_recipe, selects_best_checkpoint
 from ssl_cli.errors import UserError, write_failure
 from ssl_cli.output_dir import check_output_dir, check_resume_fingerprint, claim, run_fingerprint
 from ssl_cli.tasks.base import EvalSet, Task
@@ -25,8 +25,7 @@ SCRATCH_TOKENIZER_DIR = "scratch-tokenizer"
 def check_strategies(training: Any) -> None:
     """Best-model selection needs a checkpoint at every evaluation, as in Hugging Face's Trainer (a cadence the
     user left to its default has already followed the other: ``config.align_cadences``)."""
-    if not (training.load_best_model_at_end and training.do_train) or "no" in (training.eval_strategy,
-                                                                               training.save_strategy):
+    if not selects_best_checkpoint(training):
         return
     if training.eval_strategy != training.save_strategy:
         raise UserError(

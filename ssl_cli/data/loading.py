@@ -8,7 +8,7 @@ from typing import Any
 
 from ssl_cli.data.files import download_file, files_in_directory, load_data_file
 from ssl_cli.data.registry import load_hub_dataset, lookup, unknown_dataset_error
-from ssl_cli.errors import UserError
+from ssl_cli.errors import UserError, first_line
 
 
 def resolve_sources(data: Any, task: str, stream: frozenset[str] = frozenset()) -> tuple[dict[str, tuple[Any, str]], dict[str, Any]]:
@@ -140,8 +140,7 @@ def load_hub_folder(path: Path, config: str | None, streaming: bool) -> Any:
     try:
         return datasets.load_dataset(str(path), config, streaming=streaming)
     except Exception as err:
-        reason = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
-        raise UserError(f"could not read the dataset folder {path}: {reason}") from None
+        raise UserError(f"could not read the dataset folder {path}: {first_line(err)}") from None
 
 
 def _materialized(ds: Any, split: str, stream: frozenset[str]) -> Any:

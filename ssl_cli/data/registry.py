@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ssl_cli.errors import UserError, did_you_mean
+from ssl_cli.errors import UserError, did_you_mean, first_line
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,7 @@ def load_hub_dataset(hub_id: str, config: str | None, label: str, streaming: boo
     try:
         return datasets.load_dataset(hub_id, config, streaming=streaming)
     except Exception as err:
-        reason = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
+        reason = first_line(err)
         if "config" in reason.lower() and "missing" in reason.lower():
             raise UserError(f"dataset '{label}' ({hub_id}) has several configurations: {reason} (write --data "
                             f"{hub_id}:CONFIG or --dataset-config-name CONFIG)") from None

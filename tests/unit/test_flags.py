@@ -265,3 +265,13 @@ def test_evaluate_and_predict_take_hugging_face_names(capsys):
     code, _, err = ssl(capsys, "predict", "--model_name_or_path", "/nowhere", "--input", "x",
                        "--per_device_eval_batch_size", "4")
     assert code == 2 and "/nowhere is not a model directory" in err
+
+
+def test_python_keywords_set_switches_as_the_command_line_does():
+    from ssl_cli.api import build_recipe
+
+    task = all_tasks()["finetune-glue"]
+    assert build_recipe(task, None, {}, {"fp16": True}).training.mixed_precision == "fp16"
+    assert build_recipe(task, None, {}, {"fp16": False}).training.mixed_precision == "auto"  # as --no-fp16
+    recipe = build_recipe(task, None, {"training.seed": 3, "training.report_to": "none"}, {"seed": 5, "do_predict": False})
+    assert (recipe.training.seed, recipe.training.report_to, recipe.training.do_predict) == (5, ["none"], False)
