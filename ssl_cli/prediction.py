@@ -85,19 +85,35 @@ def predict_rows(task: Any, model: Any, tokenizer: Any, rows: list[dict[str, Any
     return out
 
 
+def check_output_file(path: Path) -> None:
+    """Refuse an output path that cannot become a file, before the model is loaded and rows are predicted."""
+    if path.is_dir():
+        raise UserError(f"--output {path} is a directory: name a file, e.g. {path / 'predictions.jsonl'}")
+    parent = next((p for p in path.parents if p.exists()), Path("."))
+    if not parent.is_dir():
+        raise UserError(f"--output {path}: {parent} is a file, not a directory; name a file in a directory")
+
+
 def write_rows(rows: list[dict[str, Any]], path: Path, task: Any) -> None:
     """JSON lines; a task may write its own format for a suffix it knows (tag-pos: .conllu)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if task.write_predicted(rows, path):
-        return
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    tmp.replace(path)
+    from ssl_cli.errors import write_failure
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if task.write_predicted(rows, path):
+            return
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        tmp.replace(path)
+    except OSError as err:
+        raise UserError(f"cannot write the predictions to {path}: {write_failure(err, path)}") from None
 
 
 def run_prediction(model_dir: Path, task: Any, rows: list[dict[str, Any]], batch_size: int,
                    output: Path | None) -> tuple[list[dict[str, Any]], float]:
     """Predictions for ``rows`` (written to ``output`` when given) and the rows per second."""
+    if output is not None:
+        check_output_file(output)
     model, tokenizer, settings = load_for_prediction(model_dir, task)
     started = time.perf_counter()
     predicted = predict_rows(task, model, tokenizer, rows, settings, batch_size)

@@ -150,6 +150,16 @@ def test_predict_bad_input_is_one_line(trained, tmp_path, content, expected):
     assert proc.returncode == 2 and expected in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
+def test_predict_output_that_cannot_be_a_file_is_one_line(trained, tmp_path):
+    model, _ = trained["finetune-glue"]
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"text": "a"}\n')
+    for output, expected in ((tmp_path, "is a directory"), (source / "out.jsonl", "is a file, not a directory")):
+        proc = run_cli("predict", "--model", str(model), "--input", str(source), "--output", str(output))
+        assert proc.returncode == 2 and expected in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert source.read_text() == '{"text": "a"}\n'
+
+
 def test_python_api_twice_in_one_process(tmp_path):
     """finetune, evaluate and predict as a notebook calls them, twice over in one process."""
     from ssl_cli import evaluate, finetune, predict
