@@ -187,9 +187,9 @@ def predict(model: str | Path, inputs: list[dict[str, Any]] | str | Path, *, tas
     (finetune-glue, nli), {"text"} or {"tokens"} (tag-pos), {"question", "context"} (finetune-qa)."""
     from ssl_cli.prediction import read_rows, run_prediction
 
-    model_dir, owner, _ = trained_model(model, task)
+    model_dir, owner, saved = trained_model(model, task)
     rows = read_rows(Path(inputs)) if isinstance(inputs, (str, Path)) else list(inputs)
     if batch_size < 1:
         raise UserError(f"batch_size {batch_size}: give 1 or more")
-    predicted, _ = run_prediction(model_dir, owner, rows, batch_size, Path(output) if output else None)
+    predicted, _ = run_prediction(model_dir, owner, rows, batch_size, Path(output) if output else None, saved)
     return predicted

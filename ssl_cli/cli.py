@@ -295,9 +295,9 @@ def predict_command(
         from ssl_cli.api import trained_model
         from ssl_cli.prediction import read_rows, run_prediction
 
-        model_dir, owner, _ = trained_model(model, task)
+        model_dir, owner, saved = trained_model(model, task)
         rows = read_rows(input_)
-        predicted, rate = run_prediction(model_dir, owner, rows, batch_size, output)
+        predicted, rate = run_prediction(model_dir, owner, rows, batch_size, output, saved)
         if output is None:
             sys.stdout.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in predicted))
         where = f" into {output}" if output else ""

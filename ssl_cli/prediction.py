@@ -42,8 +42,9 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def load_for_prediction(model_dir: Path, task: Any) -> tuple[Any, Any, dict[str, Any]]:
-    """(model on its device in eval mode, tokenizer, the recipe saved with the model or {})."""
+def load_for_prediction(model_dir: Path, task: Any, settings: dict[str, Any] | None = None) -> tuple[Any, Any, dict[str, Any]]:
+    """(model on its device in eval mode, tokenizer, the recipe saved with the model or {}: ``settings`` when the
+    caller has read it)."""
     import torch
     import transformers
     from transformers import AutoTokenizer
@@ -53,7 +54,7 @@ def load_for_prediction(model_dir: Path, task: Any) -> tuple[Any, Any, dict[str,
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
 
-    settings = saved_recipe_tree(model_dir)
+    settings = saved_recipe_tree(model_dir) if settings is None else settings
     recipe = settings_recipe(task, settings, model_dir)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir), add_prefix_space=True) if task.traits.pretokenized \
@@ -109,12 +110,12 @@ def write_rows(rows: list[dict[str, Any]], path: Path, task: Any) -> None:
         raise UserError(f"cannot write the predictions to {path}: {write_failure(err, path)}") from None
 
 
-def run_prediction(model_dir: Path, task: Any, rows: list[dict[str, Any]], batch_size: int,
-                   output: Path | None) -> tuple[list[dict[str, Any]], float]:
+def run_prediction(model_dir: Path, task: Any, rows: list[dict[str, Any]], batch_size: int, output: Path | None,
+                   settings: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], float]:
     """Predictions for ``rows`` (written to ``output`` when given) and the rows per second."""
     if output is not None:
         check_output_file(output)
-    model, tokenizer, settings = load_for_prediction(model_dir, task)
+    model, tokenizer, settings = load_for_prediction(model_dir, task, settings)
     started = time.perf_counter()
     predicted = predict_rows(task, model, tokenizer, rows, settings, batch_size)
     rate = len(rows) / max(time.perf_counter() - started, 1e-9)
