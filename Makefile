@@ -53,6 +53,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_pos.py
 	$(BIN)/python benchmarks/bench_mlm.py
 	$(BIN)/python benchmarks/bench_mlm.py --objective clm
+	$(BIN)/python benchmarks/bench_lora.py
 	$(BIN)/python benchmarks/bench_streaming.py
 	$(BIN)/python benchmarks/bench_postprocess.py
 	$(BIN)/python benchmarks/bench_tokenize.py

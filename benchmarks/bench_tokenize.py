@@ -63,7 +63,7 @@ def worker(args: argparse.Namespace) -> dict:
         def build():
             return examples.map(function, batched=True, remove_columns=examples.column_names, num_proc=args.num_proc)
     else:
-        from ssl_cli.config import resolve_recipe
+        from ssl_cli.recipe_files import resolve_recipe
         from ssl_cli.tasks import all_tasks
 
         task = all_tasks()["finetune-qa"]

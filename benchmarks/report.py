@@ -18,7 +18,7 @@ from bench_mfu import TARGET as MFU_TARGET
 from bench_startup import TARGETS as STARTUP_TARGETS
 from common import RESULTS, ROOT
 
-BENCHES = ["ceiling", "mfu", "qa", "glue", "pos", "mlm", "clm", "postprocess", "tokenize", "scaling",
+BENCHES = ["ceiling", "mfu", "qa", "glue", "pos", "mlm", "clm", "lora", "postprocess", "tokenize", "scaling",
            "processes", "streaming", "startup", "gpu", "gpu_qa", "gpu_glue", "gpu_pos", "gpu_mlm", "gpu_clm"]
 
 
@@ -77,6 +77,12 @@ def _other_targets(results: dict) -> list[tuple[str, str, bool | None]]:
         out.append(("no copy of the dataset per process (2 training processes)",
                     "n/a" if copied is None else f"{copied:.1f} MB copied per process",
                     None if copied is None else copied == 0))
+    if "lora" in results:
+        quality = results["lora"]["quality"]
+        gap = 100 * (sum(r["accuracy"] for r in quality["full"]) - sum(r["accuracy"] for r in quality["lora"])) \
+            / len(quality["full"])
+        out.append(("LoRA within ~1 point of full fine-tuning (SST-2, MiniLM, mean over seeds)",
+                    f"{gap:+.1f} points below full", gap <= 1.0))
     if "startup" in results:
         rows = results["startup"]["rows"]
         for name, limit in STARTUP_TARGETS.items():

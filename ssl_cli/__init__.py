@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["Result", "evaluate", "finetune", "predict"]
+__all__ = ["Result", "evaluate", "export", "finetune", "predict"]
 
 
 def __getattr__(name: str) -> Any:

@@ -46,8 +46,8 @@ def build_recipe(task: Any, recipe: str | Path | dict[str, Any] | None, sets: di
                  flags: dict[str, Any]) -> Any:
     """The validated recipe of a Python call: the task's defaults < ``recipe`` < ``sets`` < ``flags``."""
     from ssl_cli.cli import task_flags
-    from ssl_cli.config import resolve_recipe
     from ssl_cli.flags import COMMON_ALIASES
+    from ssl_cli.recipe_files import resolve_recipe
 
     by_name = {f.name.replace("-", "_"): f for f in task_flags(task)}
     aliases = {a.replace("-", "_"): n.replace("-", "_") for a, n in {**COMMON_ALIASES, **task.flag_aliases}.items()}
@@ -79,9 +79,9 @@ def _task(command: str) -> Any:
 def trained_model(model: str | Path, task: str | None) -> tuple[Path, Any, dict[str, Any]]:
     """(directory, task, recipe saved with it or {}) of a trained model that ``ssl evaluate`` / ``predict`` are given."""
     model_dir = Path(model).expanduser()
-    if not (model_dir / "config.json").is_file():
-        raise UserError(f"{model_dir} is not a model directory (no config.json): pass the output dir of a "
-                        "fine-tuning run, or another save_pretrained directory")
+    if not (model_dir / "config.json").is_file() and not (model_dir / "adapter_config.json").is_file():
+        raise UserError(f"{model_dir} is not a model directory (no config.json, no adapter_config.json): pass the "
+                        "output dir of a fine-tuning run, or another save_pretrained directory")
     saved = saved_recipe_tree(model_dir)
     return model_dir, _task(model_task(model_dir, task, saved)), saved
 
@@ -97,7 +97,8 @@ def model_task(model_dir: Path, task: str | None, saved: dict[str, Any]) -> str:
         return _task(str(saved["task"])).name
     from ssl_cli.tasks import all_tasks
 
-    architectures = json.loads((model_dir / "config.json").read_text(encoding="utf-8")).get("architectures") or []
+    config = model_dir / "config.json"
+    architectures = json.loads(config.read_text(encoding="utf-8")).get("architectures") or [] if config.is_file() else []
     for owner in all_tasks().values():  # sorted by name: finetune-glue before nli, which share a head
         if any(str(a).endswith(owner.model_heads) for a in architectures if owner.model_heads):
             return owner.name
@@ -107,7 +108,7 @@ def model_task(model_dir: Path, task: str | None, saved: dict[str, Any]) -> str:
 
 def saved_recipe_tree(model_dir: Path) -> dict[str, Any]:
     """The recipe ``ssl`` saved with a model, or {}."""
-    from ssl_cli.config import read_recipe_file
+    from ssl_cli.recipe_files import read_recipe_file
 
     path = model_dir / "recipe.yaml"
     return read_recipe_file(path) if path.is_file() else {}
@@ -174,7 +175,7 @@ def evaluate(model: str | Path, data: str | None = None, *, task: str | None = N
 
 def settings_recipe(task: Any, settings: dict[str, Any], model_dir: Path) -> Any:
     """The validated recipe a saved model reads raw input with (its max_seq_length, columns, task section)."""
-    from ssl_cli.config import resolve_recipe
+    from ssl_cli.recipe_files import resolve_recipe
 
     return resolve_recipe(task.recipe_cls, task.default_recipe(), None, [], {},
                           tree=evaluation_tree(model_dir, task, settings))
@@ -193,3 +194,24 @@ def predict(model: str | Path, inputs: list[dict[str, Any]] | str | Path, *, tas
         raise UserError(f"batch_size {batch_size}: give 1 or more")
     predicted, _ = run_prediction(model_dir, owner, rows, batch_size, Path(output) if output else None, saved)
     return predicted
+
+
+# ------------------------------------------------------------------ export
+
+
+def export(model: str | Path, *, output_dir: str | Path | None = None, merge: bool = True,
+           overwrite: bool = False) -> Path:
+    """A LoRA output dir's adapter merged into its base, written as a plain model (``output_dir``, default
+    ``<model>/merged``) that ``from_pretrained`` and ``pipeline(...)`` load without peft."""
+    from ssl_cli.adapters import MERGED_DIR, is_adapter_dir, merge_adapter_dir
+
+    model_dir, owner, saved = trained_model(model, None)
+    if not merge:
+        raise UserError("ssl export writes a merged model: pass --merge")
+    if not is_adapter_dir(model_dir):
+        raise UserError(f"{model_dir} holds a full model (config.json), not a LoRA adapter: nothing to merge")
+    target = Path(output_dir).expanduser() if output_dir else model_dir / MERGED_DIR
+    if target.exists() and any(target.iterdir()) and not overwrite:
+        raise UserError(f"{target} exists and is not empty: pass --overwrite to replace it, or another --output-dir")
+    recipe = settings_recipe(owner, saved, model_dir)
+    return merge_adapter_dir(model_dir, owner.model_class(recipe), target)

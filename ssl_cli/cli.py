@@ -165,7 +165,7 @@ def _make_command(task: Task):
     def command(**values: Any) -> None:
         debug = values.pop("debug")
         with _user_errors(debug):
-            from ssl_cli.config import resolve_recipe
+            from ssl_cli.recipe_files import resolve_recipe
 
             recipe = resolve_recipe(
                 task.recipe_cls,
@@ -211,7 +211,7 @@ class _user_errors:
 
 def _print_recipe(recipe: Any) -> None:
     """Highlighted on a terminal; piped or redirected, the plain YAML with every line whole (paths stay copyable)."""
-    from ssl_cli.config import recipe_to_yaml
+    from ssl_cli.recipe_files import recipe_to_yaml
 
     text = recipe_to_yaml(recipe)
     if not sys.stdout.isatty():
@@ -264,7 +264,7 @@ def evaluate_command(
     copied or changed. Runs on several processes under accelerate launch."""
     with _user_errors(debug):
         from ssl_cli.api import evaluate
-        from ssl_cli.config import parse_set_override
+        from ssl_cli.recipe_files import parse_set_override
 
         sets = {".".join(path): value for path, value in map(parse_set_override, set_ or [])}
         if overwrite:
@@ -303,6 +303,22 @@ def predict_command(
         where = f" into {output}" if output else ""
         rows_word = "row" if len(predicted) == 1 else "rows"
         print(f"predicted {len(predicted)} {rows_word}{where} ({rate:.1f} rows/s)", file=sys.stderr)
+
+
+@app.command("export")
+def export_command(
+    model: Annotated[str, typer.Option("--model", metavar="PATH", help="A LoRA output dir (adapter_config.json).")],
+    merge: Annotated[bool, typer.Option("--merge", metavar="", help="Merge the adapter into its base model.")] = False,
+    output_dir: Annotated[_Text, typer.Option("--output-dir", metavar="PATH", help="Where the merged model goes "
+                                              "(default: MODEL/merged).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", metavar="", help="Replace a non-empty output dir.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", metavar="", help="Show tracebacks for errors.")] = False,
+) -> None:
+    """Merge a LoRA adapter into its base: a plain model that from_pretrained and pipeline(...) load without peft."""
+    with _user_errors(debug):
+        from ssl_cli.api import export
+
+        print(f"merged model: {export(model, output_dir=output_dir, merge=merge, overwrite=overwrite)}")
 
 
 @app.command("generate")

@@ -55,7 +55,13 @@ SHORT_HELP = {
     "mixed-precision": "auto: bf16 on GPUs that support it, else fp32 (CPUs too).",
     "eval-data": "More datasets to score the trained model on, comma separated (zero-shot transfer).",
     "validation-split-percentage": "Without a validation split, hold out this percentage of the training data.",
-    "report-to": "Trackers, comma separated: tensorboard, wandb, mlflow, comet_ml, aim, clearml; all or none.",
+    "peft": "none, or lora: low-rank adapters, the head trained in full; the output dir holds the adapter.",
+    "target-modules": "Layers that get LoRA adapters: auto (the blocks' linear projections) or names, comma separated.",
+    "modules-to-save": "Modules trained in full with LoRA (default: the task head), comma separated.",
+    "save-on-each-node": "Several machines without a shared disk: each writes checkpoints and outputs to its own.",
+    "push-to-hub": "Upload the output dir (no checkpoints) to the Hub at the end; the login is checked first.",
+    "merge": "Also write the LoRA adapter merged into its base, as a plain model in OUTPUT_DIR/merged.",
+    "report-to": "Trackers, comma separated: tensorboard, wandb, mlflow, trackio, comet_ml, aim, clearml; all or none.",
 }
 
 
@@ -68,7 +74,14 @@ COMMON_FLAGS: tuple[Flag, ...] = (
             ("config-overrides", "model.config_overrides"),
             ("ignore-mismatched-sizes", "model.ignore_mismatched_sizes", bool),
             ("gradient-checkpointing", "model.gradient_checkpointing", bool),
-            ("trust-remote-code", "model.trust_remote_code", bool)),
+            ("trust-remote-code", "model.trust_remote_code", bool),
+            ("peft", "peft.method"),
+            ("lora-r", "peft.lora_r", int),
+            ("lora-alpha", "peft.lora_alpha", float),
+            ("lora-dropout", "peft.lora_dropout", float),
+            ("target-modules", "peft.target_modules"),
+            ("modules-to-save", "peft.modules_to_save"),
+            ("merge", "peft.merge", bool)),
     *_flags(DATA,
             ("data", "data.name"),
             ("dataset-config-name", "data.dataset_config_name"),
@@ -117,12 +130,18 @@ COMMON_FLAGS: tuple[Flag, ...] = (
             ("greater-is-better", "training.greater_is_better", bool),
             ("early-stopping-patience", "training.early_stopping_patience", int),
             ("logging-steps", "training.logging_steps", int),
-            ("report-to", "training.report_to")),
+            ("report-to", "training.report_to"),
+            ("project", "training.project"),
+            ("run-name", "training.run_name")),
     *_flags(RUN,
             ("output-dir", "training.output_dir"),
             ("overwrite", "training.overwrite", bool),
             ("resume", "training.resume", bool),
-            ("resume-from-checkpoint", "training.resume_from_checkpoint")),
+            ("resume-from-checkpoint", "training.resume_from_checkpoint"),
+            ("save-on-each-node", "training.save_on_each_node", bool),
+            ("push-to-hub", "training.push_to_hub", bool),
+            ("hub-model-id", "training.hub_model_id"),
+            ("hub-private-repo", "training.hub_private_repo", bool)),
 )
 
 #: Other names of the common flags: Hugging Face's (written kebab-case; ``_`` works as well).
@@ -131,6 +150,7 @@ COMMON_ALIASES: dict[str, str] = {
     "dataset-name": "data",
     "evaluation-strategy": "eval-strategy",  # TrainingArguments' name before transformers 4.41
     "overwrite-output-dir": "overwrite",
+    "hub-private": "hub-private-repo",
 }
 
 #: Options of every task command that are not recipe keys.

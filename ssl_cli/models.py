@@ -54,6 +54,8 @@ def classify_model(name_or_path: str) -> ModelSource:
         return ModelSource("scratch", spec)
     path = Path(name_or_path).expanduser()
     if path.exists():
+        if (path / "adapter_config.json").is_file() and not (path / "config.json").is_file():
+            return ModelSource("adapter", str(path))  # a LoRA run's output: its base model plus the adapter
         if not (path / "config.json").is_file():
             raise UserError(f"{path} is not a model directory (no config.json): pass a directory saved by save_pretrained")
         check_config_file(path / "config.json")
@@ -225,7 +227,7 @@ def load_tokenizer(source: ModelSource, model_cfg: Any, pretokenized: bool = Fal
     from transformers import AutoTokenizer
 
     kwargs = {"revision": model_cfg.revision, "trust_remote_code": model_cfg.trust_remote_code}
-    if source.kind == "local" and not any((Path(source.name) / name).is_file() for name in TOKENIZER_FILES):
+    if source.kind in ("local", "adapter") and not any((Path(source.name) / name).is_file() for name in TOKENIZER_FILES):
         # transformers 5 would build an empty tokenizer (special tokens only) and every word would be [UNK]
         raise UserError(f"no tokenizer files in {source.name} ({', '.join(TOKENIZER_FILES[:3])}, ...); save the "
                         "tokenizer with the model (tokenizer.save_pretrained)")
@@ -393,6 +395,12 @@ def load_model(source: ModelSource, model_cfg: Any, auto_cls: Any, tokenizer: An
     """Instantiate the task head (random for scratch:, else from safetensors weights)."""
     from transformers import AutoConfig
 
+    if source.kind == "adapter":
+        from ssl_cli.adapters import adapter_base, load_adapter, trained_head
+
+        base = load_model(classify_model(adapter_base(source.name)), model_cfg, auto_cls, tokenizer, max_positions,
+                          training_on_cpu, max_seq_length, **{**model_kwargs, **trained_head(source.name)})
+        return load_adapter(base, source.name)
     if source.kind == "scratch":
         special = {"pad_token_id": tokenizer.pad_token_id}
         if source.name.startswith("gpt2"):
@@ -415,13 +423,24 @@ def load_model(source: ModelSource, model_cfg: Any, auto_cls: Any, tokenizer: An
     _check_positions(config, max_seq_length, source.name)
     if not model_cfg.ignore_mismatched_sizes and model_cfg.init != "random":
         _check_label_count(source.name, auto_cls, model_kwargs.get("num_labels"), common)
-    if model_cfg.init == "random":  # the engine has seeded torch: the same weights for the same seed
-        return auto_cls.from_config(config, trust_remote_code=model_cfg.trust_remote_code)
-    if source.kind == "local":
-        check_weights(source.name)
     try:
-        return auto_cls.from_pretrained(source.name, config=config, use_safetensors=True,
-                                        ignore_mismatched_sizes=model_cfg.ignore_mismatched_sizes, **common)
+        if model_cfg.init == "random":  # the engine has seeded torch: the same weights for the same seed
+            return auto_cls.from_config(config, trust_remote_code=model_cfg.trust_remote_code)
+        if source.kind == "local":
+            check_weights(source.name)
+        model, loading = auto_cls.from_pretrained(source.name, config=config, use_safetensors=True,
+                                                  ignore_mismatched_sizes=model_cfg.ignore_mismatched_sizes,
+                                                  output_loading_info=True, **common)
+        model.newly_initialised = sorted(loading.get("missing_keys") or [])  # LoRA trains and saves these in full
+        return model
+    except ValueError as err:
+        if "Unrecognized configuration class" not in str(err):
+            raise
+        import re
+
+        head = "-".join(re.findall(r"[A-Z][a-z]+|LM", auto_cls.__name__.removeprefix("AutoModelFor"))).lower()
+        raise UserError(f"{source.name} ({config.model_type}) has no {head} head in transformers: pick a model "
+                        "whose architecture has one (BERT, RoBERTa, GPT-2, Llama...)") from None
     except OSError as err:
         if source.kind == "hub":
             raise UserError(_offline_hint(source.name)) from None

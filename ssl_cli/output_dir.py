@@ -169,12 +169,13 @@ def _verified(checkpoint: Path) -> None:
 RESUME_SAFE_KEYS = frozenset({
     "training.output_dir", "training.overwrite", "training.resume", "training.resume_from_checkpoint",
     "training.logging_steps", "training.eval_strategy", "training.eval_steps", "training.save_strategy",
-    "training.save_steps", "training.save_total_limit", "training.report_to", "training.per_device_eval_batch_size",
+    "training.save_steps", "training.save_total_limit", "training.report_to", "training.project", "training.run_name",
+    "training.per_device_eval_batch_size", "training.push_to_hub", "training.hub_model_id", "training.hub_private_repo",
     "training.do_eval", "training.do_predict", "training.load_best_model_at_end", "training.metric_for_best_model",
     "training.greater_is_better", "training.early_stopping_patience", "training.dataloader_num_workers",
-    "training.torch_threads", "training.trim_cpu_memory",
+    "training.torch_threads", "training.trim_cpu_memory", "training.save_on_each_node",
     "data.validation_file", "data.test_file", "data.eval_data", "data.max_eval_samples", "data.max_predict_samples",
-    "data.preprocessing_num_workers", "data.overwrite_cache",
+    "data.preprocessing_num_workers", "data.overwrite_cache", "peft.merge",
 })
 _SAMPLE = 1 << 20  # bytes hashed at each end of a data file
 
@@ -182,7 +183,7 @@ _SAMPLE = 1 << 20  # bytes hashed at each end of a data file
 def run_fingerprint(recipe: Any) -> dict[str, Any]:
     """What a resumed run must share with the one it continues: the recipe's keys outside ``RESUME_SAFE_KEYS``
     (plus ``max_steps``, which may only grow) and the training data files (size and a hash of each end)."""
-    from ssl_cli.config import flat_config
+    from ssl_cli.recipe_files import flat_config
 
     flat = flat_config(recipe.model_dump(mode="json"))
     return {"recipe": {k: v for k, v in flat.items() if k not in RESUME_SAFE_KEYS},

@@ -15,8 +15,11 @@ def write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-def write_model_card(out: Path, task: Any, recipe: Any, splits: Any, results: dict[str, Any], command: str) -> None:
-    """README.md with the metadata header the Hub reads, the data, the metrics and the command."""
+def write_model_card(out: Path, task: Any, recipe: Any, splits: Any, results: dict[str, Any], command: str,
+                     model_config: Any = None) -> None:
+    """README.md with the metadata header the Hub reads, the data, the metrics and the command. A LoRA run's
+    card loads the adapter with peft (``model_config``: the trained model's, for its label count)."""
+    lora = getattr(recipe, "peft", None) is not None and recipe.peft.method == "lora"
     model_class = task.model_class(recipe).__name__
     model = recipe.model.name_or_path
     random_init = model.startswith("scratch:") or recipe.model.init == "random"
@@ -24,7 +27,7 @@ def write_model_card(out: Path, task: Any, recipe: Any, splits: Any, results: di
     source = splits.info.get("source") or recipe.data.train_file or recipe.data.name or "local files"
     lines = [
         "---",
-        "library_name: transformers",
+        f"library_name: {'peft' if lora else 'transformers'}",
         f"pipeline_tag: {task.traits.pipeline_tag}",
         "tags:",
         "- ssl",
@@ -68,7 +71,7 @@ def write_model_card(out: Path, task: Any, recipe: Any, splits: Any, results: di
         "## Use",
         "",
         "```python",
-        *_how_to_load(task, model_class, out),
+        *(_how_to_load_adapter(task, recipe, out, model_config) if lora else _how_to_load(task, model_class, out)),
         "```",
         "",
     ]
@@ -110,3 +113,19 @@ def _how_to_load(task: Any, model_class: str, out: Path) -> list[str]:
         return ["from transformers import pipeline", f'pipe = pipeline("{name}", model="{out}")']
     return [f"from transformers import AutoTokenizer, {model_class}", "",
             f'tokenizer = AutoTokenizer.from_pretrained("{out}")', f'model = {model_class}.from_pretrained("{out}")']
+
+
+def _how_to_load_adapter(task: Any, recipe: Any, out: Path, model_config: Any) -> list[str]:
+    """peft's AutoPeftModel class for the task; the base's head is rebuilt with the run's label count."""
+    from ssl_cli.adapters import MERGED_DIR, PEFT_TASK_TYPES
+
+    suffix = {"SEQ_CLS": "ForSequenceClassification", "TOKEN_CLS": "ForTokenClassification",
+              "QUESTION_ANS": "ForQuestionAnswering", "CAUSAL_LM": "ForCausalLM"}
+    cls = "AutoPeftModel" + suffix.get(PEFT_TASK_TYPES.get(task.traits.pipeline_tag, ""), "")
+    labels = getattr(model_config, "num_labels", None) if cls.endswith("Classification") else None
+    lines = [f"from peft import {cls}", "",
+             f'model = {cls}.from_pretrained("{out}"{f", num_labels={labels}" if labels else ""})']
+    if recipe.peft.merge:
+        lines += ["", "# or, without peft: the adapter merged into its base", *_how_to_load(
+            task, task.model_class(recipe).__name__, out / MERGED_DIR)]
+    return lines

@@ -49,6 +49,7 @@ def load_for_prediction(model_dir: Path, task: Any, settings: dict[str, Any] | N
     import transformers
     from transformers import AutoTokenizer
 
+    from ssl_cli.adapters import is_adapter_dir, load_trained_adapter
     from ssl_cli.api import saved_recipe_tree, settings_recipe
 
     transformers.logging.set_verbosity_error()
@@ -59,7 +60,10 @@ def load_for_prediction(model_dir: Path, task: Any, settings: dict[str, Any] | N
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir), add_prefix_space=True) if task.traits.pretokenized \
             else AutoTokenizer.from_pretrained(str(model_dir))
-        model = task.model_class(recipe).from_pretrained(str(model_dir), use_safetensors=True)
+        if is_adapter_dir(model_dir):
+            model = load_trained_adapter(model_dir, task.model_class(recipe))
+        else:
+            model = task.model_class(recipe).from_pretrained(str(model_dir), use_safetensors=True)
     except (OSError, ValueError) as err:
         raise UserError(f"cannot load the model in {model_dir}: {str(err).splitlines()[0][:200]}") from None
     device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -14,9 +14,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ssl_cli.config import cadences_agree, flat_config, recipe_to_yaml, saved_recipe, selects_best_checkpoint
+from ssl_cli.adapters import check_peft, is_peft_model, uses_lora
+from ssl_cli.config import cadences_agree, selects_best_checkpoint
 from ssl_cli.errors import UserError, write_failure
+from ssl_cli.hub import check_hub_push
 from ssl_cli.output_dir import check_output_dir, check_resume_fingerprint, claim, run_fingerprint
+from ssl_cli.recipe_files import flat_config, recipe_to_yaml, saved_recipe
 from ssl_cli.tasks.base import EvalSet, Task
 
 SCRATCH_TOKENIZER_DIR = "scratch-tokenizer"
@@ -47,6 +50,8 @@ def run_task(task: Task, recipe: Any, evaluation_only: bool = False) -> dict[str
     hub_timeouts()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     training = recipe.training
+    check_hub_push(training)
+    check_peft(recipe)
     resume_from = check_output_dir(training, recipe.model.name_or_path)
     fingerprint = run_fingerprint(recipe)
     if resume_from is not None:
@@ -69,8 +74,8 @@ def run_task(task: Task, recipe: Any, evaluation_only: bool = False) -> dict[str
             for eval_set in splits.evals:
                 eval_set.features = task.prepare_eval(eval_set, tokenizer, recipe)
         # Everything is checked: only now is the output dir created, locked and (with --overwrite) emptied.
-        output_claim = claim(training, resuming=resume_from is not None) if engine.is_main_process else None
-        if engine.is_main_process and (staging / SCRATCH_TOKENIZER_DIR).is_dir():
+        output_claim = claim(training, resuming=resume_from is not None) if engine.writes_files else None
+        if engine.writes_files and (staging / SCRATCH_TOKENIZER_DIR).is_dir():
             # a move, not a rename: the datasets cache and the output dir are often on different disks
             shutil.move(str(staging / SCRATCH_TOKENIZER_DIR), str(out / SCRATCH_TOKENIZER_DIR))
         engine.wait()
@@ -124,7 +129,7 @@ def _train_and_evaluate(task: Task, recipe: Any, engine: Any, splits: Any, token
     if train_features is not None:
         from ssl_cli.data import is_stream
 
-        task.adapt_model_for_training(model, recipe)
+        task.adapt_model_for_training(model.get_base_model() if is_peft_model(model) else model, recipe)
         streamed = is_stream(train_features)  # a stream's columns are known only once read: the collator picks
         lengths = None
         if not streamed:
@@ -132,7 +137,7 @@ def _train_and_evaluate(task: Task, recipe: Any, engine: Any, splits: Any, token
             keep = [c for c in (*traits.inputs, *traits.labels, *traits.collator_reads) if c in train_features.column_names]
             train_features = train_features.select_columns(keep)
         tracker_config = flat_config(recipe.model_dump(mode="json"))
-        with _no_half_made_output(out, created, engine.is_main_process):  # a setting refused as training starts
+        with _no_half_made_output(out, created, engine.writes_files):  # a setting refused as training starts
             result = engine.train(
                 model, train_features, train_collate, lengths,
                 evaluate_during_training if primary is not None else None, metric_name, greater, tracker_config,
@@ -149,25 +154,35 @@ def _train_and_evaluate(task: Task, recipe: Any, engine: Any, splits: Any, token
         prefix = results_prefix(eval_set.name)
         results.update({f"{prefix}_{k}": v for k, v in metrics.items()})
         results[f"{prefix}_samples"] = len(eval_set.examples)
-        if engine.is_main_process:
+        if engine.writes_files:
             eval_set.info["files"] = task.write_predictions(eval_set, artefacts, str(out))
             eval_set.info["metrics"] = metrics
     for alias in traits.summary_aliases:  # where the example scripts put them (perplexity: run_mlm.py, run_clm.py)
         if f"eval_{alias}" in results:
             results[alias] = results[f"eval_{alias}"]
     results.update(engine.describe())
-    if engine.is_main_process:
+    if is_peft_model(engine.unwrap(model)):
+        from ssl_cli.adapters import trainable_parameters
+
+        results.update(trainable_parameters(engine.unwrap(model)))
+    if engine.writes_files:
         try:
-            _save_outputs(task, recipe, engine.unwrap(model), tokenizer, splits, results, out, evaluation_only)
+            _save_outputs(task, recipe, engine.unwrap(model), tokenizer, splits, results, out, evaluation_only,
+                          engine.checkpoints.save_model)
         except Exception as err:  # safetensors and torch report a full disk in their own exception types
             reason = write_failure(err, out)
             if reason is None:
                 raise
             raise UserError(f"cannot write the trained model into {out}: {reason}; its checkpoints are intact: free "
                             "space and run again with --resume") from None
+    if engine.is_main_process:
         _print_summary(task, splits, results, out, evaluation_only)
     engine.wait()
     engine.end()
+    if training.push_to_hub and not evaluation_only and engine.is_main_process:
+        from ssl_cli.hub import push_output_dir
+
+        print(f"pushed to {push_output_dir(training, out)}")
     return results
 
 
@@ -226,15 +241,40 @@ def _build_model(task: Task, recipe: Any, splits: Any, engine: Any, out: Path, r
     model = load_model(source, recipe.model, task.model_class(recipe), tokenizer, max_positions,
                        training_on_cpu=engine.device.type == "cpu" and splits.train is not None,
                        max_seq_length=recipe.data.max_seq_length, **task.model_kwargs(splits, recipe))
+    _inputs_the_model_takes(tokenizer, model)
     if getattr(model.config, "pad_token_id", None) is None and tokenizer.pad_token_id is not None:
         model.config.pad_token_id = tokenizer.pad_token_id  # sequence heads of decoder-only models find the last token by it
     if recipe.model.gradient_checkpointing:
         model.gradient_checkpointing_enable()
+    if source.kind == "adapter":
+        from ssl_cli.adapters import adapter_for_run
+
+        model = adapter_for_run(model, recipe, training=splits.train is not None)
+    elif uses_lora(recipe):
+        from ssl_cli.adapters import add_lora
+
+        model = add_lora(model, recipe, task.traits.pipeline_tag)
+    if uses_lora(recipe) and splits.train is not None:
+        from ssl_cli.adapters import describe_trainable, trainable_parameters
+
+        if engine.is_main_process:
+            print(describe_trainable(trainable_parameters(model)))
     if recipe.model.fast_cpu_dropout and engine.device.type == "cpu" and splits.train is not None:
         from ssl_cli.models import use_fast_cpu_dropout
 
         use_fast_cpu_dropout(model)
     return tokenizer, model
+
+
+def _inputs_the_model_takes(tokenizer: Any, model: Any) -> None:
+    """A tokenizer that returns token_type_ids for a model whose forward has none (a generic fast tokenizer
+    with Llama) would make every batch a TypeError: it stops returning them."""
+    import inspect
+
+    base = model.get_base_model() if is_peft_model(model) else model  # peft's forward names only a few inputs
+    if "token_type_ids" in tokenizer.model_input_names and \
+            "token_type_ids" not in inspect.signature(base.forward).parameters:
+        tokenizer.model_input_names = [name for name in tokenizer.model_input_names if name != "token_type_ids"]
 
 
 def _quiet_libraries(main: bool) -> None:
@@ -249,12 +289,16 @@ def _quiet_libraries(main: bool) -> None:
 
 
 def _save_outputs(task: Task, recipe: Any, model: Any, tokenizer: Any, splits: Any, results: dict[str, Any], out: Path,
-                  evaluation_only: bool = False) -> None:
+                  evaluation_only: bool, save_model: Any) -> None:
     from ssl_cli.outputs import write_evaluation_report, write_json, write_model_card
 
     if not evaluation_only:
-        model.save_pretrained(str(out))
+        save_model(model, out)
         tokenizer.save_pretrained(str(out))
+        if is_peft_model(model):
+            from ssl_cli.adapters import save_adapter_extras
+
+            save_adapter_extras(model, tokenizer, out, recipe.peft.merge)
     command = "ssl " + " ".join(sys.argv[1:]) if Path(sys.argv[0]).name in ("ssl", "__main__.py") else " ".join(sys.argv)
     header = (f"# Resolved recipe of this run. Re-run it into a new directory with:\n"
               f"#   ssl {task.name} --recipe {out / 'recipe.yaml'} --output-dir NEW_DIR")
@@ -272,7 +316,7 @@ def _save_outputs(task: Task, recipe: Any, model: Any, tokenizer: Any, splits: A
     if evaluation_only:
         write_evaluation_report(out, task, recipe, splits, results, command)
     else:
-        write_model_card(out, task, recipe, splits, results, command)
+        write_model_card(out, task, recipe, splits, results, command, getattr(model, "config", None))
 
 
 def _print_summary(task: Task, splits: Any, results: dict[str, Any], out: Path, evaluation_only: bool = False) -> None:

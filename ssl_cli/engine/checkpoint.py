@@ -81,21 +81,23 @@ class Checkpointer:
         self.output_dir = output_dir
 
     @property
-    def is_main_process(self) -> bool:
-        return self.accelerator.is_main_process
+    def writes_files(self) -> bool:
+        """The first process writes checkpoints, or each machine's first with ``save_on_each_node``."""
+        acc = self.accelerator
+        return acc.is_local_main_process if self.training.save_on_each_node else acc.is_main_process
 
     def save(self, state: TrainState) -> Path:
         """Write ``checkpoint-N`` atomically: save into a temp dir, then rename; then rotate."""
         acc = self.accelerator
         final = self.output_dir / f"{CHECKPOINT_PREFIX}{state.global_step}"
         tmp = self.output_dir / f".{final.name}.tmp"
-        if self.is_main_process and tmp.exists():
+        if self.writes_files and tmp.exists():
             shutil.rmtree(tmp)
         acc.wait_for_everyone()
         with unwritten_checkpoint(tmp, final.name):
             acc.save_state(str(tmp))
         acc.wait_for_everyone()
-        if self.is_main_process:
+        if self.writes_files:
             with unwritten_checkpoint(tmp, final.name):
                 write_json_atomic(tmp / STATE_FILE, asdict(state))
                 failpoint("saving", state.global_step)
@@ -125,11 +127,44 @@ class Checkpointer:
         self.accelerator.load_state(str(path))
         return TrainState(**json.loads((path / STATE_FILE).read_text()))
 
-    def load_weights(self, model: Any, checkpoint: Path) -> None:
-        """The checkpoint's weights into ``model`` (unwrapped), on every process."""
+    def save_model(self, model: Any, out: Path) -> None:
+        """The final model in Hugging Face layout (unwrapped). transformers writes it on the global first process
+        only; another machine's first process (``save_on_each_node``) writes it through Accelerate."""
+        acc = self.accelerator
+        if acc.is_main_process or hasattr(model, "peft_config"):  # peft writes the adapter on any process
+            model.save_pretrained(str(out))
+            return
+        acc.save_model(model, str(out), safe_serialization=True)
+        model.config.save_pretrained(str(out))
+        if getattr(model, "generation_config", None) is not None and model.can_generate():
+            model.generation_config.save_pretrained(str(out))
+
+    def load_best(self, model: Any, state: TrainState, metric_name: str) -> str:
+        """The best checkpoint's weights into ``model`` (unwrapped); the line that says what the model now is."""
+        best = Path(state.best_checkpoint)
+        if best.is_dir() and self.load_weights(model, best):
+            return f"loaded the best model ({metric_name} = {state.best_metric:.4g}) from {best}"
+        return (f"warning: the best checkpoint {best} holds no weights ssl can load: the model saved is the last "
+                "step's, not the best")
+
+    def load_weights(self, model: Any, checkpoint: Path) -> bool:
+        """The checkpoint's weights into ``model`` (unwrapped), on every process; False when the checkpoint holds
+        none in a form ssl reads (the caller says so: the model is then the last step's, never silently).
+
+        A plain checkpoint has ``model.safetensors``. FSDP's sharded ones (``pytorch_model_fsdp_0``) and
+        DeepSpeed's (``pytorch_model``) are loaded by Accelerate itself, optimizer and RNG states included:
+        harmless once training is over."""
         from safetensors.torch import load_file
 
         weights = checkpoint / "model.safetensors"
         if weights.is_file():
-            model.load_state_dict(load_file(str(weights), device="cpu"), strict=False)
-            self.accelerator.wait_for_everyone()
+            _missing, unexpected = model.load_state_dict(load_file(str(weights), device="cpu"), strict=False)
+            if unexpected:  # strict=False only for the tied weights safetensors stores once
+                raise UserError(f"the best checkpoint {checkpoint} holds weights this model lacks ({unexpected[0]}, "
+                                "...): it belongs to another model; pass --no-load-best-model-at-end")
+        elif any(checkpoint.glob("pytorch_model_fsdp_*")) or (checkpoint / "pytorch_model").is_dir():
+            self.accelerator.load_state(str(checkpoint))
+        else:
+            return False
+        self.accelerator.wait_for_everyone()
+        return True

@@ -81,3 +81,35 @@ def launched_on_cpu_only() -> bool:
 
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     return world_size > 1 and not torch.cuda.is_available() and importlib.util.find_spec("torch_xla") is None
+
+
+def check_distributed_plan(training: Any) -> None:
+    """An ``accelerate launch`` config this machine cannot run is one line, never a silent fallback: Accelerate
+    on a machine without GPUs would train FSDP and DeepSpeed configs as plain DDP (or fail deep in DeepSpeed)."""
+    import importlib.util
+
+    import torch
+
+    on_gpu = torch.cuda.is_available() or importlib.util.find_spec("torch_xla") is not None
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true":
+        if importlib.util.find_spec("deepspeed") is None:
+            raise UserError("the accelerate config asks for DeepSpeed, which is not installed: pip install deepspeed "
+                            "(it needs GPUs), or launch with recipes/accelerate/multi-gpu.yaml (DDP)")
+        if not torch.cuda.is_available():
+            raise UserError("the accelerate config asks for DeepSpeed, which needs CUDA GPUs, and this machine has "
+                            "none: launch with recipes/accelerate/cpu-2proc.yaml on CPUs")
+        _check_deepspeed_accumulation(training)
+    if os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true" and not on_gpu:
+        raise UserError("the accelerate config asks for FSDP, which Accelerate runs on GPUs only (on this machine "
+                        "it would train plain DDP): launch with recipes/accelerate/cpu-2proc.yaml on CPUs")
+
+
+def _check_deepspeed_accumulation(training: Any) -> None:
+    """DeepSpeed accumulates by its own config's count: a different one would silently change the batch."""
+    steps = os.environ.get("ACCELERATE_GRADIENT_ACCUMULATION_STEPS")
+    if steps not in (None, "", "auto") and int(steps) != training.gradient_accumulation_steps:
+        raise UserError(f"the DeepSpeed config accumulates {steps} steps, the recipe "
+                        f"{training.gradient_accumulation_steps}: make them equal (--gradient-accumulation-steps)")
+    stage = os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE")
+    if stage not in (None, "") and stage not in ("0", "1", "2", "3"):
+        raise UserError(f"the DeepSpeed config's zero_stage is {stage}: use 0, 1, 2 or 3")

@@ -9,15 +9,71 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ssl_cli.errors import UserError, first_line
+
+#: The pip package of each tracker whose import name differs from it.
+TRACKER_PACKAGES = {"comet_ml": "comet-ml"}
+
 
 def available_trackers(requested: list[str]) -> list[str]:
-    """Trackers that are installed (names are checked by the recipe schema); a missing package is skipped."""
+    """The trackers a run reports to: ``all`` is every one installed; one asked for by name must be installed
+    (the Trainer skips it silently, and the user finds the run missing from the dashboard hours later)."""
     import importlib.util
 
     from ssl_cli.config import TRACKERS
 
-    wanted = TRACKERS if "all" in requested else [name for name in requested if name in TRACKERS]
-    return [name for name in wanted if importlib.util.find_spec(name) is not None]
+    if "all" in requested:
+        return [name for name in TRACKERS if importlib.util.find_spec(name) is not None]
+    wanted = [name for name in requested if name in TRACKERS]
+    for name in wanted:
+        if importlib.util.find_spec(name) is None:
+            raise UserError(f"--report_to {name}: {name} is not installed: pip install {TRACKER_PACKAGES.get(name, name)}, "
+                            "or report to another tracker (none for no tracker)")
+    if "wandb" in wanted:
+        _check_wandb_login()
+    return wanted
+
+
+def _check_wandb_login() -> None:
+    """wandb online needs an API key; without one, wandb.init fails (or prompts) after the data is prepared."""
+    import os
+
+    if os.environ.get("WANDB_MODE", "").lower() in ("offline", "disabled", "dryrun") or os.environ.get("WANDB_API_KEY"):
+        return
+    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    if netrc.is_file() and "api.wandb.ai" in netrc.read_text(encoding="utf-8", errors="replace"):
+        return
+    raise UserError("--report_to wandb: no wandb login (no WANDB_API_KEY, no ~/.netrc entry): run `wandb login`, "
+                    "or set WANDB_MODE=offline to log to local files (wandb sync uploads them later)")
+
+
+def tracker_settings(cfg: Any, output_dir: Path, trackers: list[str]) -> tuple[str, dict[str, dict[str, Any]]]:
+    """The project name and each tracker's own arguments: the run named as ``run_name`` (or the output dir)
+    in every tracker that names runs; mlflow's store a local folder unless MLFLOW_TRACKING_URI says otherwise."""
+    import os
+
+    project = cfg.project or os.environ.get("WANDB_PROJECT") or "ssl"
+    run_name = cfg.run_name or Path(output_dir).resolve().name
+    if "mlflow" in trackers:
+        if not os.environ.get("MLFLOW_TRACKING_URI"):  # mlflow 3's default is a SQLite file (SQLAlchemy)
+            os.environ["MLFLOW_TRACKING_URI"] = Path("mlruns").resolve().as_uri()
+        if "://" not in os.environ["MLFLOW_TRACKING_URI"] or os.environ["MLFLOW_TRACKING_URI"].startswith("file:"):
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # mlflow 3.x refuses a file store otherwise
+    named = {"wandb": {"name": run_name}, "mlflow": {"run_name": run_name}, "trackio": {"name": run_name},
+             "clearml": {"task_name": run_name}}
+    return project, {name: named[name] for name in trackers if name in named}
+
+
+def start_trackers(accelerator: Any, settings: tuple[str, dict[str, dict[str, Any]]], config: dict[str, Any]) -> None:
+    """Accelerate's trackers, started with the recipe as hyper-parameters; a tracker that cannot start (a
+    server not answering, a store it refuses) is one line."""
+    project, init_kwargs = settings
+    try:
+        accelerator.init_trackers(project, config=config, init_kwargs=init_kwargs)
+    except Exception as err:  # each tracker raises its own types
+        names = ", ".join(str(name) for name in accelerator.log_with)
+        raise UserError(f"--report_to {names}: a tracker could not start ({first_line(err, 200)}): fix its settings, or "
+                        "report to other trackers") from None
 
 
 class JsonLog:

@@ -29,18 +29,14 @@ from typing import Any
 import numpy as np
 
 from ssl_cli.allocator import active_allocator
-from ssl_cli.compat import (
-    clear_fused_grad_divisor,
-)
+from ssl_cli.compat import clear_fused_grad_divisor
 from ssl_cli.engine.batching import stream_loader, training_collator
-from ssl_cli.engine.checkpoint import (
-    Checkpointer,
-    remove_half_written,
-)
+from ssl_cli.engine.checkpoint import Checkpointer, remove_half_written
 from ssl_cli.engine.collate import MicroBatches
 from ssl_cli.engine.cpu import HeapTrimmer, tune_cpu_allocator
 from ssl_cli.engine.devices import (
     avoid_cudnn_attention_plans,
+    check_distributed_plan,
     compile_plugin,
     launched_on_cpu_only,
     replays_cuda_graphs,
@@ -48,7 +44,7 @@ from ssl_cli.engine.devices import (
 )
 from ssl_cli.engine.durability import failpoint, truncate_log
 from ssl_cli.engine.evaluate import predict, track_best
-from ssl_cli.engine.logging import JsonLog, Progress, available_trackers, evaluations_left
+from ssl_cli.engine.logging import JsonLog, Progress, available_trackers, evaluations_left, start_trackers, tracker_settings
 from ssl_cli.engine.loss import LossLog, loss_weights
 from ssl_cli.engine.optim import clip_gradients, fused_adamw_supported, parameter_groups
 from ssl_cli.engine.packing import model_inputs
@@ -86,6 +82,7 @@ class Engine:
         self.output_dir = Path(output_dir)
         self._scheduler: Any = None  # the run's, for a schedule that steps on evaluation metrics
         self._progress: Progress | None = None  # the training's terminal view, while it trains
+        check_distributed_plan(training)
         self.mixed_precision = resolve_mixed_precision(training.mixed_precision)
         self.trackers = available_trackers(training.report_to)
         self.accelerator = Accelerator(
@@ -94,7 +91,8 @@ class Engine:
             dynamo_plugin=compile_plugin(training),
             gradient_accumulation_steps=training.gradient_accumulation_steps,
             log_with=self.trackers or None,
-            project_config=ProjectConfiguration(project_dir=str(self.output_dir), logging_dir=str(self.output_dir / "runs")),
+            project_config=ProjectConfiguration(project_dir=str(self.output_dir), logging_dir=str(self.output_dir / "runs"),
+                                                save_on_each_node=training.save_on_each_node),
             # batches go to a GPU from pinned memory without waiting for the step in flight (see train)
             dataloader_config=DataLoaderConfiguration(non_blocking=True),
         )
@@ -119,6 +117,12 @@ class Engine:
     @property
     def is_main_process(self) -> bool:
         return self.accelerator.is_main_process
+
+    @property
+    def writes_files(self) -> bool:
+        """Whether this process writes the output dir: the first process, or each machine's first with
+        ``save_on_each_node`` (disks not shared)."""
+        return self.checkpoints.writes_files
 
     @property
     def num_processes(self) -> int:
@@ -216,8 +220,8 @@ class Engine:
         model = plan.model
         state = self._start_state(resume_from, fingerprint)
         if self.trackers:
-            acc.init_trackers("ssl", config=tracker_config)
-        log = JsonLog(self.output_dir / LOG_FILE, self.is_main_process)
+            start_trackers(acc, tracker_settings(cfg, self.output_dir, self.trackers), tracker_config)
+        log = JsonLog(self.output_dir / LOG_FILE, self.writes_files)
         progress = Progress(plan.total_steps, state.global_step, self.is_main_process,
                             evaluations_left(cfg, plan.total_steps, len(plan.loader or ()), evaluate is not None))
         counts = Counts(time.perf_counter(), state.global_step, state.examples_seen)
@@ -252,9 +256,8 @@ class Engine:
         if state.running_batches:
             self.losses.close_window(state)
         runtime = time.perf_counter() - counts.start_time
-        if cfg.load_best_model_at_end and state.best_checkpoint and Path(state.best_checkpoint).is_dir():
-            self.checkpoints.load_weights(self.unwrap(model), Path(state.best_checkpoint))
-            self.print(f"loaded the best model ({metric_name} = {state.best_metric:.4g}) from {state.best_checkpoint}")
+        if cfg.load_best_model_at_end and state.best_checkpoint:
+            self.print(self.checkpoints.load_best(self.unwrap(model), state, metric_name))
         samples = state.examples_seen if plan.streamed else len(dataset)
         trims = self._heap.trims if self._heap is not None else 0
         return TrainResult(model, train_metrics(acc, cfg, state, counts, runtime, samples,
@@ -320,11 +323,11 @@ class Engine:
     def _start_state(self, resume_from: Path | None, fingerprint: dict[str, Any] | None) -> TrainState:
         """A new state, or the checkpoint's (its log cut back to its step); half-written checkpoints go first."""
         state = TrainState()
-        if self.is_main_process:
+        if self.writes_files:
             remove_half_written(self.output_dir)
         if resume_from is not None:
             state = self.checkpoints.load(resume_from)
-            if self.is_main_process:
+            if self.writes_files:
                 truncate_log(self.output_dir / LOG_FILE, state.global_step)
             self.print(f"resumed from {resume_from} at step {state.global_step} (epoch {state.epoch}, batch {state.batches_in_epoch})")
         state.fingerprint = fingerprint

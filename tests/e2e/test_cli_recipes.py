@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ssl_cli.config import resolve_recipe
+from ssl_cli.recipe_files import resolve_recipe
 from ssl_cli.tasks import all_tasks
 from tests.conftest import ROOT, run_cli
 
@@ -143,7 +143,7 @@ def test_every_task_has_a_tiny_recipe_and_a_test_file(name):
 
 
 def test_resolved_recipe_is_itself_a_valid_recipe(tmp_path):
-    from ssl_cli.config import recipe_to_yaml
+    from ssl_cli.recipe_files import recipe_to_yaml
 
     r = resolve(flags={"training.learning_rate": 5e-5, "data.eval_data": ["drcd"]})
     saved = tmp_path / "recipe.yaml"

@@ -130,7 +130,7 @@ def write_clue(task: str, folder: Path) -> dict[str, Path]:
 
 
 def _splits(task: str, paths: dict[str, Path], command: str = "finetune-glue"):
-    from ssl_cli.config import resolve_recipe
+    from ssl_cli.recipe_files import resolve_recipe
     from ssl_cli.tasks import all_tasks
 
     runner = all_tasks()[command]

@@ -155,8 +155,8 @@ def test_eval_steps_alone_saves_at_each_evaluation(capsys):
 def test_two_cadences_that_disagree_turn_best_model_loading_off_unless_asked(capsys):
     training = resolved(capsys, "--eval-steps", "4", "--save-steps", "6")["training"]
     assert training["load_best_model_at_end"] is False and training["save_steps"] == 6
-    from ssl_cli.config import resolve_recipe
     from ssl_cli.errors import UserError
+    from ssl_cli.recipe_files import resolve_recipe
     from ssl_cli.run import check_strategies
 
     task = all_tasks()["finetune-glue"]

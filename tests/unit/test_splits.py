@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from ssl_cli.config import resolve_recipe
 from ssl_cli.errors import UserError
+from ssl_cli.recipe_files import resolve_recipe
 from ssl_cli.tasks import all_tasks
 
 
