@@ -39,7 +39,7 @@ def worker_ssl(args: argparse.Namespace) -> dict:
     argv = ["finetune-glue", "--task", "sst2", "--model", args.model, "--train-file", args.train,
             "--validation-file", args.dev, "--output-dir", str(out), "--overwrite", "--max-seq-length", "128",
             "--per-device-train-batch-size", args.batch, "--learning-rate", args.lr, "--seed", str(args.seed),
-            "--set", "training.eval_strategy=no", "--set", "training.save_strategy=no", "--report_to", "none",
+            "--set", "training.eval_strategy=no", "--set", "training.save_strategy=no", "--set", "training.report_to=[none]",
             "--logging-steps", "50", *(["--max-steps", args.steps] if args.steps else ["--num-train-epochs", "1"]),
             *(["--peft", "lora"] if args.row.startswith("lora") else [])]
     results, wall = run_ssl(argv, out)
@@ -81,7 +81,7 @@ def _report(cost: dict[str, dict], quality: dict[str, list], seeds: int) -> list
     gap = (sum(r["accuracy"] for r in quality["full"]) - sum(r["accuracy"] for r in quality["lora"])) / seeds
     lines += ["", f"LoRA at bert-base shapes: {lora['train_samples_per_second'] / full['train_samples_per_second']:.2f}x "
               f"the samples/s and {lora['peak_rss_mb'] / full['peak_rss_mb']:.2f}x the peak RSS of full fine-tuning; "
-              f"mean accuracy {100 * gap:+.1f} points below full on SST-2 (target: within ~1)."]
+              f"mean accuracy {100 * gap:.1f} points below full on SST-2 (target: within ~1)."]
     return lines
 
 

@@ -82,7 +82,7 @@ def _other_targets(results: dict) -> list[tuple[str, str, bool | None]]:
         gap = 100 * (sum(r["accuracy"] for r in quality["full"]) - sum(r["accuracy"] for r in quality["lora"])) \
             / len(quality["full"])
         out.append(("LoRA within ~1 point of full fine-tuning (SST-2, MiniLM, mean over seeds)",
-                    f"{gap:+.1f} points below full", gap <= 1.0))
+                    f"{gap:.1f} points below full", gap <= 1.0))
     if "startup" in results:
         rows = results["startup"]["rows"]
         for name, limit in STARTUP_TARGETS.items():

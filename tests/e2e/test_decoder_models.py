@@ -18,15 +18,14 @@ def decoders(tmp_path_factory):
     return {kind: write_tiny_model(kind, root) for kind in ("gpt2", "llama")}
 
 
-@pytest.mark.parametrize("kind", ["gpt2", "llama"])
-@pytest.mark.parametrize("command, metric", [("finetune-glue", "eval_accuracy"), ("tag-pos", "eval_accuracy"),
-                                             ("nli", "eval_accuracy")])
-def test_decoder_models_train_in_the_encoder_tasks(tmp_path, decoders, kind, command, metric):
+@pytest.mark.parametrize("kind, command", [("gpt2", "finetune-glue"), ("gpt2", "tag-pos"), ("gpt2", "nli"),
+                                           ("llama", "finetune-glue"), ("llama", "tag-pos")])  # nli: glue's code
+def test_decoder_models_train_in_the_encoder_tasks(tmp_path, decoders, kind, command):
     out = tmp_path / "run"
     run_cli(*tiny_task_args(command, tmp_path / "data"), "--model", str(decoders[kind]), "--max-steps", "4",
             "--per-device-train-batch-size", "8", "--output-dir", str(out), check=True)
     results = json.loads((out / "all_results.json").read_text())
-    assert 0 <= results[metric] <= 1
+    assert 0 <= results["eval_accuracy"] <= 1
     config = json.loads((out / "config.json").read_text())
     assert config["pad_token_id"] is not None  # saved: pipeline() batches the model as training did
 

@@ -27,11 +27,11 @@ def _installed(*names: str) -> list[str]:
 
 
 def test_metrics_reach_every_tracker_s_own_files(tmp_path, glue_args, monkeypatch):
-    trackers = _installed("tensorboard", "mlflow", "wandb")
-    out, mlruns, wandb_dir = tmp_path / "run", tmp_path / "mlruns", tmp_path / "wandb"
+    trackers = _installed("tensorboard", "mlflow", "wandb", "trackio")
+    out, mlruns, wandb_dir, trackio_dir = tmp_path / "run", tmp_path / "mlruns", tmp_path / "wandb", tmp_path / "trackio"
     wandb_dir.mkdir()
     env = {"MLFLOW_TRACKING_URI": mlruns.as_uri(), "WANDB_MODE": "offline", "WANDB_DIR": str(wandb_dir),
-           "WANDB_SILENT": "true"}
+           "WANDB_SILENT": "true", "TRACKIO_DIR": str(trackio_dir)}
     run_cli(*glue_args, "--report_to", ",".join(trackers), "--project", "sst-tiny", "--run-name", "first",
             "--output-dir", str(out), check=True, env=env)
     logged = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
@@ -63,6 +63,12 @@ def test_metrics_reach_every_tracker_s_own_files(tmp_path, glue_args, monkeypatc
         logged_accuracy = [json.loads(item.value_json) for r in records if r.WhichOneof("record_type") == "history"
                            for item in r.history.item if (item.key or "/".join(item.nested_key)) == "eval/accuracy"]
         assert logged_accuracy == pytest.approx(accuracy)
+    if "trackio" in trackers:
+        monkeypatch.setenv("TRACKIO_DIR", str(trackio_dir))  # trackio reads it when imported
+        from trackio.sqlite_storage import SQLiteStorage
+
+        logs = SQLiteStorage.get_logs("sst-tiny", "first")
+        assert [row["eval/accuracy"] for row in logs if "eval/accuracy" in row] == pytest.approx(accuracy)
 
 
 def _wandb_records(path):
@@ -95,6 +101,7 @@ def test_mlflow_defaults_to_a_file_store_in_the_working_directory(tmp_path, monk
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
     monkeypatch.delenv("WANDB_PROJECT", raising=False)
     project, kwargs = tracker_settings(SimpleNamespace(project=None, run_name=None), tmp_path / "out", ["mlflow"])
     import os
