@@ -161,3 +161,14 @@ def test_lora_on_two_processes_trains_as_one(tmp_path, glue_args):
     assert two["trainable_parameters"] == one["trainable_parameters"]
     assert two["train_loss"] == pytest.approx(one["train_loss"], rel=1e-2)
     assert two["eval_accuracy"] == pytest.approx(one["eval_accuracy"], abs=1e-4)
+
+
+@pytest.mark.parametrize("command, task_type", [("tag-pos", "TOKEN_CLS"), ("finetune-qa", "QUESTION_ANS"),
+                                                ("multiple-choice", None)])
+def test_lora_trains_the_other_heads(tmp_path, bert_dir, command, task_type):
+    out = tmp_path / "run"
+    run_cli(*tiny_task_args(command, tmp_path / "data"), "--model", str(bert_dir), "--peft", "lora",
+            "--max-steps", "3", "--output-dir", str(out), check=True)
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert config["task_type"] == task_type and config["modules_to_save"]  # the head, in full
+    assert 0 < json.loads((out / "all_results.json").read_text())["trainable_percent"] < 100
