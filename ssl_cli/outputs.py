@@ -19,7 +19,9 @@ def write_model_card(out: Path, task: Any, recipe: Any, splits: Any, results: di
                      model_config: Any = None) -> None:
     """README.md with the metadata header the Hub reads, the data, the metrics and the command. A LoRA run's
     card loads the adapter with peft (``model_config``: the trained model's, for its label count)."""
-    lora = getattr(recipe, "peft", None) is not None and recipe.peft.method == "lora"
+    from ssl_cli.adapters import uses_lora
+
+    lora = uses_lora(recipe)
     model_class = task.model_class(recipe).__name__
     model = recipe.model.name_or_path
     random_init = model.startswith("scratch:") or recipe.model.init == "random"

@@ -14,6 +14,7 @@ import sys
 import pytest
 
 from tests.conftest import ROOT, run_cli, tiny_task_args
+from tests.e2e.test_multiprocess import launch
 from tests.models_on_disk import write_tiny_model
 
 
@@ -45,14 +46,6 @@ def _launch_two_machines(args: list[str], cwds: tuple = (ROOT, ROOT)) -> None:
             assert code == 0, log[-3000:]
 
 
-def _launch_one_machine(args: list[str]) -> None:
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "ssl_cli", *args]
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-
-
 @pytest.fixture(scope="module")
 def common(tmp_path_factory):
     root = tmp_path_factory.mktemp("multinode")
@@ -68,7 +61,8 @@ def test_two_machines_train_as_two_processes_on_one_and_resume(tmp_path, common)
 
     nodes, single = tmp_path / "nodes", tmp_path / "single"
     _launch_two_machines([*common, "--output-dir", str(nodes)])
-    _launch_one_machine([*common, "--output-dir", str(single)])
+    proc = launch(*common, "--output-dir", str(single))
+    assert proc.returncode == 0, proc.stderr[-3000:]
     a, b = (json.loads((d / "all_results.json").read_text()) for d in (nodes, single))
     assert a["num_processes"] == b["num_processes"] == 2
     scores = ["train_loss", *(k for k in b if k.startswith("eval_") and isinstance(b[k], float))]
