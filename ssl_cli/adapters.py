@@ -175,11 +175,18 @@ def load_trained_adapter(path: str | Path, model_class: Any) -> Any:
 
 def merge_adapter_dir(path: str | Path, model_class: Any, target: Path) -> Path:
     """``ssl export --merge``: the adapter merged into its base, saved with the tokenizer as a plain model."""
+    import transformers
     from transformers import AutoTokenizer
 
+    transformers.logging.set_verbosity_error()  # the base's load report: the adapter supplies what it lacks
+    transformers.utils.logging.disable_progress_bar()
     merged = load_trained_adapter(path, model_class).merge_and_unload()
-    merged.save_pretrained(str(target))
-    AutoTokenizer.from_pretrained(str(path)).save_pretrained(str(target))
+    try:
+        merged.save_pretrained(str(target))
+        AutoTokenizer.from_pretrained(str(path)).save_pretrained(str(target))
+    except OSError as err:
+        raise UserError(f"cannot write the merged model into {target}: {err.strerror or first_line(err)}: pass "
+                        "another --output-dir") from None
     return target
 
 
