@@ -34,6 +34,13 @@ BASE = SHAPES["bert-base"]
 # CUDA graphs: one replay per step instead of a launch per kernel, recorded once per new shape
 CUDA_GRAPHS = ["--torch-compile", "--set", "training.torch_compile_mode=reduce-overhead"]
 EXTRA_ROWS = {  # name: (subcommand, extra ssl arguments)
+    # padding-free rows (training.padding_free: auto, on here) against the padded batches they replace, and the
+    # batch the device's memory allows (per_device_train_batch_size: auto) against the recipe's
+    "finetune-qa, padded": ("finetune-qa", ["--set", "training.padding_free=false"]),
+    "finetune-glue, padded": ("finetune-glue", ["--set", "training.padding_free=false"]),
+    "tag-pos, padded": ("tag-pos", ["--set", "training.padding_free=false"]),
+    "finetune-qa, batch auto": ("finetune-qa", ["--per-device-train-batch-size", "auto"]),
+    "finetune-glue, batch auto": ("finetune-glue", ["--per-device-train-batch-size", "auto"]),
     "tag-pos, packed rows": ("tag-pos", ["--set", "training.pack_sequences=true"]),
     "finetune-qa, torch.compile": ("finetune-qa", ["--torch-compile"]),
     "finetune-qa, fp32": ("finetune-qa", ["--mixed-precision", "no"]),

@@ -200,7 +200,18 @@ class TrainingConfig(Section):
     do_predict: bool = Field(False, description="Write predictions for the test split.")
     seed: int = Field(42, ge=0, le=2**32 - 1, description="Random seed for initialisation, shuffling and dropout "
                       "(0 to 2**32-1, numpy's range).")
-    per_device_train_batch_size: int = Field(12, ge=1, description="Training batch size per process.")
+    per_device_train_batch_size: int | Literal["auto"] = Field(
+        12, description="Training batch size per process. auto: the largest that fits in the device's memory, "
+        "found by trying training steps on the longest rows before training (up to 32 on CPU, where bigger batches "
+        "do not run faster); the size chosen is in all_results.json and a resumed run keeps it.")
+    auto_find_batch_size: bool = Field(
+        False, description="The Trainer's flag: per_device_train_batch_size is the upper bound, lowered (by the same "
+        "search as auto) until a training step fits in memory.")
+    auto_batch_lr_scaling: Literal["none", "sqrt", "linear"] = Field(
+        "none", description="How the learning rate follows an automatic batch size: none keeps learning_rate (and "
+        "says so); sqrt or linear scale it by (chosen size / auto_batch_reference_size) to that power.")
+    auto_batch_reference_size: int = Field(
+        32, ge=1, description="The per-process batch size learning_rate was tuned for, for auto_batch_lr_scaling.")
     per_device_eval_batch_size: int = Field(32, ge=1, description="Evaluation batch size per process.")
     gradient_accumulation_steps: int = Field(1, ge=1, description="Batches accumulated into one optimizer step.")
     learning_rate: float = Field(3e-5, gt=0, description="Peak learning rate of AdamW.")
@@ -251,6 +262,16 @@ class TrainingConfig(Section):
         "batch's (losses weighted by each one's share), so batches stay random and results the same. auto: on "
         "CPU; true: on accelerators too; "
         "false: one padded batch. Never with static shapes (TPU).",
+    )
+    tf32: bool | None = Field(
+        None, description="On CUDA, TF32 matmuls for what runs in fp32 (null: on, as the GPU default; false: full "
+        "fp32 matmuls). Ignored elsewhere.")
+    padding_free: Literal["auto", True, False] = Field(
+        "auto", description="Train on padding-free rows: each batch's real tokens end to end in one row, positions "
+        "restarting per sequence, attention within each sequence (FlashAttention-2 with flash-attn on CUDA, else "
+        "PyTorch's nested-tensor SDPA), the heads reading the usual padded layout. Used only if the model gives "
+        "padding-free rows the outputs it gives padded ones (checked before training). auto: on GPUs and other "
+        "accelerators; on CPU padding_microbatches and pack_sequences are faster.",
     )
     pack_sequences: Literal["auto", True, False] = Field(
         "auto",
@@ -341,6 +362,20 @@ class TrainingConfig(Section):
                 raise ValueError(f"unknown tracker '{name}'{did_you_mean(name, TRACKERS)}; choose from "
                                  f"{', '.join(TRACKERS)}, all or none")
         return names
+
+    @field_validator("per_device_train_batch_size", mode="before")
+    @classmethod
+    def _batch_size_or_auto(cls, value: Any) -> Any:
+        """One message for every wrong value (pydantic's would list one per alternative of the union)."""
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
+        try:
+            size = int(value) if not isinstance(value, (bool, float)) else None
+        except (TypeError, ValueError):
+            size = None
+        if size is None or size < 1:
+            raise ValueError("must be a whole number of at least 1, or auto (the largest batch that fits in memory)")
+        return size
 
     @field_validator("eval_strategy", "save_strategy", "mixed_precision", mode="before")
     @classmethod

@@ -8,14 +8,28 @@ from typing import Any
 from ssl_cli.engine.collate import MicroBatchingCollator, cpu_pass_overhead_tokens
 from ssl_cli.engine.optim import non_embedding_parameters
 from ssl_cli.engine.packing import SequencePacker, packing_position_offset
+from ssl_cli.engine.padding_free import FlatteningCollator, PaddingFree, flattenable, padding_free_position_offset
 from ssl_cli.errors import UserError
 
 
+def batch_traits(traits: Any) -> tuple[bool, bool, str]:
+    """(fixed shapes, packable, loss weighting) of a task's ``Traits``; a plain mean over rows without one."""
+    if traits is None:
+        return False, False, "rows"
+    return traits.fixed_shapes, traits.packable, traits.loss_weighting
+
+
 def training_collator(model: Any, collate_fn: Callable, dataset: Any, cfg: Any, packable: bool, streamed: bool,
-                      reshapes: Callable[[Any], bool], say: Callable[[str], None]) -> Callable:
-    """The batch builder training runs: packed rows where the task and the model allow them, else micro-batches
-    of similar lengths where padding would cost more than a pass, else ``collate_fn`` itself. ``reshapes(setting)``
-    says whether an auto|true|false lever that reshapes batches is on here."""
+                      reshapes: Callable[[Any], bool], say: Callable[[str], None], padding_free: bool) -> Callable:
+    """The batch builder training runs: padding-free rows where wanted (``padding_free``: the run's
+    ``training.padding_free`` on this device) and the model passes the check, else packed rows where the task and
+    the model allow them, else micro-batches of similar lengths where padding would cost more than a pass, else
+    ``collate_fn`` itself. ``reshapes(setting)`` says whether an auto|true|false CPU lever is on here."""
+    flattening = flattening_collator(model, collate_fn, dataset, cfg.padding_free) \
+        if padding_free and not streamed else None
+    if flattening is not None:
+        say(f"training on padding-free rows (training.padding_free; position offset {flattening.position_offset})")
+        return flattening
     packer = sequence_packer(model, collate_fn, dataset, cfg.pack_sequences, reshapes) \
         if packable and not streamed else None
     if packer is not None:
@@ -45,6 +59,33 @@ def sequence_packer(model: Any, collate_fn: Any, dataset: Any, setting: Any,
     positions = getattr(config, "max_position_embeddings", None) or 512
     return SequencePacker(collate_fn, offset, max_capacity=positions - offset,
                           hidden_size=getattr(config, "hidden_size", 768))
+
+
+def wants_padding_free(setting: Any, device_type: str, static_shapes: bool, fixed_shapes: bool) -> bool:
+    """``training.padding_free`` here: auto on accelerators (a CPU trains faster with its own levers), never
+    with static shapes (TPU) or batches that have no padding (packed blocks)."""
+    if setting is False or static_shapes or fixed_shapes:
+        return False
+    return setting is True or device_type != "cpu"
+
+
+def flattening_collator(model: Any, collate_fn: Any, dataset: Any, setting: Any) -> FlatteningCollator | None:
+    """``collate_fn`` made padding-free, with ``model`` switched to attend within each sequence, if the model gives
+    padding-free rows the outputs it gives padded ones (``padding_free_position_offset``)."""
+    rows = [dataset[i] for i in range(min(8, len(dataset)))]
+    if not flattenable(collate_fn, rows):
+        if setting is True:
+            raise UserError("training.padding_free is true, but this task's batches hold several sequences per row "
+                            "(choices): set training.padding_free to auto or false")
+        return None
+    offset = padding_free_position_offset(model, collate_fn, rows)
+    if offset is None:
+        if setting is True:
+            raise UserError(f"training.padding_free is true, but {type(model).__name__} does not give padding-free "
+                            "rows the outputs it gives padded ones (its attention or positions ignore the sequence "
+                            "boundaries): set training.padding_free to auto or false")
+        return None
+    return FlatteningCollator(collate_fn, offset, PaddingFree(model))
 
 
 def stream_loader(accelerator: Any, cfg: Any, dataset: Any, epoch: int, skip_batches: int, collate_fn: Callable,

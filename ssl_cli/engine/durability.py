@@ -11,7 +11,9 @@
   dropped, so the log reads as one uninterrupted run.
 - ``SSL_FAILPOINT=name:step`` makes the process SIGKILL itself at a named
   point: how the kill tests hit "mid-write" or "during evaluation" exactly,
-  with a real kill (no clean-up runs, as with ``kill -9`` or the OOM killer).
+  with a real kill (no clean-up runs, as with ``kill -9`` or the OOM killer);
+  ``SSL_FAILPOINT=oom_above:N`` makes batches of more than N rows run out of
+  memory (``memory_failpoint``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,16 @@ def failpoint(name: str, step: int) -> None:
     spec = os.environ.get("SSL_FAILPOINT")
     if spec and spec == f"{name}:{step}":
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def memory_failpoint(rows: int) -> None:
+    """With ``SSL_FAILPOINT`` = ``oom_above:N``, a batch of more than N rows asks the allocator for a petabyte:
+    a real out-of-memory error, as a full device raises it, for testing the batch-size search on a CPU."""
+    spec = os.environ.get("SSL_FAILPOINT", "")
+    if spec.startswith("oom_above:") and rows > int(spec.partition(":")[2]):
+        import torch
+
+        torch.empty(1 << 50, dtype=torch.uint8)
 
 
 def sha256_of(path: Path) -> str:

@@ -30,7 +30,8 @@ import numpy as np
 
 from ssl_cli.allocator import active_allocator
 from ssl_cli.compat import clear_fused_grad_divisor
-from ssl_cli.engine.batching import stream_loader, training_collator
+from ssl_cli.engine.batch_size import choose_batch_size
+from ssl_cli.engine.batching import batch_traits, stream_loader, training_collator, wants_padding_free
 from ssl_cli.engine.checkpoint import Checkpointer, remove_half_written
 from ssl_cli.engine.collate import MicroBatches
 from ssl_cli.engine.cpu import HeapTrimmer, tune_cpu_allocator
@@ -41,6 +42,7 @@ from ssl_cli.engine.devices import (
     launched_on_cpu_only,
     replays_cuda_graphs,
     resolve_mixed_precision,
+    set_compute_modes,
 )
 from ssl_cli.engine.durability import failpoint, truncate_log
 from ssl_cli.engine.evaluate import predict, track_best
@@ -96,10 +98,7 @@ class Engine:
             # batches go to a GPU from pinned memory without waiting for the step in flight (see train)
             dataloader_config=DataLoaderConfiguration(non_blocking=True),
         )
-        if training.torch_threads:
-            import torch
-
-            torch.set_num_threads(training.torch_threads)
+        set_compute_modes(training, self.accelerator.device)
         self.allocator = active_allocator()
         on_glibc = self.accelerator.device.type == "cpu" and self.allocator == "glibc"
         libc = tune_cpu_allocator() if on_glibc else None  # tcmalloc (ssl preloads it when installed) needs neither
@@ -108,6 +107,7 @@ class Engine:
         self._grad_norm: Any = None  # the last step's gradient norm before clipping, read only when logged
         self._trainable: tuple[Any, list[Any]] | None = None  # (model, its trainable parameters): _trainable_parameters
         self._cuda_graphs = replays_cuda_graphs(training, self.accelerator.device)
+        self.batch_size: dict[str, Any] = {}  # what batch_size.choose_batch_size settled
         self.checkpoints = Checkpointer(self.accelerator, training, self.output_dir)
         self.losses = LossLog(self.accelerator, self.output_dir)  # read from the device only when needed
         set_seed(training.seed)
@@ -209,14 +209,15 @@ class Engine:
         ``fingerprint``: stored in every checkpoint, for ``--resume`` to compare (``ssl_cli.output_dir``).
         """
         cfg, acc = self.cfg, self.accelerator
-        steady_shapes, packable, loss_weighting = _batch_traits(traits)
+        steady_shapes, packable, loss_weighting = batch_traits(traits)
         if self._heap is not None:
             self._heap.steady_shapes = steady_shapes
         if not steady_shapes:
             avoid_cudnn_attention_plans(self.device)
         collate_fn = training_collator(model, collate_fn, dataset, cfg, packable, lengths is None,
-                                       self._on_cpu_by_default, self.print)
-        plan = self._plan(model, dataset, collate_fn, lengths, greater_is_better)
+                                       self._on_cpu_by_default, self.print, wants_padding_free(
+                                           cfg.padding_free, self.device.type, self.needs_static_shapes, steady_shapes))
+        plan = self._plan(model, dataset, collate_fn, lengths, greater_is_better, resume_from)
         model = plan.model
         state = self._start_state(resume_from, fingerprint)
         if self.trackers:
@@ -252,6 +253,7 @@ class Engine:
                     self._save_checkpoint(state, metric_name)
             self._finish(model, evaluate, state, metric_name, greater_is_better, log, epochs_done(state, plan.loader))
         self._progress = None
+        getattr(collate_fn, "restore", lambda: None)()  # a padding-free model attends as it did before training
         self.losses.flush(state)
         if state.running_batches:
             self.losses.close_window(state)
@@ -260,8 +262,8 @@ class Engine:
             self.print(self.checkpoints.load_best(self.unwrap(model), state, metric_name))
         samples = state.examples_seen if plan.streamed else len(dataset)
         trims = self._heap.trims if self._heap is not None else 0
-        return TrainResult(model, train_metrics(acc, cfg, state, counts, runtime, samples,
-                                                epochs_done(state, plan.loader), trims))
+        return TrainResult(model, {**train_metrics(acc, cfg, state, counts, runtime, samples,
+                                                   epochs_done(state, plan.loader), trims), **self.batch_size})
 
     def _train_epoch(self, plan: _Plan, dataset: Any, epoch: int, state: TrainState, counts: Counts,
                      loss_weighting: str, after_step: Callable[[], bool]) -> bool:
@@ -284,7 +286,7 @@ class Engine:
         return False
 
     def _plan(self, model: Any, dataset: Any, collate_fn: Callable, lengths: list[int] | None,
-              greater_is_better: bool) -> _Plan:
+              greater_is_better: bool, resume_from: Path | None) -> _Plan:
         """The prepared model, optimizer, scheduler and loader, and how many steps and epochs to run."""
         import torch
         from torch.utils.data import DataLoader
@@ -295,14 +297,16 @@ class Engine:
         # A private generator: iter(DataLoader) draws a worker seed from it. From the global RNG,
         # that draw would shift dropout after ``--resume`` and break exact continuation.
         loader_rng = torch.Generator().manual_seed(cfg.seed)
-        sampler = None if streamed else BatchSampler(
-            lengths, cfg.per_device_train_batch_size, seed=cfg.seed, shuffle=True, group_by_length=cfg.group_by_length
-        )
         optimizer = torch.optim.AdamW(
             parameter_groups(model, cfg.weight_decay), lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2),
             eps=cfg.adam_epsilon, fused=fused_adamw_supported(acc.device),
         )
         model, optimizer = acc.prepare(model, optimizer)
+        self.batch_size = choose_batch_size(acc, cfg, model, optimizer, collate_fn, dataset, lengths, resume_from,
+                                            self.print)
+        sampler = None if streamed else BatchSampler(
+            lengths, cfg.per_device_train_batch_size, seed=cfg.seed, shuffle=True, group_by_length=cfg.group_by_length
+        )
         if streamed:
             loader = None
             total_steps, epochs = cfg.max_steps, itertools.count()
@@ -331,6 +335,7 @@ class Engine:
                 truncate_log(self.output_dir / LOG_FILE, state.global_step)
             self.print(f"resumed from {resume_from} at step {state.global_step} (epoch {state.epoch}, batch {state.batches_in_epoch})")
         state.fingerprint = fingerprint
+        state.train_batch_size = self.cfg.per_device_train_batch_size
         return state
 
     def _epoch_batches(self, plan: _Plan, dataset: Any, epoch: int, state: TrainState) -> Any:
@@ -491,10 +496,3 @@ class Engine:
         """``checkpoint-N`` of this step, with the loss window in progress (it travels with the checkpoint)."""
         self.losses.flush(state)
         return self.checkpoints.save(state)
-
-
-def _batch_traits(traits: Any) -> tuple[bool, bool, str]:
-    """(fixed shapes, packable, loss weighting) of a task's ``Traits``; a plain mean over rows without one."""
-    if traits is None:
-        return False, False, "rows"
-    return traits.fixed_shapes, traits.packable, traits.loss_weighting

@@ -33,6 +33,8 @@ class TrainState:
     loss_count: int = 0
     # What a resumed run must not change (ssl_cli.output_dir.run_fingerprint); None in older checkpoints.
     fingerprint: dict[str, Any] | None = None
+    # The per-process batch size trained with: what ``per_device_train_batch_size: auto`` chose, for --resume.
+    train_batch_size: int | None = None
 
 
 @dataclass

@@ -15,7 +15,7 @@ import textwrap
 import pytest
 
 from ssl_cli.tasks import all_tasks
-from tests.conftest import ROOT, run_cli, tiny_task_args
+from tests.conftest import ROOT, tiny_task_args
 
 GUARD = textwrap.dedent('''
     import os, socket
@@ -64,14 +64,38 @@ def test_the_guard_catches_a_download(guarded_env, tmp_path):
     record.unlink()
 
 
-@pytest.mark.parametrize("command", sorted(all_tasks()))
-def test_no_subcommand_touches_the_network_offline(guarded_env, tmp_path, command):
+DRIVER = textwrap.dedent('''
+    import json, sys
+    from ssl_cli.cli import main
+
+    codes = []
+    for argv in json.loads(sys.argv[1]):
+        try:
+            main(argv)
+            codes.append(0)
+        except SystemExit as exit:
+            codes.append(exit.code or 0)
+    print(json.dumps(codes))
+''')
+
+
+def test_no_subcommand_touches_the_network_offline(guarded_env, tmp_path):
+    """Every subcommand, then ``ssl generate`` on the CLM run, in one guarded interpreter (one start-up, not
+    one per command): the guard sees every connection any of them tries."""
+    import subprocess
+
     env, record = guarded_env
-    out = tmp_path / "out"
-    proc = run_cli(*tiny_task_args(command, tmp_path / "data"), "--max-steps", "2", "--output-dir", str(out), env=env)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert json.loads((out / "all_results.json").read_text())["train_steps"] == 2
-    if command == "pretrain-clm":  # and the generation command on its output
-        generated = run_cli("generate", "--model", str(out), "--prompt", "the", "--max-new-tokens", "3", env=env)
-        assert generated.returncode == 0, generated.stderr[-2000:]
+    commands = sorted(all_tasks())
+    runs = [[*tiny_task_args(command, tmp_path / command / "data"), "--max-steps", "2",
+             "--output-dir", str(tmp_path / command / "out")] for command in commands]
+    runs.append(["generate", "--model", str(tmp_path / "pretrain-clm" / "out"), "--prompt", "the",
+                 "--max-new-tokens", "3"])
+    proc = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(runs)], cwd=ROOT, capture_output=True, text=True,
+                          env={**__import__("os").environ, **env}, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    codes = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert codes == [0] * len(runs), (dict(zip([*commands, "generate"], codes, strict=True)), proc.stderr[-3000:])
+    for command in commands:
+        results = json.loads((tmp_path / command / "out" / "all_results.json").read_text())
+        assert results["train_steps"] == 2, command
     assert not record.exists(), record.read_text()

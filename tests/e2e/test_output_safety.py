@@ -110,7 +110,7 @@ def test_two_concurrent_runs_one_refused_and_the_other_intact(glue_args, tmp_pat
     from tests.conftest import ROOT
 
     run = tmp_path / "run"
-    long_run = [*glue_args, "--max-steps", "600", "--logging-steps", "50", "--output-dir", str(run)]
+    long_run = [*glue_args, "--max-steps", "250", "--logging-steps", "50", "--output-dir", str(run)]
     first = subprocess.Popen([sys.executable, "-m", "ssl_cli", *long_run], cwd=ROOT, env={**os.environ},
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

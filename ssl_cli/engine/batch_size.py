@@ -1,0 +1,271 @@
+"""``per_device_train_batch_size: auto``: the largest training batch that fits in the device's memory.
+
+On a GPU the batch is the first lever: a BERT-size step at batch 12-32 leaves
+the chip waiting on the host, and the memory left over is the ceiling. The
+search tries real training steps (forward, backward and the optimizer's first
+step, which allocates its state) on the dataset's *longest* rows, so that no
+later batch needs more memory than the one that passed, and keeps the largest
+size that did not run out of memory: doubling from ``AUTO_START`` until one
+fails, then halving the gap to the largest that passes, to a multiple of
+``AUTO_MULTIPLE`` (tensor cores like multiples of 8).
+
+The probe leaves no trace: the optimizer that takes the probing steps is a
+throwaway one at learning rate 0 (the weights do not move), the gradients are
+dropped, and every RNG the steps drew from (dropout) is put back, so the run
+then trains exactly as it would with that batch size written in the recipe.
+With several processes each probes on its own (outside DDP, so one running
+out of memory cannot leave the others waiting), and all take the largest
+size that fit everywhere.
+
+A CPU has no memory error to catch before the kernel's OOM killer, and its
+throughput stops growing long before memory runs out (``padding_microbatches``
+splits big batches anyway), so there ``auto`` searches only up to
+``AUTO_CPU_CAP``. ``auto_find_batch_size`` is the Trainer's flag: the recipe's
+batch size is then the upper bound, lowered until a step fits.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ssl_cli.errors import UserError
+
+AUTO = "auto"
+AUTO_START = 8
+AUTO_MULTIPLE = 8
+AUTO_CAP = 4096  # rows per process on an accelerator: beyond this, the step is no longer host-bound
+AUTO_CPU_CAP = 32
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """A device (CUDA, XPU, MPS, HPU) or CPU allocator that ran out of memory, as Accelerate recognises them."""
+    import torch
+    from accelerate.utils.memory import should_reduce_batch_size
+
+    return isinstance(error, torch.OutOfMemoryError) or should_reduce_batch_size(error)
+
+
+def largest_fitting(fits: Callable[[int], bool], cap: int, start: int = AUTO_START,
+                    multiple: int = AUTO_MULTIPLE) -> tuple[int | None, list[int]]:
+    """The largest batch size up to ``cap`` for which ``fits(size)`` is true, and the sizes tried, in order.
+
+    Doubles from ``start`` (or ``cap``, if smaller) until a size fails or ``cap`` is reached, then bisects
+    between the last size that fit and the first that failed, to multiples of ``multiple`` (below
+    ``multiple``, to single rows). None: not even one row fits.
+    """
+    tried: list[int] = []
+
+    def attempt(size: int) -> bool:
+        tried.append(size)
+        return fits(size)
+
+    size, bad = min(start, cap), None
+    while not attempt(size):  # even the start fails: halve to a size that fits
+        if size == 1:
+            return None, tried
+        size, bad = size // 2, size
+    good = size
+    while bad is None and good < cap:
+        size = min(good * 2, cap)
+        if attempt(size):
+            good = size
+        else:
+            bad = size
+    while bad is not None:
+        step = multiple if good >= multiple else 1
+        middle = (good + bad) // 2 // step * step
+        if middle <= good:
+            break
+        if attempt(middle):
+            good = middle
+        else:
+            bad = middle
+    return good, tried
+
+
+def longest_rows(dataset: Any, lengths: Sequence[int] | None, size: int) -> list[dict[str, Any]]:
+    """``size`` rows for a probing batch: the dataset's longest (repeated if it has fewer), or, for a stream,
+    its first rows repeated (streams here are fixed-length blocks)."""
+    if lengths is not None:
+        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])[:size]
+        pool = [dataset[i] for i in order]
+    else:
+        pool = [row for _, row in zip(range(min(size, 64)), dataset, strict=False)]
+    if not pool:
+        raise UserError("there are no training rows to size the batch on: check the training data")
+    return [pool[i % len(pool)] for i in range(size)]
+
+
+class BatchProbe:
+    """``fits(size)``: whether one training step at ``size`` of the longest rows runs without running out of
+    memory, on every process; the model's weights and every RNG are as they were afterwards."""
+
+    def __init__(self, accelerator: Any, model: Any, collate_fn: Callable, dataset: Any,
+                 lengths: Sequence[int] | None, model_inputs: Callable[[dict], dict]) -> None:
+        self.accelerator = accelerator
+        self.model = model
+        self.collate_fn = collate_fn
+        self.dataset = dataset
+        self.lengths = lengths
+        self.model_inputs = model_inputs
+
+    def __call__(self, size: int) -> bool:
+        import torch
+
+        fit = 1
+        try:
+            self._step(size)
+        except Exception as error:  # noqa: BLE001 - anything but running out of memory is re-raised
+            if not is_out_of_memory(error):
+                raise
+            fit = 0
+        finally:
+            self._release()
+        flag = torch.tensor([fit], device=self.accelerator.device)
+        return bool(self.accelerator.reduce(flag, reduction="sum").item() == self.accelerator.num_processes)
+
+    def _step(self, size: int) -> None:
+        import torch
+
+        from ssl_cli.engine.durability import memory_failpoint
+
+        acc = self.accelerator
+        parameters = [p for p in self.model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(parameters, lr=0.0, weight_decay=0.0)
+        memory_failpoint(size)
+        batch = self.collate_fn(longest_rows(self.dataset, self.lengths, size))
+        parts = batch if isinstance(batch, list) else [batch]  # micro-batches (MicroBatches) or one batch
+        # Off DDP's wrapper: its forward and backward talk to the other processes, which would wait forever
+        # on one that ran out of memory (FSDP's shards exist only inside its wrapper).
+        model = self.model if acc.distributed_type.name == "FSDP" else acc.unwrap_model(self.model)
+        with acc.autocast():
+            for part in parts:
+                inputs = {k: v.to(acc.device) if hasattr(v, "to") else v for k, v in self.model_inputs(part).items()}
+                acc.backward(model(**inputs).loss)
+        optimizer.step()
+        del optimizer
+
+    def _release(self) -> None:
+        import gc
+
+        import torch
+
+        for parameter in self.model.parameters():
+            parameter.grad = None
+        gc.collect()
+        for module in (getattr(torch, "cuda", None), getattr(torch, "xpu", None), getattr(torch, "mps", None)):
+            if module is not None and getattr(module, "is_available", lambda: False)():
+                module.empty_cache()
+
+
+def rng_states() -> dict[str, Any]:
+    """Every RNG a training step draws from: python's, numpy's, torch's CPU and each accelerator's."""
+    import random
+
+    import numpy as np
+    import torch
+
+    states = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng_states(states: dict[str, Any]) -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states:
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def search_cap(cfg: Any, device_type: str, rows: int | None, num_processes: int) -> int:
+    """The largest size the search tries: the recipe's own with ``auto_find_batch_size``; else a device cap,
+    no more than each process's share of the training rows."""
+    if cfg.per_device_train_batch_size != AUTO:
+        return int(cfg.per_device_train_batch_size)
+    cap = AUTO_CPU_CAP if device_type == "cpu" else AUTO_CAP
+    if rows is not None:
+        cap = min(cap, max(1, rows // num_processes))
+    return cap
+
+
+def resumed_batch_size(checkpoint: Path | None) -> int | None:
+    """The batch size the search chose for the run ``checkpoint`` belongs to (a resumed run keeps it: the batch
+    order, and so exact continuation, depend on it)."""
+    if checkpoint is None:
+        return None
+    from ssl_cli.engine.state import STATE_FILE
+
+    try:
+        return json.loads((Path(checkpoint) / STATE_FILE).read_text()).get("train_batch_size")
+    except (OSError, ValueError):
+        return None
+
+
+def scaled_learning_rate(cfg: Any, size: int) -> float:
+    """The learning rate for ``size``: the recipe's (``auto_batch_lr_scaling: none``), or scaled from the batch
+    it was tuned at (``auto_batch_reference_size``) by the square root (Adam's usual rule) or linearly."""
+    ratio = size / cfg.auto_batch_reference_size
+    if cfg.auto_batch_lr_scaling == "sqrt":
+        return cfg.learning_rate * ratio ** 0.5
+    if cfg.auto_batch_lr_scaling == "linear":
+        return cfg.learning_rate * ratio
+    return cfg.learning_rate
+
+
+def choose_batch_size(accelerator: Any, cfg: Any, model: Any, optimizer: Any, collate_fn: Callable, dataset: Any,
+                      lengths: Sequence[int] | None, resume_from: Path | None,
+                      say: Callable[[str], None]) -> dict[str, Any]:
+    """Settle ``cfg.per_device_train_batch_size`` (and the learning rate that goes with it, in ``optimizer``
+    too) before the batches are planned: the search's result, the resumed run's, or the recipe's as it is.
+    Returns what all_results.json records of it."""
+    from ssl_cli.engine.packing import model_inputs
+
+    searching = cfg.per_device_train_batch_size == AUTO or cfg.auto_find_batch_size
+    if not searching:
+        return {"per_device_train_batch_size": cfg.per_device_train_batch_size}
+    resumed = resumed_batch_size(resume_from)
+    if resumed is not None:
+        size, tried = resumed, []
+        say(f"per_device_train_batch_size: {size}, as the run being resumed chose")
+    else:
+        if accelerator.distributed_type.name == "DEEPSPEED":
+            raise UserError("per_device_train_batch_size auto does not work with DeepSpeed, whose config fixes the "
+                            "batch: give a number (--per-device-train-batch-size N)")
+        cap = search_cap(cfg, accelerator.device.type, None if lengths is None else len(lengths),
+                         accelerator.num_processes)
+        states = rng_states()
+        try:
+            size, tried = largest_fitting(BatchProbe(accelerator, model, collate_fn, dataset, lengths, model_inputs),
+                                          cap)
+        finally:
+            restore_rng_states(states)
+        if size is None:
+            raise UserError(f"not even one training row of the longest length fits in {accelerator.device.type} "
+                            "memory: lower data.max_seq_length (--max-seq-length), or train in bf16 "
+                            "(--mixed-precision bf16), with LoRA (--peft lora) or --gradient-checkpointing")
+        say(f"per_device_train_batch_size: {size}, the largest that fits of {', '.join(map(str, tried))} "
+            f"(up to {cap}){_learning_rate_note(cfg, size)}")
+    cfg.learning_rate = scaled_learning_rate(cfg, size)
+    for group in optimizer.param_groups:
+        group["lr"] = cfg.learning_rate
+    cfg.per_device_train_batch_size = size
+    cfg.auto_find_batch_size = False  # settled: nothing downstream searches again
+    return {"per_device_train_batch_size": size, "auto_batch_size": True, "auto_batch_sizes_tried": tried,
+            "learning_rate": cfg.learning_rate}
+
+
+def _learning_rate_note(cfg: Any, size: int) -> str:
+    if cfg.auto_batch_lr_scaling == "none":
+        return (f"; learning_rate stays {cfg.learning_rate:g} (training.auto_batch_lr_scaling: sqrt or linear "
+                f"scales it from a batch of {cfg.auto_batch_reference_size})")
+    return f"; learning_rate {cfg.learning_rate:g} -> {scaled_learning_rate(cfg, size):g} ({cfg.auto_batch_lr_scaling})"

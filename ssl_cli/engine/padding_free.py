@@ -1,0 +1,239 @@
+"""Padding-free training batches: a batch's sequences end to end in one row, attended one by one.
+
+On a GPU, dynamic padding still computes padding (a length-grouped batch of
+SQuAD windows or SST-2 sentences is 10-40% pad), and the step's time follows
+the padded shape. Here the padded batch the task's collator builds is
+flattened, as transformers' ``DataCollatorWithFlattening`` lays it out: its
+real tokens in one row, ``position_ids`` restarting at every sequence, and the
+sequences' boundaries as ``cu_seq_lens_q/k`` (cumulative lengths) with their
+longest, ``max_length_q/k``. The model's attention is swapped for
+``varlen_attention``, which attends within each sequence only: FlashAttention-2
+(``flash-attn``) where it is installed on a CUDA device, else PyTorch's SDPA on a
+nested (jagged) tensor, which runs the flash or memory-efficient kernels on a
+GPU and the math kernel on a CPU. Every layer then computes real tokens only.
+
+The heads still see the usual padded layout: a hook on the encoder scatters its
+output back to (rows, longest, hidden), so the pooler's first token, the QA and
+tagging heads and every loss read exactly the positions they read in a padded
+batch (padding positions hold zeros, not the padded model's hidden states of
+pad tokens, which no label reads).
+
+Whether a model honours all this is not assumed: before training,
+``padding_free_position_offset`` compares a few rows padded and padding-free,
+in eval mode, and the run stays padded if the outputs differ (DeBERTa's
+relative positions, models without ``.encoder``, attention that ignores the
+interface). On a CPU the present levers (``padding_microbatches``,
+``pack_sequences``) stay: they are faster there.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+from ssl_cli.engine.collate import WrappingCollator
+from ssl_cli.engine.packing import PACKED_EXAMPLES, PACKED_TOKENS, model_inputs
+
+VARLEN = "ssl_varlen"
+#: The inputs a model embeds token by token: flattened with the tokens. Everything else (labels, answer
+#: positions) stays in the padded layout the heads read.
+TOKEN_INPUTS = ("input_ids", "token_type_ids")
+
+
+def flatten_batch(batch: dict[str, Any], position_offset: int) -> dict[str, Any]:
+    """A padded batch (right-padded, with ``attention_mask``) as one padding-free row (see the module docstring)."""
+    import torch
+
+    mask = batch["attention_mask"].bool()
+    lengths = mask.sum(dim=1)
+    flat = {k: v for k, v in batch.items() if k != "attention_mask" and k not in TOKEN_INPUTS}
+    for column in TOKEN_INPUTS:
+        if column in batch:
+            flat[column] = batch[column][mask].unsqueeze(0)
+    width = mask.shape[1]
+    positions = torch.arange(width).expand_as(mask) + position_offset
+    flat["position_ids"] = positions[mask].unsqueeze(0)
+    cumulative = torch.zeros(len(lengths) + 1, dtype=torch.int32)
+    cumulative[1:] = lengths.cumsum(0)
+    longest = int(lengths.max())
+    flat.update(cu_seq_lens_q=cumulative, cu_seq_lens_k=cumulative, max_length_q=longest, max_length_k=longest)
+    flat[PACKED_EXAMPLES] = len(lengths)
+    flat[PACKED_TOKENS] = int(cumulative[-1])
+    return flat
+
+
+class FlatteningCollator(WrappingCollator):
+    """``inner``'s padded batches, flattened (``flatten_batch``), for the model ``switch`` made padding-free
+    (``restore`` switches it back once training is done)."""
+
+    def __init__(self, inner: Any, position_offset: int, switch: PaddingFree | None = None) -> None:
+        super().__init__(inner)
+        self.position_offset = position_offset
+        self.switch = switch
+
+    def restore(self) -> None:
+        if self.switch is not None:
+            self.switch.restore()
+            self.switch = None
+
+    def __call__(self, rows: list[dict[str, Any]]) -> Any:
+        batch = self.inner(rows)
+        if "attention_mask" not in batch or "input_ids" not in batch:
+            return batch
+        return flatten_batch(dict(batch), self.position_offset)
+
+
+def varlen_attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, dropout: float = 0.0,
+                     scaling: float | None = None, **kwargs: Any) -> tuple[Any, None]:
+    """Attention within each sequence of a flattened row (query: 1 x heads x tokens x head size), given
+    ``cu_seq_lens_q``; a padded batch (evaluation) goes to PyTorch's SDPA as usual."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    offsets = kwargs.get("cu_seq_lens_q")
+    if offsets is None:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                      **kwargs)
+    if query.is_cuda and _flash_attention_installed():
+        from transformers.integrations.flash_attention import flash_attention_forward
+
+        return flash_attention_forward(module, query, key, value, None, dropout=dropout, scaling=scaling, **kwargs)
+    import torch
+    import torch.nn.functional as F
+
+    offsets = offsets.to(device=query.device, dtype=torch.int64)
+
+    def jagged(x: Any) -> Any:  # 1 x heads x tokens x size -> sequences x heads x (ragged) x size
+        return torch.nested.nested_tensor_from_jagged(x[0].transpose(0, 1).contiguous(), offsets).transpose(1, 2)
+
+    with warnings.catch_warnings():  # the CPU's math kernel goes through torch's own prototype nested layout
+        warnings.filterwarnings("ignore", message="The PyTorch API of nested tensors is in prototype stage")
+        out = F.scaled_dot_product_attention(jagged(query), jagged(key), jagged(value), dropout_p=dropout,
+                                             scale=scaling)
+    return out.transpose(1, 2).values().unsqueeze(0), None  # 1 x tokens x heads x size, as the layers expect
+
+
+def _flash_attention_installed() -> bool:
+    from transformers.utils import is_flash_attn_2_available
+
+    return is_flash_attn_2_available()
+
+
+def register_varlen_attention() -> None:
+    """Make ``VARLEN`` an attention implementation transformers models can be switched to (masks: SDPA's)."""
+    import logging
+
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    # transformers' tracing check on a nested tensor calls torch.fx.is_fx_tracing, which warns that it is
+    # deprecated: a line on every run that tells the user nothing
+    logging.getLogger("torch.fx._symbolic_trace").setLevel(logging.ERROR)
+    AttentionInterface.register(VARLEN, varlen_attention)
+    AttentionMaskInterface.register(VARLEN, sdpa_mask)
+
+
+def _repad_encoder_output(module: Any, args: Any, kwargs: dict[str, Any], output: Any) -> Any:
+    """Forward hook on the encoder: a flattened row's output scattered back to rows x longest x hidden."""
+    offsets = kwargs.get("cu_seq_lens_q")
+    if offsets is None:
+        return output
+    import torch
+
+    hidden = output.last_hidden_state[0]  # tokens x hidden
+    lengths = (offsets[1:] - offsets[:-1]).to(hidden.device)
+    longest = int(kwargs.get("max_length_q") or lengths.max())
+    mask = torch.arange(longest, device=hidden.device)[None, :] < lengths[:, None]
+    padded = hidden.new_zeros(len(lengths), longest, hidden.shape[-1])
+    padded[mask] = hidden
+    output.last_hidden_state = padded
+    return output
+
+
+class PaddingFree:
+    """A model switched to padding-free batches, and back (``restore``) before it is evaluated padded at the end
+    or saved: its config then names its own attention implementation again."""
+
+    def __init__(self, model: Any) -> None:
+        register_varlen_attention()
+        self.model = model
+        self.encoder = encoder_of(model)
+        self.previous = model.config._attn_implementation
+        model.set_attn_implementation(VARLEN)
+        self.hook = self.encoder.register_forward_hook(_repad_encoder_output, with_kwargs=True)
+
+    def restore(self) -> None:
+        self.hook.remove()
+        self.model.set_attn_implementation(self.previous)
+
+
+def encoder_of(model: Any) -> Any:
+    """The module whose output is the last hidden state, before pooler and heads; None where there is none."""
+    base = getattr(model, "base_model", model)
+    encoder = getattr(base, "encoder", None)
+    return encoder if encoder is not None and hasattr(encoder, "forward") else None
+
+
+def flattenable(inner: Any, rows: Sequence[dict[str, Any]]) -> bool:
+    """Whether ``inner`` pads these rows as one sequence per row (not several, as multiple choice does)."""
+    if not rows or "input_ids" not in rows[0]:
+        return False
+    mask = inner(list(rows[:2])).get("attention_mask")
+    return mask is not None and mask.dim() == 2
+
+
+def padding_free_position_offset(model: Any, inner: Any, rows: Sequence[dict[str, Any]]) -> int | None:
+    """The position offset at which ``model`` gives ``rows`` padding-free the outputs it gives them padded (0 for
+    BERT-like models, the padding index + 1 for RoBERTa-like ones); None if none does, or the model cannot be
+    switched (no encoder, no attention interface). The model is left as it was."""
+    import torch
+
+    rows = [row for row in rows if len(row.get("input_ids", ())) > 1][:4]
+    if len(rows) < 2 or encoder_of(model) is None:
+        return None
+    padded_batch = dict(inner(rows))
+    if not flattenable(inner, rows):
+        return None
+    pad = getattr(model.config, "pad_token_id", None)
+    candidates = dict.fromkeys([0] + ([pad + 1] if isinstance(pad, int) else []))
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            padded = _logits(model(**_to(model_inputs(padded_batch), device)))
+            switched = PaddingFree(model)
+            try:
+                for offset in candidates:
+                    flat = _logits(model(**_to(model_inputs(flatten_batch(padded_batch, offset)), device)))
+                    if all(_same_outputs(a, b, padded_batch["attention_mask"]) for a, b in zip(padded, flat,
+                                                                                                strict=True)):
+                        return offset
+            finally:
+                switched.restore()
+    except (TypeError, ValueError, RuntimeError, AttributeError, KeyError, NotImplementedError):
+        return None
+    finally:
+        model.train(was_training)
+    return None
+
+
+def _logits(output: Any) -> list[Any]:
+    """The task outputs of a model call: logits, or a QA head's start and end logits."""
+    return [output[name] for name in ("logits", "start_logits", "end_logits") if output.get(name) is not None]
+
+
+def _same_outputs(padded: Any, flat: Any, mask: Any) -> bool:
+    """Logits equal where the padded batch has real tokens (per-token outputs), or everywhere (per row)."""
+    import torch
+
+    if padded.shape != flat.shape:
+        return False
+    if padded.dim() >= 2 and padded.shape[1] == mask.shape[1]:
+        keep = mask.bool().to(padded.device)
+        padded, flat = padded[keep], flat[keep]
+    return torch.allclose(padded.float(), flat.float(), rtol=1e-3, atol=1e-4)
+
+
+def _to(batch: dict[str, Any], device: Any) -> dict[str, Any]:
+    return {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
