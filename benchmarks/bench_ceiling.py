@@ -100,7 +100,31 @@ def worker_ceiling(_: argparse.Namespace) -> dict:
     tokens = LEVER_BATCH * LEVER_SEQ
     rows = {name: {dtype: matmul_ceiling(shape["hidden"], shape["ffn"], tokens, dtype) / 1e9
                    for dtype in ("float32", "bfloat16")} for name, shape in SHAPES.items()}
-    return {"gflops": rows, "tokens_per_gemm": tokens, "threads": torch.get_num_threads()}
+    return {"gflops": rows, "tokens_per_gemm": tokens, "threads": torch.get_num_threads(), "cpu": cpu_facts()}
+
+
+def cpu_facts() -> dict:
+    """Which CPU the ceiling was measured on, and whether its bf16 is native: a bf16 figure far below fp32's
+    means a CPU without AVX512-BF16 or AMX, where torch emulates bf16 matmuls."""
+    import platform
+
+    import torch
+
+    from ssl_cli.compat import cpu_has_native_bf16
+
+    flags: set[str] = set()
+    model = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    except OSError:
+        pass
+    return {"model": model, "isa": sorted(flags & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}),
+            "torch_capability": torch.backends.cpu.get_cpu_capability(), "native_bf16": cpu_has_native_bf16()}
 
 
 def worker_lever(args: argparse.Namespace) -> dict:
@@ -190,6 +214,11 @@ def report(ceiling: dict, levers: dict[str, dict], evaluation: dict) -> list[str
              "| shapes | fp32 | bf16 | bf16 / fp32 |", "|---|---|---|---|"]
     for name, row in ceiling["gflops"].items():
         lines.append(f"| {name} | {row['float32']:.1f} | {row['bfloat16']:.1f} | {row['bfloat16'] / row['float32']:.2f}x |")
+    cpu = ceiling.get("cpu")
+    if cpu:
+        native = "native (AVX512-BF16 or AMX)" if cpu["native_bf16"] else "emulated (no AVX512-BF16, no AMX)"
+        lines += ["", f"CPU: {cpu['model']}; ISA {', '.join(cpu['isa']) or 'unknown'}; torch kernels "
+                  f"{cpu['torch_capability']}; bf16 matmuls {native}."]
     reference = levers["glibc tuned by ssl (no tcmalloc)"]["seconds_per_step"]
     lines += ["", f"bert-base QA training step, batch {LEVER_BATCH} x {LEVER_SEQ} tokens, AdamW "
               f"({per_token / 1e6:.0f} MFLOP per token):", "",

@@ -56,9 +56,19 @@ def run_worker(script: str, kind: str, extra: list[str], common: list[str], env:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+#: On a GPU both sides load batches in worker processes (the Trainer's best GPU mode, as #23 sets it).
+GPU_LOADER_WORKERS = 4
+
+
 def run_ssl(argv: list[str], out: Path) -> tuple[dict, float]:
-    """``ssl ARGV`` in this process; returns all_results.json and the wall time."""
+    """``ssl ARGV`` in this process (on a GPU with ``GPU_LOADER_WORKERS`` loader workers, as the Trainer rows);
+    returns all_results.json and the wall time."""
+    import torch
+
     from ssl_cli.cli import app
+
+    if torch.cuda.is_available() and "--dataloader-num-workers" not in argv:
+        argv = [*argv, "--dataloader-num-workers", str(GPU_LOADER_WORKERS)]
 
     start = time.perf_counter()
     try:
@@ -159,7 +169,7 @@ def train_baseline(model: object, tokenizer: object, train: object, *, padded: b
     arguments = TrainingArguments(output_dir=str(output_dir), per_device_train_batch_size=batch,
                                   per_device_eval_batch_size=eval_batch, learning_rate=learning_rate, num_train_epochs=epochs,
                                   seed=seed, report_to=[], save_strategy="no", logging_steps=50, use_cpu=not on_gpu,
-                                  bf16=on_gpu, dataloader_num_workers=0,
+                                  bf16=on_gpu, dataloader_num_workers=GPU_LOADER_WORKERS if on_gpu else 0,
                                   train_sampling_strategy="group_by_length" if grouped else "random")
     collator = default_data_collator if padded else (dynamic_collator or DataCollatorWithPadding(tokenizer))
     trainer = Trainer(model=model, args=arguments, train_dataset=train, data_collator=collator, processing_class=tokenizer)

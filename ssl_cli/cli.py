@@ -56,7 +56,20 @@ def _choices(annotation: Any) -> tuple[str, ...]:
 
     if typing.get_origin(annotation) is typing.Literal:
         return tuple(str(v) for v in typing.get_args(annotation) if isinstance(v, str))
+    if int in typing.get_args(annotation):  # a number or a word (batch size: N or auto), not a choice
+        return ()
     return next((c for a in typing.get_args(annotation) if (c := _choices(a))), ())
+
+
+def _number_or_word(annotation: Any) -> str | None:
+    """The metavar of a number-or-word key (``N|auto``), else None."""
+    import typing
+
+    arguments = typing.get_args(annotation)
+    if int not in arguments:
+        return None
+    words = [str(w) for a in arguments if typing.get_origin(a) is typing.Literal for w in typing.get_args(a)]
+    return "|".join(["N", *words]) if words else None
 
 
 def first_sentence(text: str) -> str:
@@ -94,7 +107,8 @@ def _flag_parameters(flag: Flag, task: Task) -> list[inspect.Parameter]:
         return [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[bool, on]),
                 inspect.Parameter(f"no_{name}", inspect.Parameter.KEYWORD_ONLY, default=False,
                                   annotation=Annotated[bool, off])]
-    metavar = "NAME" if _choices(_field(task.recipe_cls, flag.path).annotation) else _METAVARS.get(flag.type, "TEXT")
+    annotation = _field(task.recipe_cls, flag.path).annotation
+    metavar = _number_or_word(annotation) or ("NAME" if _choices(annotation) else _METAVARS.get(flag.type, "TEXT"))
     option = typer.Option(f"--{flag.name}", help=help_text, show_default=False, rich_help_panel=panel, metavar=metavar)
     annotation = Annotated[Optional[flag.type], option]  # noqa: UP045 - typer needs Optional
     return [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)]

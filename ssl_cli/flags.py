@@ -61,6 +61,9 @@ SHORT_HELP = {
     "save-on-each-node": "Several machines without a shared disk: each writes checkpoints and outputs to its own.",
     "push-to-hub": "Upload the output dir (no checkpoints) to the Hub at the end; the login is checked first.",
     "merge": "Also write the LoRA adapter merged into its base, as a plain model in OUTPUT_DIR/merged.",
+    "per-device-train-batch-size": "Training batch size per process, or auto: the largest that fits in memory.",
+    "auto-find-batch-size": "Lower the batch size until a training step fits in memory (the Trainer's flag).",
+    "tf32": "On CUDA, TF32 matmuls for what runs in fp32 (default: on).",
     "report-to": "Trackers, comma separated: tensorboard, wandb, mlflow, trackio, comet_ml, aim, clearml; all or none.",
 }
 
@@ -115,6 +118,7 @@ COMMON_FLAGS: tuple[Flag, ...] = (
             ("mixed-precision", "training.mixed_precision"),
             ("fp16", "training.mixed_precision", bool, "fp16"),
             ("bf16", "training.mixed_precision", bool, "bf16"),
+            ("tf32", "training.tf32", bool),
             ("torch-compile", "training.torch_compile", bool),
             ("dataloader-num-workers", "training.dataloader_num_workers", int)),
     *_flags(EVALUATION,

@@ -28,6 +28,7 @@ def predict(accelerator: Any, model: Any, model_call: Callable[[dict[str, Any]],
     loader = accelerator.prepare_data_loader(DataLoader(dataset, batch_sampler=batches, collate_fn=collate_fn))
     model.eval()
     rows: dict[str, list[np.ndarray | None]] = {}
+    pending: list[tuple[tuple[str, ...], Any, list[Any]]] = []  # gathered batches still on the device
     with torch.inference_mode():  # no autograd records and no version counters: cheaper than no_grad
         for batch in loader:
             index = batch.pop("feature_index")
@@ -35,17 +36,32 @@ def predict(accelerator: Any, model: Any, model_call: Callable[[dict[str, Any]],
             reduced = reduce(model_call(batch), labels)
             after_batch()
             output_names = tuple(reduced)
-            for name in output_names:
-                rows.setdefault(name, [None] * len(dataset))
             tensors = [reduced[name].float() for name in output_names]
             tensors = [accelerator.pad_across_processes(t, dim=1, pad_index=-1e4) if t.dim() > 1 else t for t in tensors]
             index, *tensors = accelerator.gather_for_metrics((index, *tensors))
-            index = index.cpu().numpy()
-            for name, tensor in zip(output_names, tensors, strict=True):
-                values = tensor.cpu().numpy()
-                for row, i in enumerate(index):
-                    rows[name][int(i)] = values[row]
+            pending.append((output_names, index, tensors))
+            if len(pending) == HOST_COPY_BATCHES:
+                _to_host(pending, rows, len(dataset))
+        _to_host(pending, rows, len(dataset))
     return {name: _stack_padded(values) for name, values in rows.items()}
+
+
+#: Gathered outputs stay on the device for this many batches, then come to the host together: copying each
+#: batch's at once would make the host wait for the device after every batch, with nothing queued behind it.
+HOST_COPY_BATCHES = 32
+
+
+def _to_host(pending: list[tuple[tuple[str, ...], Any, list[Any]]], rows: dict[str, list[np.ndarray | None]],
+             features: int) -> None:
+    """The pending batches' outputs into ``rows`` (per output name, one array per feature, in dataset order)."""
+    for output_names, index, tensors in pending:
+        index = index.cpu().numpy()
+        for name, tensor in zip(output_names, tensors, strict=True):
+            values = tensor.cpu().numpy()
+            column = rows.setdefault(name, [None] * features)
+            for row, i in enumerate(index):
+                column[int(i)] = values[row]
+    pending.clear()
 
 
 def _stack_padded(rows: list[np.ndarray | None]) -> np.ndarray:

@@ -102,9 +102,12 @@ def varlen_attention(module: Any, query: Any, key: Any, value: Any, attention_ma
     import torch.nn.functional as F
 
     offsets = offsets.to(device=query.device, dtype=torch.int64)
+    # the lengths' bounds given, not read from the device: reading them would make the host wait every layer
+    bounds = {"min_seqlen": 1, "max_seqlen": kwargs["max_length_q"]} if kwargs.get("max_length_q") else {}
 
     def jagged(x: Any) -> Any:  # 1 x heads x tokens x size -> sequences x heads x (ragged) x size
-        return torch.nested.nested_tensor_from_jagged(x[0].transpose(0, 1).contiguous(), offsets).transpose(1, 2)
+        values = x[0].transpose(0, 1).contiguous()
+        return torch.nested.nested_tensor_from_jagged(values, offsets, **bounds).transpose(1, 2)
 
     with warnings.catch_warnings():  # the CPU's math kernel goes through torch's own prototype nested layout
         warnings.filterwarnings("ignore", message="The PyTorch API of nested tensors is in prototype stage")
@@ -141,12 +144,16 @@ def _repad_encoder_output(module: Any, args: Any, kwargs: dict[str, Any], output
     import torch
 
     hidden = output.last_hidden_state[0]  # tokens x hidden
-    lengths = (offsets[1:] - offsets[:-1]).to(hidden.device)
-    longest = int(kwargs.get("max_length_q") or lengths.max())
-    mask = torch.arange(longest, device=hidden.device)[None, :] < lengths[:, None]
-    padded = hidden.new_zeros(len(lengths), longest, hidden.shape[-1])
-    padded[mask] = hidden
-    output.last_hidden_state = padded
+    offsets = offsets.to(hidden.device, torch.int64)
+    rows, tokens = len(offsets) - 1, hidden.shape[0]
+    longest = int(kwargs.get("max_length_q") or (offsets[1:] - offsets[:-1]).max())
+    # each token's place in the padded layout, computed on the device without reading it back (a boolean mask
+    # index would make the host wait for the device)
+    row = torch.repeat_interleave(torch.arange(rows, device=hidden.device), offsets[1:] - offsets[:-1],
+                                  output_size=tokens)
+    place = row * longest + torch.arange(tokens, device=hidden.device) - offsets[row]
+    padded = hidden.new_zeros(rows * longest, hidden.shape[-1]).index_copy(0, place, hidden)
+    output.last_hidden_state = padded.view(rows, longest, hidden.shape[-1])
     return output
 
 
@@ -156,7 +163,7 @@ class PaddingFree:
 
     def __init__(self, model: Any) -> None:
         register_varlen_attention()
-        self.model = model
+        self.model = model = _transformers_model(model)
         self.encoder = encoder_of(model)
         self.previous = model.config._attn_implementation
         model.set_attn_implementation(VARLEN)
@@ -167,8 +174,14 @@ class PaddingFree:
         self.model.set_attn_implementation(self.previous)
 
 
+def _transformers_model(model: Any) -> Any:
+    """The transformers model itself, inside a peft (LoRA) wrapper."""
+    return model.get_base_model() if hasattr(model, "peft_config") and hasattr(model, "get_base_model") else model
+
+
 def encoder_of(model: Any) -> Any:
     """The module whose output is the last hidden state, before pooler and heads; None where there is none."""
+    model = _transformers_model(model)
     base = getattr(model, "base_model", model)
     encoder = getattr(base, "encoder", None)
     return encoder if encoder is not None and hasattr(encoder, "forward") else None
@@ -194,7 +207,7 @@ def padding_free_position_offset(model: Any, inner: Any, rows: Sequence[dict[str
     padded_batch = dict(inner(rows))
     if not flattenable(inner, rows):
         return None
-    pad = getattr(model.config, "pad_token_id", None)
+    pad = getattr(_transformers_model(model).config, "pad_token_id", None)
     candidates = dict.fromkeys([0] + ([pad + 1] if isinstance(pad, int) else []))
     device = next(model.parameters()).device
     was_training = model.training
