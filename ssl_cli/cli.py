@@ -96,6 +96,19 @@ def flag_help(flag: Flag, task: Task) -> str:
 _METAVARS = {int: "N", float: "X"}
 
 
+def _number_or_word_parser(words: list[str]) -> Any:
+    """A flag's value that is a whole number of at least 1 or one of ``words``, checked where Click names the
+    option as the user typed it."""
+
+    def parse(value: str) -> str:
+        text = str(value).strip()
+        if text.lower() in words or (text.isdigit() and int(text) >= 1):
+            return text.lower()
+        raise typer.BadParameter(f"{value!r} is neither a whole number of at least 1 nor {' or '.join(words)}")
+
+    return parse
+
+
 def _flag_parameters(flag: Flag, task: Task) -> list[inspect.Parameter]:
     """One keyword parameter (two for a boolean: ``--x`` and a hidden ``--no-x``) for a flag."""
     panel = flag.panel or f"{task.name} options"
@@ -108,8 +121,11 @@ def _flag_parameters(flag: Flag, task: Task) -> list[inspect.Parameter]:
                 inspect.Parameter(f"no_{name}", inspect.Parameter.KEYWORD_ONLY, default=False,
                                   annotation=Annotated[bool, off])]
     annotation = _field(task.recipe_cls, flag.path).annotation
-    metavar = _number_or_word(annotation) or ("NAME" if _choices(annotation) else _METAVARS.get(flag.type, "TEXT"))
-    option = typer.Option(f"--{flag.name}", help=help_text, show_default=False, rich_help_panel=panel, metavar=metavar)
+    number_or_word = _number_or_word(annotation)
+    metavar = number_or_word or ("NAME" if _choices(annotation) else _METAVARS.get(flag.type, "TEXT"))
+    parser = {"parser": _number_or_word_parser(number_or_word.split("|")[1:])} if number_or_word else {}
+    option = typer.Option(f"--{flag.name}", help=help_text, show_default=False, rich_help_panel=panel, metavar=metavar,
+                          **parser)
     annotation = Annotated[Optional[flag.type], option]  # noqa: UP045 - typer needs Optional
     return [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)]
 

@@ -271,7 +271,7 @@ class TrainingConfig(Section):
         "restarting per sequence, attention within each sequence (FlashAttention-2 with flash-attn on CUDA, else "
         "PyTorch's nested-tensor SDPA), the heads reading the usual padded layout. Used only if the model gives "
         "padding-free rows the outputs it gives padded ones (checked before training). auto: on GPUs and other "
-        "accelerators; on CPU padding_microbatches and pack_sequences are faster.",
+        "accelerators, without torch_compile; on CPU padding_microbatches and pack_sequences are faster.",
     )
     pack_sequences: Literal["auto", True, False] = Field(
         "auto",

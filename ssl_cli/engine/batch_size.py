@@ -91,7 +91,8 @@ def longest_rows(dataset: Any, lengths: Sequence[int] | None, size: int) -> list
     its first rows repeated (streams here are fixed-length blocks)."""
     if lengths is not None:
         order = sorted(range(len(lengths)), key=lambda i: -lengths[i])[:size]
-        pool = [dataset[i] for i in order]
+        # one read of the rows (a datasets.Dataset), not thousands of single-row reads
+        pool = dataset.select(order).to_list() if hasattr(dataset, "select") else [dataset[i] for i in order]
     else:
         pool = [row for _, row in zip(range(min(size, 64)), dataset, strict=False)]
     if not pool:
@@ -111,6 +112,13 @@ class BatchProbe:
         self.dataset = dataset
         self.lengths = lengths
         self.model_inputs = model_inputs
+        self._pool: list[dict[str, Any]] = []  # the longest rows, as many as the largest size asked for so far
+
+    def rows(self, size: int) -> list[dict[str, Any]]:
+        """``longest_rows`` of ``size``, read once for the largest size (a smaller one is its beginning)."""
+        if len(self._pool) < size:
+            self._pool = longest_rows(self.dataset, self.lengths, size)
+        return self._pool[:size]
 
     def __call__(self, size: int) -> bool:
         import torch
@@ -136,7 +144,7 @@ class BatchProbe:
         parameters = [p for p in self.model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(parameters, lr=0.0, weight_decay=0.0)
         memory_failpoint(size)
-        batch = self.collate_fn(longest_rows(self.dataset, self.lengths, size))
+        batch = self.collate_fn(self.rows(size))
         parts = batch if isinstance(batch, list) else [batch]  # micro-batches (MicroBatches) or one batch
         # Off DDP's wrapper: its forward and backward talk to the other processes, which would wait forever
         # on one that ran out of memory (FSDP's shards exist only inside its wrapper).

@@ -61,12 +61,14 @@ def sequence_packer(model: Any, collate_fn: Any, dataset: Any, setting: Any,
                           hidden_size=getattr(config, "hidden_size", 768))
 
 
-def wants_padding_free(setting: Any, device_type: str, static_shapes: bool, fixed_shapes: bool) -> bool:
-    """``training.padding_free`` here: auto on accelerators (a CPU trains faster with its own levers), never
-    with static shapes (TPU) or batches that have no padding (packed blocks)."""
+def wants_padding_free(setting: Any, device_type: str, static_shapes: bool, fixed_shapes: bool,
+                       compiled: bool = False) -> bool:
+    """``training.padding_free`` here: auto on accelerators (a CPU trains faster with its own levers) in eager mode
+    (torch.compile over nested tensors is not verified on a GPU), never with static shapes (TPU) or batches that
+    have no padding (packed blocks)."""
     if setting is False or static_shapes or fixed_shapes:
         return False
-    return setting is True or device_type != "cpu"
+    return setting is True or (device_type != "cpu" and not compiled)
 
 
 def flattening_collator(model: Any, collate_fn: Any, dataset: Any, setting: Any) -> FlatteningCollator | None:

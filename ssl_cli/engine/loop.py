@@ -216,7 +216,8 @@ class Engine:
             avoid_cudnn_attention_plans(self.device)
         collate_fn = training_collator(model, collate_fn, dataset, cfg, packable, lengths is None,
                                        self._on_cpu_by_default, self.print, wants_padding_free(
-                                           cfg.padding_free, self.device.type, self.needs_static_shapes, steady_shapes))
+                                           cfg.padding_free, self.device.type, self.needs_static_shapes, steady_shapes,
+                                           cfg.torch_compile))
         plan = self._plan(model, dataset, collate_fn, lengths, greater_is_better, resume_from)
         model = plan.model
         state = self._start_state(resume_from, fingerprint)

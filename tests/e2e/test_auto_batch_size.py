@@ -84,5 +84,5 @@ def test_a_batch_size_that_is_neither_a_number_nor_auto_is_one_line(tmp_path):
     for value in ("lots", "0", "2.5"):
         proc = run_cli(*args, "--per-device-train-batch-size", value, "--output-dir", str(tmp_path / "run"))
         assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-        assert "per_device_train_batch_size" in proc.stderr and "or auto" in proc.stderr
+        assert "--per-device-train-batch-size" in proc.stderr and "nor auto" in proc.stderr
     assert not (tmp_path / "run").exists()

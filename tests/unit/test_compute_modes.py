@@ -42,3 +42,8 @@ def test_a_cpu_run_leaves_the_cuda_flags_alone(restore_precision):
 ])
 def test_padding_free_is_on_by_default_on_accelerators_only(setting, device, static, fixed, on):
     assert wants_padding_free(setting, device, static, fixed) is on
+
+
+def test_padding_free_stays_off_by_default_under_torch_compile_unless_asked_for():
+    assert not wants_padding_free("auto", "cuda", False, False, compiled=True)
+    assert wants_padding_free(True, "cuda", False, False, compiled=True)
