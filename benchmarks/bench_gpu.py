@@ -40,6 +40,10 @@ EXTRA_ROWS = {  # name: (subcommand, extra ssl arguments)
     "finetune-glue, padded": ("finetune-glue", ["--set", "training.padding_free=false"]),
     "tag-pos, padded": ("tag-pos", ["--set", "training.padding_free=false"]),
     "finetune-qa, batch auto": ("finetune-qa", ["--per-device-train-batch-size", "auto"]),
+    # the step breakdown: torch.profiler's record of 10 steps, padding-free and padded (docs/performance.md)
+    "finetune-qa, profiled": ("finetune-qa", ["--set", "training.profile_steps=10"]),
+    "finetune-qa, padded, profiled": ("finetune-qa", ["--set", "training.profile_steps=10",
+                                                      "--set", "training.padding_free=false"]),
     "finetune-glue, batch auto": ("finetune-glue", ["--per-device-train-batch-size", "auto"]),
     "tag-pos, packed rows": ("tag-pos", ["--set", "training.pack_sequences=true"]),
     "finetune-qa, torch.compile": ("finetune-qa", ["--torch-compile"]),
@@ -98,7 +102,10 @@ def worker_ssl(args: argparse.Namespace) -> dict:
     elapsed = [entry["step"] * batch / entry["examples_per_second"] for entry in (first, last)]
     steady_samples = (last["step"] - first["step"]) * batch / (elapsed[1] - elapsed[0])
     mean_length = results["train_tokens_per_second"] / results["train_samples_per_second"]
-    return {"mean_real_length": mean_length, "steady_samples_per_second": steady_samples,
+    profile = out / "profile" / "summary.json"
+    return {"profile": json.loads(profile.read_text()) if profile.is_file() else None,
+            "per_device_train_batch_size": results.get("per_device_train_batch_size"),
+            "mean_real_length": mean_length, "steady_samples_per_second": steady_samples,
             "steady_tokens_per_second": steady_samples * mean_length,
             "train_tokens_per_second": results["train_tokens_per_second"], "train_runtime": results["train_runtime"],
             "train_steps": results["train_steps"], "wall_time": wall, "mixed_precision": results.get("mixed_precision"),
@@ -139,12 +146,21 @@ def main() -> None:
              f"{args.steps} steps each", "", "bf16 matmul throughput, TFLOP/s:", "",
              "| shapes | TFLOP/s |", "|---|---|",
              *(f"| {name} | {value:.0f} |" for name, value in ceiling["bf16_tflops"].items()), "",
-             "| subcommand | real tokens/s (steady) | mean real length | TFLOP/s | useful-token MFU vs 8192-cube peak |"
-             " padding | passes per batch |", "|---|---|---|---|---|---|---|"]
+             "| subcommand | batch | real tokens/s (steady) | mean real length | TFLOP/s | useful-token MFU vs 8192-cube "
+             "peak | padding | passes per batch |", "|---|---|---|---|---|---|---|---|"]
     for name, row in rows.items():
-        lines.append(f"| {name} | {row['steady_tokens_per_second']:,.0f} | {row['mean_real_length']:.0f} | "
+        lines.append(f"| {name} | {row['per_device_train_batch_size']} | {row['steady_tokens_per_second']:,.0f} | "
+                     f"{row['mean_real_length']:.0f} | "
                      f"{row['steady_tflops']:.1f} | {row['mfu']:.1%} | {row['train_padding_fraction']:.0%} | "
                      f"{row['train_passes_per_batch']:.2f} |")
+    profiled = {name: row["profile"] for name, row in rows.items() if row.get("profile")}
+    if profiled:
+        lines += ["", "Step breakdown (training.profile_steps=10):", "",
+                  "| row | mean step ms | device busy | top operators by self time |", "|---|---|---|---|"]
+        for name, summary in profiled.items():
+            top = ", ".join(f"{op['name']} {op['self_ms']:.0f} ms" for op in summary["top_operators"][:4])
+            lines.append(f"| {name} | {summary['mean_step_ms']:.1f} | {summary.get('device_busy_fraction', 0):.0%} | "
+                         f"{top} |")
     write_results("gpu", {"ceiling": ceiling, "steps": args.steps, "rows": rows}, lines)
 
 

@@ -263,6 +263,10 @@ class TrainingConfig(Section):
         "CPU; true: on accelerators too; "
         "false: one padded batch. Never with static shapes (TPU).",
     )
+    profile_steps: int = Field(
+        0, ge=0, description="Record this many training steps with torch.profiler (after one step of wait and one of "
+        "warm-up) into output_dir/profile: trace.json for Perfetto or chrome://tracing, summary.json (mean step "
+        "time, the device's busy share of it, the operators with the most self time), operators.txt. 0: off.")
     tf32: bool | None = Field(
         None, description="On CUDA, TF32 matmuls for what runs in fp32 (null: on, as the GPU default; false: full "
         "fp32 matmuls). Ignored elsewhere.")

@@ -50,6 +50,7 @@ from ssl_cli.engine.logging import JsonLog, Progress, available_trackers, evalua
 from ssl_cli.engine.loss import LossLog, loss_weights
 from ssl_cli.engine.optim import clip_gradients, fused_adamw_supported, parameter_groups
 from ssl_cli.engine.packing import model_inputs
+from ssl_cli.engine.profiling import StepProfiler
 from ssl_cli.engine.sampling import BatchSampler
 from ssl_cli.engine.schedule import make_scheduler, step_on_metric, step_scheduler
 from ssl_cli.engine.state import CHECKPOINT_PREFIX, LOG_FILE, STATE_FILE, TrainResult, TrainState, epochs_done
@@ -84,6 +85,7 @@ class Engine:
         self.output_dir = Path(output_dir)
         self._scheduler: Any = None  # the run's, for a schedule that steps on evaluation metrics
         self._progress: Progress | None = None  # the training's terminal view, while it trains
+        self._profiler = StepProfiler(0, self.output_dir, False, None)  # training.profile_steps, while it trains
         check_distributed_plan(training)
         self.mixed_precision = resolve_mixed_precision(training.mixed_precision)
         self.trackers = available_trackers(training.report_to)
@@ -233,8 +235,8 @@ class Engine:
                                              round(epochs_done(state, plan.loader), 4))) if evaluate else None
 
         model.train()
-        with progress:
-            self._progress = progress
+        with progress, StepProfiler(cfg.profile_steps, self.output_dir, self.writes_files, self.device) as profiler:
+            self._progress, self._profiler = progress, profiler
             for epoch in plan.epochs:
                 if epoch < state.epoch:
                     continue
@@ -372,6 +374,7 @@ class Engine:
         state.global_step += 1
         self.current_step = state.global_step
         failpoint("step", state.global_step)
+        self._profiler.step()
         rate = (state.examples_seen - counts.start_examples) / max(time.perf_counter() - counts.start_time, 1e-9)
         if state.global_step % cfg.logging_steps == 0 or state.global_step == plan.total_steps:
             mean_loss = self.losses.close_window(state)
@@ -402,11 +405,8 @@ class Engine:
             torch.compiler.cudagraph_mark_step_begin()
 
     def _trainable_parameters(self, model: Any) -> list[Any]:
-        """``model``'s parameters that train, listed once per model instead of every step.
-
-        ``model.parameters()`` walks every submodule in Python, which shows in a
-        small model's host-bound training loop on a GPU.
-        """
+        """``model``'s parameters that train, listed once per model, not every step: ``model.parameters()`` walks
+        every submodule in Python, which shows in a small model's host-bound training loop on a GPU."""
         if self._trainable is None or self._trainable[0] is not model:
             self._trainable = (model, [p for p in model.parameters() if p.requires_grad])
         return self._trainable[1]
