@@ -56,7 +56,7 @@ class StepProfiler:
             return
         self.out.mkdir(parents=True, exist_ok=True)
         profiler.export_chrome_trace(str(self.out / "trace.json"))
-        sort = "self_cuda_time_total" if self.on_accelerator else "self_cpu_time_total"
+        sort = "self_device_time_total" if self.on_accelerator else "self_cpu_time_total"
         averages = profiler.key_averages()
         (self.out / "operators.txt").write_text(averages.table(sort_by=sort, row_limit=40), encoding="utf-8")
         summary = step_summary(profiler.events(), averages, self.on_accelerator)
