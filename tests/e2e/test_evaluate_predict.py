@@ -27,7 +27,7 @@ def trained(tmp_path_factory) -> dict[str, tuple[Path, dict[str, Path]]]:
     for command in ("finetune-glue", "tag-pos", "finetune-qa", "pretrain-clm"):
         args = tiny_task_args(command, root / command / "data")
         out = root / command / "model"
-        run_cli(*args, "--output-dir", str(out), "--set", "training.eval_strategy=no", check=True)
+        run_cli(*args, "--output-dir", str(out), "--set", "training.eval_strategy=no", "--max-steps", "10", check=True)
         models[command] = (out, all_tasks()[command].write_sample_data(root / command / "data"))
     return models
 

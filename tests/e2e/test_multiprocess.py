@@ -80,7 +80,7 @@ def test_evaluate_on_two_processes_scores_as_one(tmp_path):
     files = write_task("sentiment", tmp_path / "data", 300, 41)  # an odd count: the last batch is padded across
     model = tmp_path / "model"
     run_cli("finetune-glue", "--recipe", "recipes/glue/tiny-en-offline.yaml", "--train-file", str(files["train"]),
-            "--validation-file", str(files["dev"]), "--output-dir", str(model), check=True)
+            "--validation-file", str(files["dev"]), "--output-dir", str(model), "--max-steps", "10", check=True)
     proc = launch("evaluate", "--model", str(model), "--validation-file", str(files["dev"]), "--output-dir",
                   str(tmp_path / "two"))
     assert proc.returncode == 0, proc.stderr[-3000:]
