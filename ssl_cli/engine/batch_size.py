@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -100,19 +101,18 @@ def longest_rows(dataset: Any, lengths: Sequence[int] | None, size: int) -> list
     return [pool[i % len(pool)] for i in range(size)]
 
 
+@dataclass
 class BatchProbe:
     """``fits(size)``: whether one training step at ``size`` of the longest rows runs without running out of
     memory, on every process; the model's weights and every RNG are as they were afterwards."""
 
-    def __init__(self, accelerator: Any, model: Any, collate_fn: Callable, dataset: Any,
-                 lengths: Sequence[int] | None, model_inputs: Callable[[dict], dict]) -> None:
-        self.accelerator = accelerator
-        self.model = model
-        self.collate_fn = collate_fn
-        self.dataset = dataset
-        self.lengths = lengths
-        self.model_inputs = model_inputs
-        self._pool: list[dict[str, Any]] = []  # the longest rows, as many as the largest size asked for so far
+    accelerator: Any
+    model: Any
+    collate_fn: Callable
+    dataset: Any
+    lengths: Sequence[int] | None
+    model_inputs: Callable[[dict], dict]
+    _pool: list[dict[str, Any]] = field(default_factory=list)  # the longest rows, for the largest size so far
 
     def rows(self, size: int) -> list[dict[str, Any]]:
         """``longest_rows`` of ``size``, read once for the largest size (a smaller one is its beginning)."""
