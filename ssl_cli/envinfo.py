@@ -39,6 +39,10 @@ def print_env() -> None:
     rows.append(("cuda", f"{torch.cuda.device_count()} device(s)" if torch.cuda.is_available() else "not available"))
     if torch.cuda.is_available():
         rows += [(f"cuda:{i}", torch.cuda.get_device_name(i)) for i in range(torch.cuda.device_count())]
+    if torch.cuda.is_available():  # training.padding_free's attention kernel there
+        flash = _version("flash-attn")
+        rows.append(("flash-attn", flash if flash != "not installed"
+                     else "not installed (padding-free rows use PyTorch's nested-tensor SDPA)"))
     rows.append(("mps", str(getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available())))
     config = accelerate_config_path()
     rows.append(("accelerate config", str(config) if config else "none (defaults: single process)"))
