@@ -9,8 +9,9 @@ sequences' boundaries as ``cu_seq_lens_q/k`` (cumulative lengths) with their
 longest, ``max_length_q/k``. The model's attention is swapped for
 ``varlen_attention``, which attends within each sequence only: FlashAttention-2
 (``flash-attn``) where it is installed on a CUDA device, else PyTorch's SDPA on a
-nested (jagged) tensor, which runs the flash or memory-efficient kernels on a
-GPU and the math kernel on a CPU. Every layer then computes real tokens only.
+nested (jagged) tensor, which runs the varlen flash or memory-efficient kernels
+on a GPU. Every layer then computes real tokens only. On a CPU (forced on: it
+is off there by default) SDPA runs over the row with a block-diagonal mask.
 
 The heads still see the usual padded layout: a hook on the encoder scatters its
 output back to (rows, longest, hidden), so the pooler's first token, the QA and
@@ -28,7 +29,6 @@ interface). On a CPU the present levers (``padding_microbatches``,
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -99,21 +99,43 @@ def varlen_attention(module: Any, query: Any, key: Any, value: Any, attention_ma
 
         return flash_attention_forward(module, query, key, value, None, dropout=dropout, scaling=scaling, **kwargs)
     import torch
-    import torch.nn.functional as F
 
     offsets = offsets.to(device=query.device, dtype=torch.int64)
+    if query.device.type == "cpu":
+        return masked_attention(query, key, value, offsets, dropout, scaling), None
+    return jagged_attention(query, key, value, offsets, dropout, scaling, kwargs.get("max_length_q")), None
+
+
+def jagged_attention(query: Any, key: Any, value: Any, offsets: Any, dropout: float, scaling: float | None,
+                     longest: int | None) -> Any:
+    """SDPA on nested (jagged) tensors, one sequence each: the accelerators' varlen flash or memory-efficient
+    kernels. In and out: 1 x heads x tokens x size, out transposed to 1 x tokens x heads x size."""
+    import torch
+    import torch.nn.functional as F
+
     # the lengths' bounds given, not read from the device: reading them would make the host wait every layer
-    bounds = {"min_seqlen": 1, "max_seqlen": kwargs["max_length_q"]} if kwargs.get("max_length_q") else {}
+    bounds = {"min_seqlen": 1, "max_seqlen": longest} if longest else {}
 
     def jagged(x: Any) -> Any:  # 1 x heads x tokens x size -> sequences x heads x (ragged) x size
         values = x[0].transpose(0, 1).contiguous()
         return torch.nested.nested_tensor_from_jagged(values, offsets, **bounds).transpose(1, 2)
 
-    with warnings.catch_warnings():  # the CPU's math kernel goes through torch's own prototype nested layout
-        warnings.filterwarnings("ignore", message="The PyTorch API of nested tensors is in prototype stage")
-        out = F.scaled_dot_product_attention(jagged(query), jagged(key), jagged(value), dropout_p=dropout,
-                                             scale=scaling)
-    return out.transpose(1, 2).values().unsqueeze(0), None  # 1 x tokens x heads x size, as the layers expect
+    out = F.scaled_dot_product_attention(jagged(query), jagged(key), jagged(value), dropout_p=dropout, scale=scaling)
+    return out.transpose(1, 2).values().unsqueeze(0)
+
+
+def masked_attention(query: Any, key: Any, value: Any, offsets: Any, dropout: float, scaling: float | None) -> Any:
+    """SDPA over the whole row, each token masked to its own sequence: a CPU's path (its nested-tensor SDPA falls
+    back to a prototype layout that gradient checkpointing cannot save). Same shapes as ``jagged_attention``."""
+    import torch
+    import torch.nn.functional as F
+
+    lengths = offsets[1:] - offsets[:-1]
+    sequence = torch.repeat_interleave(torch.arange(len(lengths), device=query.device), lengths,
+                                       output_size=query.shape[2])
+    mask = (sequence[:, None] == sequence[None, :])[None, None]
+    out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=dropout, scale=scaling)
+    return out.transpose(1, 2)
 
 
 def _flash_attention_installed() -> bool:

@@ -14,6 +14,7 @@ from ssl_cli.engine.padding_free import (
     FlatteningCollator,
     PaddingFree,
     flatten_batch,
+    jagged_attention,
     padding_free_position_offset,
     varlen_attention,
 )
@@ -41,14 +42,18 @@ def test_a_flattened_batch_holds_only_real_tokens_and_restarts_positions():
     assert (flat["packed_examples"], flat["packed_tokens"]) == (2, 5)
 
 
-def test_variable_length_attention_attends_within_each_sequence_only():
+@pytest.mark.parametrize("path", ["varlen_attention", "jagged_attention"])  # a CPU's path, an accelerator's
+@pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors:UserWarning")  # torch's CPU kernel for it
+def test_variable_length_attention_attends_within_each_sequence_only(path):
     torch.manual_seed(0)
     lengths, heads, size = [5, 9, 1, 3], 4, 16
     q, k, v = (torch.randn(1, heads, sum(lengths), size, requires_grad=True) for _ in range(3))
     offsets = torch.tensor([0, 5, 14, 15, 18], dtype=torch.int32)
-    module = torch.nn.Module()
-    out, _ = varlen_attention(module, q, k, v, None, dropout=0.0, scaling=size ** -0.5, cu_seq_lens_q=offsets,
-                              cu_seq_lens_k=offsets, max_length_q=9, max_length_k=9)
+    if path == "jagged_attention":  # the nested-tensor SDPA a GPU runs, here on its CPU kernel
+        out = jagged_attention(q, k, v, offsets.long(), 0.0, size ** -0.5, 9)
+    else:
+        out, _ = varlen_attention(torch.nn.Module(), q, k, v, None, dropout=0.0, scaling=size ** -0.5,
+                                  cu_seq_lens_q=offsets, cu_seq_lens_k=offsets, max_length_q=9, max_length_k=9)
     expected = torch.cat([F.scaled_dot_product_attention(q[:, :, a:b], k[:, :, a:b], v[:, :, a:b])
                           for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)], dim=2)
     assert out.shape == (1, sum(lengths), heads, size)
