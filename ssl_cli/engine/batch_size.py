@@ -139,6 +139,7 @@ class BatchProbe:
         import torch
 
         from ssl_cli.engine.durability import memory_failpoint
+        from ssl_cli.engine.packing import on_device
 
         acc = self.accelerator
         parameters = [p for p in self.model.parameters() if p.requires_grad]
@@ -151,22 +152,16 @@ class BatchProbe:
         model = self.model if acc.distributed_type.name == "FSDP" else acc.unwrap_model(self.model)
         with acc.autocast():
             for part in parts:
-                inputs = {k: v.to(acc.device) if hasattr(v, "to") else v for k, v in self.model_inputs(part).items()}
-                acc.backward(model(**inputs).loss)
+                acc.backward(model(**on_device(self.model_inputs(part), acc.device)).loss)
         optimizer.step()
         del optimizer
 
     def _release(self) -> None:
-        import gc
-
-        import torch
+        from accelerate.utils.memory import clear_device_cache
 
         for parameter in self.model.parameters():
             parameter.grad = None
-        gc.collect()
-        for module in (getattr(torch, "cuda", None), getattr(torch, "xpu", None), getattr(torch, "mps", None)):
-            if module is not None and getattr(module, "is_available", lambda: False)():
-                module.empty_cache()
+        clear_device_cache(garbage_collection=True)
 
 
 def rng_states() -> dict[str, Any]:

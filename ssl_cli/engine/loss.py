@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ssl_cli.engine.packing import PACKED_EXAMPLES
+from ssl_cli.engine.packing import batch_examples
 from ssl_cli.errors import UserError
 
 IGNORE = -100
@@ -31,7 +31,7 @@ IGNORE = -100
 def counted(part: dict[str, Any], weighting: str) -> Any:
     """What ``part``'s loss is a mean over: its rows (an int) or its labelled / predicted tokens (a tensor)."""
     if weighting == "rows":
-        return part.get(PACKED_EXAMPLES) or len(next(iter(part.values())))
+        return batch_examples(part)
     labels = part["labels"][:, 1:] if weighting == "predicted_tokens" else part["labels"]
     return (labels != IGNORE).sum()
 

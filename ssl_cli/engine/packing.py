@@ -57,13 +57,26 @@ def model_inputs(batch: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in batch.items() if k not in (PACKED_EXAMPLES, PACKED_TOKENS)}
 
 
+def batch_examples(batch: dict[str, Any]) -> int:
+    """The examples in one collated batch: a packed (or padding-free) batch counts them, as its rows do not."""
+    if PACKED_EXAMPLES in batch:
+        return batch[PACKED_EXAMPLES]
+    return len(next(iter(batch.values())))
+
+
 def batch_counts(batch: dict[str, Any]) -> tuple[int, Any, int]:
     """Examples, real tokens (a tensor or int) and computed tokens of one collated batch (packed or not)."""
     if PACKED_EXAMPLES in batch:
         return batch[PACKED_EXAMPLES], batch[PACKED_TOKENS], batch["input_ids"].numel()
-    examples = len(next(iter(batch.values())))
     mask = batch.get("attention_mask")
-    return examples, (mask.sum() if mask is not None else 0), (mask.numel() if mask is not None else 0)
+    return batch_examples(batch), (mask.sum() if mask is not None else 0), (mask.numel() if mask is not None else 0)
+
+
+def position_offsets(config: Any) -> list[int]:
+    """The position offsets a model may number a sequence's tokens from: 0 (BERT, ELECTRA, ALBERT...) and its
+    padding index + 1 (RoBERTa, XLM-R)."""
+    pad = getattr(config, "pad_token_id", None)
+    return list(dict.fromkeys([0] + ([pad + 1] if isinstance(pad, int) else [])))
 
 
 def plan_packs(lengths: Sequence[int], max_capacity: int, hidden_size: int) -> list[list[int]]:
@@ -146,17 +159,16 @@ def packing_position_offset(model: Any, inner: Any, rows: list[dict[str, Any]]) 
     rows = [row for row in rows if len(row["input_ids"]) > 1][:4]
     if len(rows) < 2:
         return None
-    pad = getattr(model.config, "pad_token_id", None)
-    candidates = dict.fromkeys([0] + ([pad + 1] if isinstance(pad, int) else []))
+    candidates = position_offsets(model.config)
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
             device = next(model.parameters()).device
-            plain = model(**_to(inner(rows), device)).logits
+            plain = model(**on_device(inner(rows), device)).logits
             for offset in candidates:
                 try:
-                    packed = model(**_to(model_inputs(pack_rows(inner, rows, [list(range(len(rows)))], offset)),
+                    packed = model(**on_device(model_inputs(pack_rows(inner, rows, [list(range(len(rows)))], offset)),
                                          device)).logits
                 except (TypeError, ValueError, RuntimeError):
                     return None
@@ -178,5 +190,6 @@ def _same_outputs(plain: Any, packed_row: Any, lengths: list[int]) -> bool:
     return True
 
 
-def _to(batch: dict[str, Any], device: Any) -> dict[str, Any]:
+def on_device(batch: dict[str, Any], device: Any) -> dict[str, Any]:
+    """``batch`` with its tensors on ``device`` (counts and other plain values as they are)."""
     return {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}

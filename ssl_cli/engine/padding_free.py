@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ssl_cli.engine.collate import WrappingCollator
-from ssl_cli.engine.packing import PACKED_EXAMPLES, PACKED_TOKENS, model_inputs
+from ssl_cli.engine.packing import PACKED_EXAMPLES, PACKED_TOKENS, model_inputs, on_device, position_offsets
 
 VARLEN = "ssl_varlen"
 #: The inputs a model embeds token by token: flattened with the tokens. Everything else (labels, answer
@@ -211,9 +211,12 @@ def encoder_of(model: Any) -> Any:
 
 def flattenable(inner: Any, rows: Sequence[dict[str, Any]]) -> bool:
     """Whether ``inner`` pads these rows as one sequence per row (not several, as multiple choice does)."""
-    if not rows or "input_ids" not in rows[0]:
-        return False
-    mask = inner(list(rows[:2])).get("attention_mask")
+    return bool(rows) and "input_ids" in rows[0] and one_sequence_per_row(inner(list(rows[:2])))
+
+
+def one_sequence_per_row(batch: dict[str, Any]) -> bool:
+    """Whether a padded batch holds one sequence per row: a 2D attention mask."""
+    mask = batch.get("attention_mask")
     return mask is not None and mask.dim() == 2
 
 
@@ -227,20 +230,19 @@ def padding_free_position_offset(model: Any, inner: Any, rows: Sequence[dict[str
     if len(rows) < 2 or encoder_of(model) is None:
         return None
     padded_batch = dict(inner(rows))
-    if not flattenable(inner, rows):
+    if not one_sequence_per_row(padded_batch):
         return None
-    pad = getattr(_transformers_model(model).config, "pad_token_id", None)
-    candidates = dict.fromkeys([0] + ([pad + 1] if isinstance(pad, int) else []))
+    candidates = position_offsets(_transformers_model(model).config)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            padded = _logits(model(**_to(model_inputs(padded_batch), device)))
+            padded = _logits(model(**on_device(model_inputs(padded_batch), device)))
             switched = PaddingFree(model)
             try:
                 for offset in candidates:
-                    flat = _logits(model(**_to(model_inputs(flatten_batch(padded_batch, offset)), device)))
+                    flat = _logits(model(**on_device(model_inputs(flatten_batch(padded_batch, offset)), device)))
                     if all(_same_outputs(a, b, padded_batch["attention_mask"]) for a, b in zip(padded, flat,
                                                                                                 strict=True)):
                         return offset
@@ -268,7 +270,3 @@ def _same_outputs(padded: Any, flat: Any, mask: Any) -> bool:
         keep = mask.bool().to(padded.device)
         padded, flat = padded[keep], flat[keep]
     return torch.allclose(padded.float(), flat.float(), rtol=1e-3, atol=1e-4)
-
-
-def _to(batch: dict[str, Any], device: Any) -> dict[str, Any]:
-    return {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
