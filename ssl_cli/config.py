@@ -192,7 +192,8 @@ class DataConfig(Section):
 
 class TrainingConfig(Section):
     output_dir: str = Field("outputs/run", description="Where the model, checkpoints, metrics and logs are written.")
-    overwrite: bool = Field(False, description="Allow writing into a non-empty output_dir (its contents are replaced).")
+    overwrite: bool = Field(False, description="Allow writing into a non-empty output_dir: its contents are replaced, deleted once the "
+                      "new run has made its first step (docs/reliability.md).")
     resume: bool = Field(False, description="Resume from the newest complete checkpoint in output_dir.")
     resume_from_checkpoint: str | None = Field(None, description="Resume from this checkpoint directory.")
     do_train: bool = Field(True, description="Train.")

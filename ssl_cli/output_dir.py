@@ -2,7 +2,13 @@
 
 - Everything is checked before the directory is touched: the recipe, the
   model and the data are validated first, and only then is the directory
-  created or, with ``--overwrite``, emptied (``claim``).
+  created or, with ``--overwrite``, cleared (``claim``).
+- ``--overwrite`` sets the old run aside (``.ssl-replaced/``, a rename) and
+  deletes it only once the new run has made its first optimizer step: what
+  fails while training is set up (no batch fits in memory, a setting refused
+  for this model), or a Ctrl-C then, puts the old run back. A run killed
+  before that point leaves it set aside; the next ``ssl`` on the directory
+  puts it back.
 - An output dir that is the model's directory, or holds it, is refused:
   ``--overwrite`` would delete the model it is about to load.
 - One run at a time: the main process holds an exclusive ``flock`` on
@@ -24,6 +30,8 @@ from typing import IO, Any
 from ssl_cli.errors import UserError, note, write_failure
 
 LOCK_FILE = ".ssl.lock"
+REPLACED_DIR = ".ssl-replaced"  # the run that --overwrite replaces, until the new one trains
+DISCARDED_DIR = ".ssl-replaced-discarded"  # a replaced run on its way out (renamed first: deleting takes time)
 
 
 def check_output_dir(training: Any, model_name: str) -> Path | None:
@@ -33,6 +41,7 @@ def check_output_dir(training: Any, model_name: str) -> Path | None:
         raise UserError(f"output_dir {out} is a file; pass a directory to --output-dir")
     _refuse_model_inside(out, model_name)
     _refuse_locked(out)
+    _put_back_interrupted_overwrite(out)
     if training.resume_from_checkpoint:
         checkpoint = Path(training.resume_from_checkpoint)
         if not checkpoint.is_dir():
@@ -86,11 +95,56 @@ def _user_files(out: Path) -> list[Path]:
     return [child for child in out.iterdir() if child.name != LOCK_FILE] if out.is_dir() else []
 
 
-class OutputDirClaim:
-    """The held lock of a claimed output directory (``claim``); released by ``release`` or by process exit."""
+def _remove(path: Path) -> None:
+    shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
 
-    def __init__(self, handle: IO[str] | None) -> None:
+
+def _put_back(out: Path) -> None:
+    """The run set aside in ``out/.ssl-replaced`` back in place of what the replacing run wrote so far."""
+    for child in _user_files(out):
+        if child.name != REPLACED_DIR:
+            _remove(child)
+    for child in (out / REPLACED_DIR).iterdir():
+        child.rename(out / child.name)
+    (out / REPLACED_DIR).rmdir()
+
+
+def _put_back_interrupted_overwrite(out: Path) -> None:
+    """A run killed while it set up an ``--overwrite`` left the old run aside: restore it, under the lock."""
+    if (out / DISCARDED_DIR).exists():  # killed while deleting a replaced run: the deletion goes on
+        shutil.rmtree(out / DISCARDED_DIR, ignore_errors=True)
+    if not (out / REPLACED_DIR).is_dir():
+        return
+    handle = _lock(out / LOCK_FILE)
+    try:
+        _put_back(out)
+    finally:
+        handle.close()
+    note(f"put back the run in {out} that an interrupted --overwrite had set aside")
+
+
+class OutputDirClaim:
+    """The held lock of a claimed output directory (``claim``); released by ``release`` or by process exit.
+
+    ``replaced``: where ``--overwrite`` set the old run aside, until ``discard_replaced`` (the new run trains)
+    or ``put_back_replaced`` (it failed before that).
+    """
+
+    def __init__(self, handle: IO[str] | None, replaced: Path | None = None) -> None:
         self.handle = handle
+        self.replaced = replaced
+
+    def discard_replaced(self) -> None:
+        if self.replaced is not None:
+            discarded = self.replaced.with_name(DISCARDED_DIR)
+            self.replaced.rename(discarded)
+            self.replaced = None
+            shutil.rmtree(discarded, ignore_errors=True)
+
+    def put_back_replaced(self) -> None:
+        if self.replaced is not None:
+            out, self.replaced = self.replaced.parent, None
+            _put_back(out)  # silently: the one line is the error that stopped the new run
 
     def release(self) -> None:
         if self.handle is not None:
@@ -99,7 +153,8 @@ class OutputDirClaim:
 
 
 def claim(training: Any, resuming: bool) -> OutputDirClaim:
-    """Create the output dir, take its lock, and with ``--overwrite`` (not resuming) empty it, keeping the lock.
+    """Create the output dir, take its lock, and with ``--overwrite`` (not resuming) set its files aside in
+    ``.ssl-replaced`` (renames, on the same disk), keeping the lock.
 
     Called once everything is validated. The emptiness check runs again under the lock: another run may
     have written the directory since ``check_output_dir``.
@@ -118,12 +173,19 @@ def claim(training: Any, resuming: bool) -> OutputDirClaim:
         existing = [] if resuming else _user_files(out)
         if existing and not training.overwrite:
             raise _not_empty(out)
-        for child in existing:
-            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+        replaced = _set_aside(out, existing) if existing else None
     except BaseException:
         handle.close()
         raise
-    return OutputDirClaim(handle)
+    return OutputDirClaim(handle, replaced)
+
+
+def _set_aside(out: Path, files: list[Path]) -> Path:
+    replaced = out / REPLACED_DIR
+    replaced.mkdir()
+    for child in files:
+        child.rename(replaced / child.name)
+    return replaced
 
 
 def newest_verified_checkpoint(out: Path) -> Path:

@@ -16,6 +16,7 @@ from typing import Any
 
 from ssl_cli.adapters import check_peft, is_peft_model, uses_lora
 from ssl_cli.config import cadences_agree, selects_best_checkpoint
+from ssl_cli.engine.durability import failpoint
 from ssl_cli.errors import UserError, write_failure
 from ssl_cli.hub import check_hub_push
 from ssl_cli.output_dir import check_output_dir, check_resume_fingerprint, claim, run_fingerprint
@@ -73,8 +74,9 @@ def run_task(task: Task, recipe: Any, evaluation_only: bool = False) -> dict[str
             train_features = task.prepare_train(splits.train, tokenizer, recipe) if splits.train is not None else None
             for eval_set in splits.evals:
                 eval_set.features = task.prepare_eval(eval_set, tokenizer, recipe)
-        # Everything is checked: only now is the output dir created, locked and (with --overwrite) emptied.
+        # Everything is checked: only now is the output dir created, locked and (with --overwrite) cleared.
         output_claim = claim(training, resuming=resume_from is not None) if engine.writes_files else None
+        failpoint("claimed", 0)
         if engine.writes_files and (staging / SCRATCH_TOKENIZER_DIR).is_dir():
             # a move, not a rename: the datasets cache and the output dir are often on different disks
             shutil.move(str(staging / SCRATCH_TOKENIZER_DIR), str(out / SCRATCH_TOKENIZER_DIR))
@@ -82,9 +84,15 @@ def run_task(task: Task, recipe: Any, evaluation_only: bool = False) -> dict[str
     finally:
         if engine.is_main_process:
             shutil.rmtree(staging, ignore_errors=True)
+    if output_claim is not None:
+        engine.when_training_runs.append(output_claim.discard_replaced)  # the set-up held: the old run may go
     try:
         return _train_and_evaluate(task, recipe, engine, splits, tokenizer, model, train_features, resume_from,
                                    fingerprint, created, evaluation_only)
+    except BaseException:
+        if output_claim is not None:
+            output_claim.put_back_replaced()  # a no-op once training ran
+        raise
     finally:
         if output_claim is not None:
             output_claim.release()
@@ -165,6 +173,8 @@ def _train_and_evaluate(task: Task, recipe: Any, engine: Any, splits: Any, token
         from ssl_cli.adapters import trainable_parameters
 
         results.update(trainable_parameters(engine.unwrap(model)))
+    for settled in engine.when_training_runs:  # without training (ssl evaluate), once the results are in
+        settled()
     if engine.writes_files:
         try:
             _save_outputs(task, recipe, engine.unwrap(model), tokenizer, splits, results, out, evaluation_only,

@@ -110,6 +110,7 @@ class Engine:
         self._trainable: tuple[Any, list[Any]] | None = None  # (model, its trainable parameters): _trainable_parameters
         self._cuda_graphs = replays_cuda_graphs(training, self.accelerator.device)
         self.batch_size: dict[str, Any] = {}  # what batch_size.choose_batch_size settled
+        self.when_training_runs: list[Callable[[], None]] = []  # called once, after the first optimizer step
         self.checkpoints = Checkpointer(self.accelerator, training, self.output_dir)
         self.losses = LossLog(self.accelerator, self.output_dir)  # read from the device only when needed
         set_seed(training.seed)
@@ -173,7 +174,6 @@ class Engine:
     def print(self, *args: Any) -> None:
         if self.is_main_process:
             from rich.console import Console
-
             Console(stderr=True, highlight=False, soft_wrap=True).print(*args)
 
     def end(self) -> None:
@@ -373,6 +373,8 @@ class Engine:
         cfg, acc = self.cfg, self.accelerator
         state.global_step += 1
         self.current_step = state.global_step
+        while self.when_training_runs:
+            self.when_training_runs.pop(0)()
         failpoint("step", state.global_step)
         self._profiler.step()
         rate = (state.examples_seen - counts.start_examples) / max(time.perf_counter() - counts.start_time, 1e-9)
@@ -401,7 +403,6 @@ class Engine:
         earlier calls are then done with, and a replay may reuse their memory."""
         if self._cuda_graphs:
             import torch
-
             torch.compiler.cudagraph_mark_step_begin()
 
     def _trainable_parameters(self, model: Any) -> list[Any]:

@@ -33,7 +33,9 @@ def trained_run(glue_args, tmp_path_factory) -> Path:
 
 
 def _snapshot(directory: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+    """Every file of the run, byte for byte; the lock file holds only the pid of the last run that held it."""
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*"))
+            if p.is_file() and p.name != ".ssl.lock"}
 
 
 def _copy(run: Path, tmp_path: Path) -> Path:
@@ -56,6 +58,34 @@ def test_overwrite_checks_model_data_and_recipe_before_emptying_the_dir(bad, glu
     before = _snapshot(run)
     proc = run_cli(*glue_args, *bad, "--output-dir", str(run), "--overwrite")
     _one_line_error(proc)
+    assert _snapshot(run) == before
+
+
+def test_overwrite_that_fails_setting_up_training_keeps_the_old_run(glue_args, trained_run, tmp_path):
+    """The batch search runs after the output dir is claimed: when not one row fits, the old run is still there,
+    and a later --overwrite that trains replaces it, leaving nothing set aside."""
+    run = _copy(trained_run, tmp_path)
+    before = _snapshot(run)
+    proc = run_cli(*glue_args, "--per-device-train-batch-size", "auto", "--output-dir", str(run), "--overwrite",
+                   env={"SSL_FAILPOINT": "oom_above:0"})
+    assert "not even one training row" in _one_line_error(proc)
+    assert _snapshot(run) == before
+    run_cli(*glue_args, "--max-steps", "1", "--output-dir", str(run), "--overwrite", check=True)
+    names = {p.name for p in run.iterdir()}
+    assert "model.safetensors" in names and not {"checkpoint-2", "checkpoint-4"} & names
+    assert not [name for name in names if name.startswith(".ssl-replaced")]
+
+
+def test_overwrite_killed_before_training_is_undone_by_the_next_run(glue_args, trained_run, tmp_path):
+    """kill -9 right after the claim: the old run lies set aside, and the next ssl on the dir puts it back."""
+    run = _copy(trained_run, tmp_path)
+    before = _snapshot(run)
+    killed = run_cli(*glue_args, "--output-dir", str(run), "--overwrite", env={"SSL_FAILPOINT": "claimed:0"})
+    assert killed.returncode == -9
+    assert not (run / "model.safetensors").exists() and (run / ".ssl-replaced" / "model.safetensors").is_file()
+    proc = run_cli(*glue_args, "--output-dir", str(run))
+    assert "is not empty" in _one_line_error(proc)
+    assert "put back the run" in proc.stderr
     assert _snapshot(run) == before
 
 
