@@ -204,7 +204,13 @@ class TrainingConfig(Section):
     per_device_train_batch_size: int | Literal["auto"] = Field(
         12, description="Training batch size per process. auto: the largest that fits in the device's memory, "
         "found by trying training steps on the longest rows before training (up to 32 on CPU, where bigger batches "
-        "do not run faster); the size chosen is in all_results.json and a resumed run keeps it.")
+        "do not run faster); the size chosen is in all_results.json and a resumed run keeps it. With padding-free "
+        "rows, auto finds a token budget (per_device_train_tokens).")
+    per_device_train_tokens: int | None = Field(
+        None, ge=1, description="Training batches by tokens instead of rows: each process's batch holds as many whole "
+        "rows as fit in this many token positions (rows x their longest length), rows of similar length together. "
+        "With padding-free rows and per_device_train_batch_size auto, the search sets it (auto sizes the batch in "
+        "tokens there).")
     auto_find_batch_size: bool = Field(
         False, description="The Trainer's flag: per_device_train_batch_size is the upper bound, lowered (by the same "
         "search as auto) until a training step fits in memory.")

@@ -103,6 +103,7 @@ COMMON_FLAGS: tuple[Flag, ...] = (
     *_flags(TRAINING,
             ("do-train", "training.do_train", bool),
             ("per-device-train-batch-size", "training.per_device_train_batch_size"),
+            ("per-device-train-tokens", "training.per_device_train_tokens", int),
             ("auto-find-batch-size", "training.auto_find_batch_size", bool),
             ("gradient-accumulation-steps", "training.gradient_accumulation_steps", int),
             ("learning-rate", "training.learning_rate", float),

@@ -62,7 +62,8 @@ def write_model_card(out: Path, task: Any, recipe: Any, splits: Any, results: di
         "## Training hyperparameters",
         "",
         f"- learning_rate: {training.learning_rate}",
-        f"- per_device_train_batch_size: {training.per_device_train_batch_size}",
+        f"- per_device_train_batch_size: {training.per_device_train_batch_size}"
+        + (f" (per_device_train_tokens: {training.per_device_train_tokens})" if training.per_device_train_tokens else ""),
         f"- gradient_accumulation_steps: {training.gradient_accumulation_steps}",
         f"- num_train_epochs: {training.num_train_epochs} (max_steps: {training.max_steps})",
         f"- max_seq_length: {recipe.data.max_seq_length}",

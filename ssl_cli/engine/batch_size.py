@@ -190,33 +190,35 @@ def restore_rng_states(states: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
-def search_cap(cfg: Any, device_type: str, rows: int | None, num_processes: int) -> int:
-    """The largest size the search tries: the recipe's own with ``auto_find_batch_size``; else a device cap,
-    no more than each process's share of the training rows."""
-    if cfg.per_device_train_batch_size != AUTO:
-        return int(cfg.per_device_train_batch_size)
+def search_cap(cfg: Any, device_type: str, rows: int | None, num_processes: int, longest: int = 1) -> int:
+    """The largest size the search tries: the recipe's own with ``auto_find_batch_size`` (in rows of the longest
+    length, for a token budget); else a device cap, no more than each process's share of the training rows."""
+    if cfg.per_device_train_batch_size != AUTO or cfg.per_device_train_tokens:
+        return max(1, cfg.per_device_train_tokens // longest) if cfg.per_device_train_tokens \
+            else int(cfg.per_device_train_batch_size)
     cap = AUTO_CPU_CAP if device_type == "cpu" else AUTO_CAP
     if rows is not None:
         cap = min(cap, max(1, rows // num_processes))
     return cap
 
 
-def resumed_batch_size(checkpoint: Path | None) -> int | None:
-    """The batch size the search chose for the run ``checkpoint`` belongs to (a resumed run keeps it: the batch
-    order, and so exact continuation, depend on it)."""
+def resumed_batch_size(checkpoint: Path | None) -> tuple[int | None, int | None]:
+    """The batch size and token budget the search chose for the run ``checkpoint`` belongs to (a resumed run
+    keeps them: the batch order, and so exact continuation, depend on them)."""
     if checkpoint is None:
-        return None
+        return None, None
     from ssl_cli.engine.state import STATE_FILE
 
     try:
-        return json.loads((Path(checkpoint) / STATE_FILE).read_text()).get("train_batch_size")
+        state = json.loads((Path(checkpoint) / STATE_FILE).read_text())
     except (OSError, ValueError):
-        return None
+        return None, None
+    return state.get("train_batch_size"), state.get("train_tokens")
 
 
-def scaled_learning_rate(cfg: Any, size: int) -> float:
-    """The learning rate for ``size``: the recipe's (``auto_batch_lr_scaling: none``), or scaled from the batch
-    it was tuned at (``auto_batch_reference_size``) by the square root (Adam's usual rule) or linearly."""
+def scaled_learning_rate(cfg: Any, size: float) -> float:
+    """The learning rate for ``size`` rows: the recipe's (``auto_batch_lr_scaling: none``), or scaled from the
+    batch it was tuned at (``auto_batch_reference_size``) by the square root (Adam's usual rule) or linearly."""
     ratio = size / cfg.auto_batch_reference_size
     if cfg.auto_batch_lr_scaling == "sqrt":
         return cfg.learning_rate * ratio ** 0.5
@@ -225,50 +227,107 @@ def scaled_learning_rate(cfg: Any, size: int) -> float:
     return cfg.learning_rate
 
 
+def check_token_budget(cfg: Any, lengths: Sequence[int] | None) -> int:
+    """The longest training row, which a token budget must hold; streams have no lengths to budget with."""
+    if lengths is None:
+        raise UserError("training.per_device_train_tokens needs a dataset with lengths, and this one is streamed: "
+                        "set per_device_train_batch_size instead")
+    longest = max(lengths, default=1)
+    if cfg.per_device_train_tokens is not None and cfg.per_device_train_tokens < longest:
+        raise UserError(f"training.per_device_train_tokens ({cfg.per_device_train_tokens}) cannot hold the longest "
+                        f"training row ({longest} tokens): raise it to at least {longest}, or lower "
+                        "data.max_seq_length (--max-seq-length)")
+    return longest
+
+
 def choose_batch_size(accelerator: Any, cfg: Any, model: Any, optimizer: Any, collate_fn: Callable, dataset: Any,
                       lengths: Sequence[int] | None, resume_from: Path | None,
                       say: Callable[[str], None]) -> dict[str, Any]:
-    """Settle ``cfg.per_device_train_batch_size`` (and the learning rate that goes with it, in ``optimizer``
-    too) before the batches are planned: the search's result, the resumed run's, or the recipe's as it is.
-    Returns what all_results.json records of it."""
-    from ssl_cli.engine.packing import model_inputs
+    """Settle ``cfg.per_device_train_batch_size`` or ``cfg.per_device_train_tokens`` (and the learning rate that
+    goes with it, in ``optimizer`` too) before the batches are planned: the search's result, the resumed run's,
+    or the recipe's as it is. The search is in tokens for padding-free rows, or where the recipe gives a token
+    budget: the largest number of the longest rows that fits, times their length. Returns what
+    all_results.json records of it."""
+    from ssl_cli.engine.padding_free import FlatteningCollator
 
     searching = cfg.per_device_train_batch_size == AUTO or cfg.auto_find_batch_size
+    in_tokens = cfg.per_device_train_tokens is not None or searching and isinstance(collate_fn, FlatteningCollator)
+    longest = check_token_budget(cfg, lengths) if in_tokens else 1
     if not searching:
-        return {"per_device_train_batch_size": cfg.per_device_train_batch_size}
-    resumed = resumed_batch_size(resume_from)
-    if resumed is not None:
-        size, tried = resumed, []
-        say(f"per_device_train_batch_size: {size}, as the run being resumed chose")
+        return _settled(cfg, lengths, accelerator.num_processes)
+    size, tokens = resumed_batch_size(resume_from)
+    if size is not None:
+        cfg.per_device_train_batch_size, cfg.per_device_train_tokens, tried = size, tokens, []
+        say(f"per_device_train_batch_size: {size}{_in_tokens(tokens)}, as the run being resumed chose")
     else:
-        if accelerator.distributed_type.name == "DEEPSPEED":
-            raise UserError("per_device_train_batch_size auto does not work with DeepSpeed, whose config fixes the "
-                            "batch: give a number (--per-device-train-batch-size N)")
-        cap = search_cap(cfg, accelerator.device.type, None if lengths is None else len(lengths),
-                         accelerator.num_processes)
-        states = rng_states()
-        try:
-            size, tried = largest_fitting(BatchProbe(accelerator, model, collate_fn, dataset, lengths, model_inputs),
-                                          cap)
-        finally:
-            restore_rng_states(states)
-        if size is None:
-            raise UserError(f"not even one training row of the longest length fits in {accelerator.device.type} "
-                            "memory: lower data.max_seq_length (--max-seq-length), or train in bf16 "
-                            "(--mixed-precision bf16), with LoRA (--peft lora) or --gradient-checkpointing")
-        say(f"per_device_train_batch_size: {size}, the largest that fits of {', '.join(map(str, tried))} "
-            f"(up to {cap}){_learning_rate_note(cfg, size)}")
-    cfg.learning_rate = scaled_learning_rate(cfg, size)
+        size, tried, cap = _search(accelerator, cfg, model, collate_fn, dataset, lengths, longest)
+        cfg.per_device_train_batch_size = size
+        if in_tokens:
+            cfg.per_device_train_tokens = size * longest
+        rows = _mean_rows(cfg, lengths, accelerator.num_processes)
+        say(f"per_device_train_batch_size: {size}{_in_tokens(cfg.per_device_train_tokens, longest)}, the largest "
+            f"that fits of {', '.join(map(str, tried))} (up to {cap}){_learning_rate_note(cfg, rows)}")
+    cfg.learning_rate = scaled_learning_rate(cfg, _mean_rows(cfg, lengths, accelerator.num_processes))
     for group in optimizer.param_groups:
         group["lr"] = cfg.learning_rate
-    cfg.per_device_train_batch_size = size
     cfg.auto_find_batch_size = False  # settled: nothing downstream searches again
-    return {"per_device_train_batch_size": size, "auto_batch_size": True, "auto_batch_sizes_tried": tried,
-            "learning_rate": cfg.learning_rate}
+    return {**_settled(cfg, lengths, accelerator.num_processes), "auto_batch_size": True,
+            "auto_batch_sizes_tried": tried, "learning_rate": cfg.learning_rate}
 
 
-def _learning_rate_note(cfg: Any, size: int) -> str:
+def _search(accelerator: Any, cfg: Any, model: Any, collate_fn: Callable, dataset: Any,
+            lengths: Sequence[int] | None, longest: int) -> tuple[int, list[int], int]:
+    """(the largest size that fits, the sizes tried, the cap): the probe's search, every RNG put back."""
+    from ssl_cli.engine.packing import model_inputs
+
+    if accelerator.distributed_type.name == "DEEPSPEED":
+        raise UserError("per_device_train_batch_size auto does not work with DeepSpeed, whose config fixes the "
+                        "batch: give a number (--per-device-train-batch-size N)")
+    cap = search_cap(cfg, accelerator.device.type, None if lengths is None else len(lengths),
+                     accelerator.num_processes, longest)
+    states = rng_states()
+    try:
+        size, tried = largest_fitting(BatchProbe(accelerator, model, collate_fn, dataset, lengths, model_inputs), cap)
+    finally:
+        restore_rng_states(states)
+    if size is None:
+        raise UserError(f"not even one training row of the longest length fits in {accelerator.device.type} "
+                        "memory: lower data.max_seq_length (--max-seq-length), or train in bf16 "
+                        "(--mixed-precision bf16), with LoRA (--peft lora) or --gradient-checkpointing")
+    return size, tried, cap
+
+
+def _mean_rows(cfg: Any, lengths: Sequence[int] | None, num_processes: int) -> float:
+    """Rows per batch: the batch size, or a token budget's mean (what the learning rate scales with)."""
+    if not cfg.per_device_train_tokens:
+        return cfg.per_device_train_batch_size
+    from ssl_cli.engine.sampling import TokenBudgetSampler
+
+    return TokenBudgetSampler(lengths, cfg.per_device_train_tokens, seed=cfg.seed,
+                              num_processes=num_processes).mean_rows()
+
+
+def _settled(cfg: Any, lengths: Sequence[int] | None, num_processes: int) -> dict[str, Any]:
+    """What all_results.json records of the batch: its size, or a token budget and the rows it holds on average
+    (``global_batch_size``: that mean, over processes and accumulation)."""
+    if not cfg.per_device_train_tokens:
+        return {"per_device_train_batch_size": cfg.per_device_train_batch_size}
+    rows = _mean_rows(cfg, lengths, num_processes)
+    return {"per_device_train_tokens": cfg.per_device_train_tokens, "train_rows_per_batch": round(rows, 2),
+            "global_batch_size": round(rows * num_processes * cfg.gradient_accumulation_steps, 2)}
+
+
+def _in_tokens(tokens: int | None, longest: int | None = None) -> str:
+    if not tokens:
+        return ""
+    return f" of the longest rows ({longest} tokens): per_device_train_tokens {tokens}" if longest \
+        else f" (per_device_train_tokens {tokens})"
+
+
+def _learning_rate_note(cfg: Any, rows: float) -> str:
+    per_batch = f"; {rows:.1f} rows per batch" if cfg.per_device_train_tokens else ""
     if cfg.auto_batch_lr_scaling == "none":
-        return (f"; learning_rate stays {cfg.learning_rate:g} (training.auto_batch_lr_scaling: sqrt or linear "
-                f"scales it from a batch of {cfg.auto_batch_reference_size})")
-    return f"; learning_rate {cfg.learning_rate:g} -> {scaled_learning_rate(cfg, size):g} ({cfg.auto_batch_lr_scaling})"
+        return (f"{per_batch}; learning_rate stays {cfg.learning_rate:g} (training.auto_batch_lr_scaling: sqrt or "
+                f"linear scales it from a batch of {cfg.auto_batch_reference_size})")
+    return (f"{per_batch}; learning_rate {cfg.learning_rate:g} -> {scaled_learning_rate(cfg, rows):g} "
+            f"({cfg.auto_batch_lr_scaling})")

@@ -51,7 +51,7 @@ from ssl_cli.engine.loss import LossLog, loss_weights
 from ssl_cli.engine.optim import clip_gradients, fused_adamw_supported, parameter_groups
 from ssl_cli.engine.packing import model_inputs
 from ssl_cli.engine.profiling import StepProfiler
-from ssl_cli.engine.sampling import BatchSampler
+from ssl_cli.engine.sampling import BatchSampler, TokenBudgetSampler, training_sampler
 from ssl_cli.engine.schedule import make_scheduler, step_on_metric, step_scheduler
 from ssl_cli.engine.state import CHECKPOINT_PREFIX, LOG_FILE, STATE_FILE, TrainResult, TrainState, epochs_done
 from ssl_cli.engine.throughput import Counts, train_metrics
@@ -66,7 +66,7 @@ class _Plan:
     optimizer: Any
     scheduler: Any
     loader: Any  # None for a stream
-    sampler: BatchSampler | None
+    sampler: BatchSampler | TokenBudgetSampler | None
     loader_rng: Any
     collate_fn: Callable
     total_steps: int
@@ -307,9 +307,7 @@ class Engine:
         model, optimizer = acc.prepare(model, optimizer)
         self.batch_size = choose_batch_size(acc, cfg, model, optimizer, collate_fn, dataset, lengths, resume_from,
                                             self.print)
-        sampler = None if streamed else BatchSampler(
-            lengths, cfg.per_device_train_batch_size, seed=cfg.seed, shuffle=True, group_by_length=cfg.group_by_length
-        )
+        sampler = None if streamed else training_sampler(cfg, lengths, acc.num_processes)
         if streamed:
             loader = None
             total_steps, epochs = cfg.max_steps, itertools.count()
@@ -338,7 +336,7 @@ class Engine:
                 truncate_log(self.output_dir / LOG_FILE, state.global_step)
             self.print(f"resumed from {resume_from} at step {state.global_step} (epoch {state.epoch}, batch {state.batches_in_epoch})")
         state.fingerprint = fingerprint
-        state.train_batch_size = self.cfg.per_device_train_batch_size
+        state.train_batch_size, state.train_tokens = self.cfg.per_device_train_batch_size, self.cfg.per_device_train_tokens
         return state
 
     def _epoch_batches(self, plan: _Plan, dataset: Any, epoch: int, state: TrainState) -> Any:
@@ -424,7 +422,7 @@ class Engine:
         from contextlib import nullcontext
 
         acc = self.accelerator
-        shares, scales = loss_weights(parts, loss_weighting, acc)
+        shares, scales = loss_weights(parts, loss_weighting, acc, equal_rows=not self.cfg.per_device_train_tokens)
         losses = []
         for i, (part, scale) in enumerate(zip(parts, scales, strict=True)):
             with acc.no_sync(model) if i < len(parts) - 1 else nullcontext():

@@ -45,19 +45,26 @@ def shares(sizes: list[Any]) -> list[Any]:
     return [size / total for size in sizes]
 
 
-def loss_weights(parts: list[dict[str, Any]], weighting: str, accelerator: Any) -> tuple[list[Any], list[Any]]:
+def loss_weights(parts: list[dict[str, Any]], weighting: str, accelerator: Any,
+                 equal_rows: bool = True) -> tuple[list[Any], list[Any]]:
     """Per part: its share of the batch's loss (for the logged mean) and the factor on its loss (None: 1).
 
     The factor is count x processes / global count: DDP averages the processes'
     gradients, so the processes' factors sum to the processes' number.
+    ``equal_rows``: every process's batch has as many rows (not so with token budgets).
     """
     processes = accelerator.num_processes
-    if len(parts) == 1 and (processes == 1 or weighting == "rows"):
+    equal = processes == 1 or equal_rows
+    if len(parts) == 1 and (processes == 1 or weighting == "rows" and equal):
         return [1.0], [None]  # rows on several processes: equal batches, DDP's mean is the global one
     counts = [counted(part, weighting) for part in parts]
-    if weighting == "rows":
+    if weighting == "rows" and equal:
         rows = shares(counts)
         return rows, rows
+    if weighting == "rows":  # rows per process differ: counted on the device, as tokens are
+        import torch
+
+        counts = [torch.tensor(count, device=accelerator.device) for count in counts]
     local = sum(counts)
     total = accelerator.reduce(local.detach().float().clone(), reduction="sum") if processes > 1 else local.float()
     total = total.clamp(min=1)

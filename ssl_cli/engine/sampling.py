@@ -9,6 +9,7 @@ data loader would call with its own iteration counter).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -73,6 +74,82 @@ class BatchSampler:
 
     def __iter__(self) -> Iterator[list[int]]:
         yield from self.batches()
+
+
+class TokenBudgetSampler:
+    """Batches of whole sequences that fill a token budget (``training.per_device_train_tokens``), as fairseq's
+    ``--max-tokens`` forms them.
+
+    A batch takes rows while rows x their longest length stays within ``budget``: that is what padded
+    batches compute, and what a padding-free batch's heads read (they see the padded layout). Rows are sorted
+    by length inside random megabatches, so a batch's rows are of similar length and the budget is mostly real
+    tokens. The batches are formed once per run and only their order is shuffled per epoch: every epoch then
+    has the same number of batches, which the schedule and ``--resume`` count on. The batch that costs the most
+    goes first, so an out-of-memory error shows at step one. Their number is made a multiple of
+    ``num_processes`` by repeating the first ones (as Accelerate evens out a last batch), so that every process
+    gets as many; rows per batch then differ between processes (``loss.loss_weights`` weighs them).
+    """
+
+    batch_size = None  # batches of varying size, for Accelerate's BatchSamplerShard
+    drop_last = False
+
+    def __init__(self, lengths: Sequence[int], budget: int, *, seed: int, num_processes: int = 1,
+                 megabatch_factor: int = 50) -> None:
+        self.lengths = np.asarray(lengths)
+        self.budget = budget
+        self.seed = seed
+        self.epoch = 0
+        self._batches = self._form(np.random.default_rng([seed]), megabatch_factor)
+        formed = len(self._batches)
+        self._batches += [self._batches[i % formed] for i in range(-formed % num_processes)] if formed else []
+
+    def _form(self, rng: np.random.Generator, megabatch_factor: int) -> list[list[int]]:
+        order = rng.permutation(len(self.lengths))
+        typical = max(1, int(np.median(self.lengths)) if len(self.lengths) else 1)
+        mega = max(1, megabatch_factor * self.budget // typical)
+        batches: list[list[int]] = []
+        for start in range(0, len(order), mega):
+            chunk = order[start : start + mega]
+            batch: list[int] = []
+            longest = 0
+            for index in chunk[np.argsort(-self.lengths[chunk], kind="stable")].tolist():
+                longest = max(longest, int(self.lengths[index]))
+                if batch and (len(batch) + 1) * longest > self.budget:
+                    batches.append(batch)
+                    batch, longest = [], int(self.lengths[index])
+                batch.append(index)
+            if batch:
+                batches.append(batch)
+        return batches
+
+    def use_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self._batches)
+
+    def mean_rows(self) -> float:
+        return sum(map(len, self._batches)) / max(1, len(self._batches))
+
+    def batches(self) -> list[list[int]]:
+        if len(self._batches) < 2:
+            return list(self._batches)
+        costs = [len(b) * int(self.lengths[b].max()) for b in self._batches]
+        costliest = int(np.argmax(costs))
+        rest = [b for i, b in enumerate(self._batches) if i != costliest]
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(len(rest))
+        return [self._batches[costliest]] + [rest[i] for i in order]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        yield from self.batches()
+
+
+def training_sampler(cfg: Any, lengths: Sequence[int], num_processes: int) -> BatchSampler | TokenBudgetSampler:
+    """The run's training batches: a token budget (``per_device_train_tokens``) or a number of rows."""
+    if cfg.per_device_train_tokens:
+        return TokenBudgetSampler(lengths, cfg.per_device_train_tokens, seed=cfg.seed, num_processes=num_processes)
+    return BatchSampler(lengths, cfg.per_device_train_batch_size, seed=cfg.seed, shuffle=True,
+                        group_by_length=cfg.group_by_length)
 
 
 class EvalBatches(list):

@@ -35,6 +35,7 @@ class TrainState:
     fingerprint: dict[str, Any] | None = None
     # The per-process batch size trained with: what ``per_device_train_batch_size: auto`` chose, for --resume.
     train_batch_size: int | None = None
+    train_tokens: int | None = None  # the token budget trained with (per_device_train_tokens), likewise
 
 
 @dataclass
