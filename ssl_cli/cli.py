@@ -96,15 +96,15 @@ def flag_help(flag: Flag, task: Task) -> str:
 _METAVARS = {int: "N", float: "X"}
 
 
-def _number_or_word_parser(words: list[str]) -> Any:
-    """A flag's value that is a whole number of at least 1 or one of ``words``, checked where Click names the
-    option as the user typed it."""
+def _number_or_word_parser(words: list[str], least: int = 1) -> Any:
+    """A flag's value that is a whole number of at least ``least`` or one of ``words``, checked where Click names
+    the option as the user typed it."""
 
     def parse(value: str) -> str:
         text = str(value).strip()
-        if text.lower() in words or (text.isdigit() and int(text) >= 1):
+        if text.lower() in words or (text.isdigit() and int(text) >= least):
             return text.lower()
-        raise typer.BadParameter(f"{value!r} is neither a whole number of at least 1 nor {' or '.join(words)}")
+        raise typer.BadParameter(f"{value!r} is neither a whole number of at least {least} nor {' or '.join(words)}")
 
     return parse
 
@@ -120,10 +120,12 @@ def _flag_parameters(flag: Flag, task: Task) -> list[inspect.Parameter]:
         return [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[bool, on]),
                 inspect.Parameter(f"no_{name}", inspect.Parameter.KEYWORD_ONLY, default=False,
                                   annotation=Annotated[bool, off])]
-    annotation = _field(task.recipe_cls, flag.path).annotation
+    field = _field(task.recipe_cls, flag.path)
+    annotation = field.annotation
     number_or_word = _number_or_word(annotation)
     metavar = number_or_word or ("NAME" if _choices(annotation) else _METAVARS.get(flag.type, "TEXT"))
-    parser = {"parser": _number_or_word_parser(number_or_word.split("|")[1:])} if number_or_word else {}
+    least = (field.json_schema_extra or {}).get("at_least", 1)
+    parser = {"parser": _number_or_word_parser(number_or_word.split("|")[1:], least)} if number_or_word else {}
     option = typer.Option(f"--{flag.name}", help=help_text, show_default=False, rich_help_panel=panel, metavar=metavar,
                           **parser)
     annotation = Annotated[Optional[flag.type], option]  # noqa: UP045 - typer needs Optional

@@ -348,7 +348,19 @@ class TrainingConfig(Section):
     hub_private_repo: bool | None = Field(
         None, description="Create the Hub repository private (null: the Hub's default for the account)."
     )
-    dataloader_num_workers: int = Field(0, ge=0, description="Worker processes for data loading.")
+    dataloader_num_workers: int | Literal["auto"] = Field(
+        "auto", description="Worker processes that collate batches beside the training (and evaluation) loop, per "
+        "process. auto: none on CPU, where they would take cores from the step, and with streamed data; on CUDA up "
+        "to 4, one less than the CPUs each process has, so the host never stalls the GPU between steps.",
+        json_schema_extra={"at_least": 0})
+    dataloader_prefetch_factor: int | None = Field(
+        None, ge=1, description="Batches each loader worker prepares ahead (null: PyTorch's 2). Needs workers.")
+    dataloader_pin_memory: bool = Field(
+        True, description="Collate into pinned (page-locked) memory on CUDA, so batches reach the GPU without a copy "
+        "the step waits on.")
+    dataloader_persistent_workers: bool = Field(
+        False, description="Keep the loader workers between epochs instead of starting them each epoch. Not with "
+        "per-epoch masks (pretrain-mlm), which the workers' copies of the collator would not see change.")
     torch_threads: int | None = Field(None, ge=1, description="CPU threads for torch (default: torch's choice).")
     trim_cpu_memory: bool = Field(
         True,
@@ -378,15 +390,19 @@ class TrainingConfig(Section):
     @classmethod
     def _batch_size_or_auto(cls, value: Any) -> Any:
         """One message for every wrong value (pydantic's would list one per alternative of the union)."""
-        if isinstance(value, str) and value.strip().lower() == "auto":
-            return "auto"
-        try:
-            size = int(value) if not isinstance(value, (bool, float)) else None
-        except (TypeError, ValueError):
-            size = None
-        if size is None or size < 1:
-            raise ValueError("must be a whole number of at least 1, or auto (the largest batch that fits in memory)")
-        return size
+        return _count_or_auto(value, 1, "the largest batch that fits in memory")
+
+    @field_validator("dataloader_num_workers", mode="before")
+    @classmethod
+    def _workers_or_auto(cls, value: Any) -> Any:
+        return _count_or_auto(value, 0, "as many as the device wants")
+
+    @model_validator(mode="after")
+    def _prefetch_needs_workers(self) -> TrainingConfig:
+        if self.dataloader_prefetch_factor is not None and self.dataloader_num_workers == 0:
+            raise ValueError("dataloader_prefetch_factor needs loader workers: set dataloader_num_workers to auto or "
+                             "a number above 0, or leave dataloader_prefetch_factor unset")
+        return self
 
     @field_validator("eval_strategy", "save_strategy", "mixed_precision", mode="before")
     @classmethod
@@ -402,6 +418,19 @@ class TrainingConfig(Section):
         if self.save_steps is not None:
             object.__setattr__(self, "save_strategy", "steps")
         return self
+
+
+def _count_or_auto(value: Any, least: int, auto_means: str) -> int | str:
+    """``auto``, or a whole number of at least ``least``: one message for every other value."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    try:
+        count = int(value) if not isinstance(value, (bool, float)) else None
+    except (TypeError, ValueError):
+        count = None
+    if count is None or count < least:
+        raise ValueError(f"must be a whole number of at least {least}, or auto ({auto_means})")
+    return count
 
 
 class PeftConfig(Section):

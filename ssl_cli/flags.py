@@ -121,7 +121,10 @@ COMMON_FLAGS: tuple[Flag, ...] = (
             ("bf16", "training.mixed_precision", bool, "bf16"),
             ("tf32", "training.tf32", bool),
             ("torch-compile", "training.torch_compile", bool),
-            ("dataloader-num-workers", "training.dataloader_num_workers", int)),
+            ("dataloader-num-workers", "training.dataloader_num_workers"),
+            ("dataloader-prefetch-factor", "training.dataloader_prefetch_factor", int),
+            ("dataloader-pin-memory", "training.dataloader_pin_memory", bool),
+            ("persistent-workers", "training.dataloader_persistent_workers", bool)),
     *_flags(EVALUATION,
             ("do-eval", "training.do_eval", bool),
             ("do-predict", "training.do_predict", bool),
@@ -157,6 +160,7 @@ COMMON_ALIASES: dict[str, str] = {
     "evaluation-strategy": "eval-strategy",  # TrainingArguments' name before transformers 4.41
     "overwrite-output-dir": "overwrite",
     "hub-private": "hub-private-repo",
+    "dataloader-persistent-workers": "persistent-workers",  # too long for --help's option column
 }
 
 #: Options of every task command that are not recipe keys.
@@ -179,7 +183,6 @@ UNUSED_FLAGS: dict[str, Unused] = {
                                         "need it)"),
     "save-safetensors": Unused(False, "ssl always writes safetensors"),
     "disable-tqdm": Unused(False, "the progress line hides itself when the output is not a terminal"),
-    "dataloader-pin-memory": Unused(False, "ssl pins memory by itself when training on CUDA"),
     "remove-unused-columns": Unused(False, "ssl passes the model only its input columns"),
     "return-entity-level-metrics": Unused(False, "tag-pos reports per-type entity scores whenever tags are BIO"),
     "cache-dir": Unused(True, "ssl uses the Hugging Face caches: set HF_HOME (or HF_HUB_CACHE, HF_DATASETS_CACHE) "
@@ -188,7 +191,7 @@ UNUSED_FLAGS: dict[str, Unused] = {
     "log-level": Unused(True, "ssl shows library warnings and errors only; --debug shows tracebacks"),
     "token": Unused(True, "ssl reads the Hub token from HF_TOKEN or `hf auth login`"),
     "use-auth-token": Unused(True, "ssl reads the Hub token from HF_TOKEN or `hf auth login`"),
-    "eval-accumulation-steps": Unused(True, "ssl moves evaluation outputs off the device after every batch"),
+    "eval-accumulation-steps": Unused(True, "ssl moves evaluation outputs off the device every 32 batches"),
 }
 
 BOOLEAN_WORDS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}

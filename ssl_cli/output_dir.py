@@ -235,6 +235,7 @@ RESUME_SAFE_KEYS = frozenset({
     "training.per_device_eval_batch_size", "training.push_to_hub", "training.hub_model_id", "training.hub_private_repo",
     "training.do_eval", "training.do_predict", "training.load_best_model_at_end", "training.metric_for_best_model",
     "training.greater_is_better", "training.early_stopping_patience", "training.dataloader_num_workers",
+    "training.dataloader_prefetch_factor", "training.dataloader_pin_memory", "training.dataloader_persistent_workers",
     "training.torch_threads", "training.trim_cpu_memory", "training.save_on_each_node", "training.profile_steps",
     "data.validation_file", "data.test_file", "data.eval_data", "data.max_eval_samples", "data.max_predict_samples",
     "data.preprocessing_num_workers", "data.overwrite_cache", "peft.merge",

@@ -92,6 +92,46 @@ def flattening_collator(model: Any, collate_fn: Any, dataset: Any, setting: Any)
     return FlatteningCollator(collate_fn, offset, PaddingFree(model))
 
 
+AUTO_GPU_WORKERS = 4  # per process: collation of a BERT-size batch takes a few ms of one core
+
+
+def loader_options(cfg: Any, device_type: str, streamed: bool = False) -> dict[str, Any]:
+    """The DataLoader's worker and memory keywords (``training.dataloader_*``). auto workers: on CUDA, up to
+    ``AUTO_GPU_WORKERS`` per process, leaving each process a core of its own; none on CPU, where a worker takes
+    a core from the step, and none for a stream, whose order one reader keeps."""
+    import os
+
+    workers = cfg.dataloader_num_workers
+    if workers == "auto":
+        workers = 0
+        if device_type == "cuda" and not streamed:
+            local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+            workers = max(0, min(AUTO_GPU_WORKERS, len(os.sched_getaffinity(0)) // local_processes - 1))
+    options: dict[str, Any] = {"num_workers": workers, "pin_memory": device_type == "cuda" and cfg.dataloader_pin_memory}
+    if workers:
+        options["persistent_workers"] = cfg.dataloader_persistent_workers
+        if cfg.dataloader_prefetch_factor:
+            options["prefetch_factor"] = cfg.dataloader_prefetch_factor
+    return options
+
+
+def check_persistent_workers(cfg: Any, collate_fn: Any) -> None:
+    """Persistent workers keep their copy of the collator: one whose masks change per epoch would repeat epoch 0's."""
+    if cfg.dataloader_persistent_workers and hasattr(collate_fn, "set_epoch"):
+        raise UserError("training.dataloader_persistent_workers would keep the workers' copy of this task's "
+                        "collator, whose masks change every epoch: leave it off (--no-persistent-workers)")
+
+
+def training_loader(accelerator: Any, cfg: Any, dataset: Any, sampler: Any, collate_fn: Callable,
+                    generator: Any) -> Any:
+    """The prepared training DataLoader of a dataset with lengths, its batches from ``sampler``."""
+    from torch.utils.data import DataLoader
+
+    check_persistent_workers(cfg, collate_fn)
+    return accelerator.prepare(DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_fn, generator=generator,
+                                          **loader_options(cfg, accelerator.device.type)))
+
+
 def stream_loader(accelerator: Any, cfg: Any, dataset: Any, epoch: int, skip_batches: int, collate_fn: Callable,
                   generator: Any) -> Iterator[Any]:
     """One pass over a stream: reshuffled for ``epoch``, its first ``skip_batches`` global batches skipped."""
@@ -99,9 +139,8 @@ def stream_loader(accelerator: Any, cfg: Any, dataset: Any, epoch: int, skip_bat
 
     if skip_batches:
         dataset = dataset.skip(skip_batches * cfg.per_device_train_batch_size * accelerator.num_processes)
-    loader = accelerator.prepare(DataLoader(dataset, batch_size=cfg.per_device_train_batch_size,
-                                            collate_fn=collate_fn, num_workers=cfg.dataloader_num_workers,
-                                            generator=generator))
+    loader = accelerator.prepare(DataLoader(dataset, batch_size=cfg.per_device_train_batch_size, collate_fn=collate_fn,
+                                            generator=generator, **loader_options(cfg, accelerator.device.type, True)))
     # The shuffle of this pass. On the prepared loader: a fresh one would set the stream's epoch back to 0 when
     # iterated, and a stream derived by skip() does not inherit its parent's epoch.
     loader.set_epoch(epoch)

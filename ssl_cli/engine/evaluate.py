@@ -13,19 +13,21 @@ from ssl_cli.errors import UserError
 
 def predict(accelerator: Any, model: Any, model_call: Callable[[dict[str, Any]], Any], dataset: Any,
             collate_fn: Callable, reduce: Callable[[Any, Any], dict[str, Any]], lengths: list[int], batch_size: int,
-            after_batch: Callable[[], None]) -> dict[str, np.ndarray]:
+            after_batch: Callable[[], None], loader_options: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
     """Model outputs for every feature, gathered from all processes, in dataset order.
 
     Batches are length-sorted (``sorted_eval_order``); ``reduce(outputs, labels)`` names the tensors kept per
     feature. Outputs of shape (batch, length) are padded with -1e4 to the longest feature; the caller's
     post-processing only reads each feature's own length. ``gather_for_metrics`` drops the duplicates that pad
-    the last batch across processes, and each feature's index puts it back in place.
+    the last batch across processes, and each feature's index puts it back in place. ``loader_options``: the
+    DataLoader's workers and pinned memory (``batching.loader_options``).
     """
     import torch
     from torch.utils.data import DataLoader
 
     batches = sorted_eval_order(lengths, batch_size)
-    loader = accelerator.prepare_data_loader(DataLoader(dataset, batch_sampler=batches, collate_fn=collate_fn))
+    loader = accelerator.prepare_data_loader(DataLoader(dataset, batch_sampler=batches, collate_fn=collate_fn,
+                                                        **(loader_options or {})))
     model.eval()
     rows: dict[str, list[np.ndarray | None]] = {}
     pending: list[tuple[tuple[str, ...], Any, list[Any]]] = []  # gathered batches still on the device

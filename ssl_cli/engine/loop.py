@@ -30,8 +30,8 @@ import numpy as np
 
 from ssl_cli.allocator import active_allocator
 from ssl_cli.compat import clear_fused_grad_divisor
+from ssl_cli.engine import batching
 from ssl_cli.engine.batch_size import choose_batch_size
-from ssl_cli.engine.batching import batch_traits, stream_loader, training_collator, wants_padding_free
 from ssl_cli.engine.checkpoint import Checkpointer, remove_half_written
 from ssl_cli.engine.collate import MicroBatches
 from ssl_cli.engine.cpu import HeapTrimmer, tune_cpu_allocator
@@ -154,7 +154,8 @@ class Engine:
 
     def describe(self) -> dict[str, Any]:
         return {"num_processes": self.num_processes, "distributed_type": self.accelerator.distributed_type.name,
-                "device": str(self.device), "mixed_precision": self.mixed_precision, "allocator": self.allocator}
+                "device": str(self.device), "mixed_precision": self.mixed_precision, "allocator": self.allocator,
+                "dataloader_num_workers": batching.loader_options(self.cfg, self.device.type)["num_workers"]}
 
     def main_process_first(self):
         """Let the main process build caches (tokenised data, scratch tokenizer) before the others read them."""
@@ -211,13 +212,13 @@ class Engine:
         ``fingerprint``: stored in every checkpoint, for ``--resume`` to compare (``ssl_cli.output_dir``).
         """
         cfg, acc = self.cfg, self.accelerator
-        steady_shapes, packable, loss_weighting = batch_traits(traits)
+        steady_shapes, packable, loss_weighting = batching.batch_traits(traits)
         if self._heap is not None:
             self._heap.steady_shapes = steady_shapes
         if not steady_shapes:
             avoid_cudnn_attention_plans(self.device)
-        collate_fn = training_collator(model, collate_fn, dataset, cfg, packable, lengths is None,
-                                       self._on_cpu_by_default, self.print, wants_padding_free(
+        collate_fn = batching.training_collator(model, collate_fn, dataset, cfg, packable, lengths is None,
+                                       self._on_cpu_by_default, self.print, batching.wants_padding_free(
                                            cfg.padding_free, self.device.type, self.needs_static_shapes, steady_shapes,
                                            cfg.torch_compile))
         plan = self._plan(model, dataset, collate_fn, lengths, greater_is_better, resume_from)
@@ -292,7 +293,6 @@ class Engine:
               greater_is_better: bool, resume_from: Path | None) -> _Plan:
         """The prepared model, optimizer, scheduler and loader, and how many steps and epochs to run."""
         import torch
-        from torch.utils.data import DataLoader
         cfg, acc = self.cfg, self.accelerator
         streamed = lengths is None
         if streamed and not cfg.max_steps:
@@ -312,9 +312,7 @@ class Engine:
             loader = None
             total_steps, epochs = cfg.max_steps, itertools.count()
         else:
-            loader = acc.prepare(DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_fn,
-                                            pin_memory=acc.device.type == "cuda",
-                                            num_workers=cfg.dataloader_num_workers, generator=loader_rng))
+            loader = batching.training_loader(acc, cfg, dataset, sampler, collate_fn, loader_rng)
             steps_per_epoch = max(1, math.ceil(len(loader) / cfg.gradient_accumulation_steps))
             total_steps = cfg.max_steps or max(1, math.ceil(cfg.num_train_epochs * steps_per_epoch))
             epochs = range(math.ceil(total_steps / steps_per_epoch))
@@ -344,7 +342,7 @@ class Engine:
         if hasattr(plan.collate_fn, "set_epoch"):  # per-epoch masks (MLM), drawn before the loader starts
             plan.collate_fn.set_epoch(epoch)
         if plan.streamed:
-            return stream_loader(self.accelerator, self.cfg, dataset, epoch, state.batches_in_epoch, plan.collate_fn,
+            return batching.stream_loader(self.accelerator, self.cfg, dataset, epoch, state.batches_in_epoch, plan.collate_fn,
                                  plan.loader_rng)
         plan.sampler.use_epoch(epoch)
         if state.batches_in_epoch:
@@ -488,7 +486,8 @@ class Engine:
         progress = self._progress or Progress(0, 0, self.is_main_process)
         with progress.evaluating(math.ceil(len(lengths) / (size * self.accelerator.num_processes))) as advance:
             return predict(self.accelerator, model, model_call, dataset, collate_fn, reduce, lengths, size,
-                           lambda: (failpoint("evaluating", self.current_step), advance()))
+                           lambda: (failpoint("evaluating", self.current_step), advance()),
+                           {**batching.loader_options(self.cfg, self.device.type), "persistent_workers": False})
 
     # ------------------------------------------------------------------ checkpoints
 
