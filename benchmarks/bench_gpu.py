@@ -39,7 +39,10 @@ EXTRA_ROWS = {  # name: (subcommand, extra ssl arguments)
     "finetune-qa, padded": ("finetune-qa", ["--set", "training.padding_free=false"]),
     "finetune-glue, padded": ("finetune-glue", ["--set", "training.padding_free=false"]),
     "tag-pos, padded": ("tag-pos", ["--set", "training.padding_free=false"]),
-    "finetune-qa, batch auto": ("finetune-qa", ["--per-device-train-batch-size", "auto"]),
+    "finetune-qa, batch auto": ("finetune-qa", ["--per-device-train-batch-size", "auto"]),  # in tokens here
+    "finetune-glue, 16,384 tokens per batch": ("finetune-glue", ["--per-device-train-tokens", "16384"]),
+    # loader workers (dataloader_num_workers: auto, up to 4 on CUDA) against collating in the loop
+    "finetune-qa, no loader workers": ("finetune-qa", ["--dataloader-num-workers", "0"]),
     # the step breakdown: torch.profiler's record of 10 steps, padding-free and padded (docs/performance.md)
     "finetune-qa, profiled": ("finetune-qa", ["--set", "training.profile_steps=10"]),
     "finetune-qa, padded, profiled": ("finetune-qa", ["--set", "training.profile_steps=10",

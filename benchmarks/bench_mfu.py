@@ -6,6 +6,9 @@ pretrain-clm: the same 768/3072/12-layer shapes) on real data from
 off, in its own process, as a user would run it (fp32, ssl's defaults:
 length-grouped dynamic padding, the tuned allocator).
 
+On a CPU with native bf16 (AMX or AVX512-BF16, ``bench_ceiling.cpu_facts``), each fine-tuning subcommand
+runs again with ``--mixed-precision bf16``, its MFU against the bf16 matmul ceiling of the same run.
+
 useful-token MFU = (real, non-padding tokens trained per second) x (training
 FLOPs per token) / (the fp32 matmul ceiling at a BERT layer's shapes,
 measured in the same run by bench_ceiling's worker). FLOPs per token are
@@ -80,8 +83,9 @@ def worker(args: argparse.Namespace) -> dict:
     """One subcommand in this process; its all_results.json speed figures."""
     from common import run_ssl
 
-    out = Path(args.work) / args.command
-    argv = [*commands(args.steps)[args.command], "--output-dir", str(out), "--overwrite"]
+    out = Path(args.work) / f"{args.command}-{args.precision}"
+    argv = [*commands(args.steps)[args.command], "--mixed-precision", args.precision, "--output-dir", str(out),
+            "--overwrite"]
     results, wall = run_ssl(argv, out)
     return {"train_tokens_per_second": results["train_tokens_per_second"],
             "train_samples_per_second": results["train_samples_per_second"], "train_runtime": results["train_runtime"],
@@ -102,6 +106,7 @@ def main() -> None:
     parser.add_argument("--command", default="finetune-qa")
     parser.add_argument("--work")
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--precision", default="no", choices=["no", "bf16"], help=argparse.SUPPRESS)
     parser.add_argument("--only", nargs="*", help="subcommands to run (default: all)")
     args = parser.parse_args()
     if args.worker:
@@ -110,12 +115,17 @@ def main() -> None:
     if not SHARED_DATA.exists():
         print(f"bench skipped: {SHARED_DATA} is not there (../shared/data is needed for the bench)")
         return
-    ceiling = run_row("ceiling", [])["gflops"]["bert-base"]["float32"]
+    measured = run_row("ceiling", [])
+    ceiling = measured["gflops"]["bert-base"]["float32"]
     work = tempfile.mkdtemp(prefix="ssl-bench-mfu-")
     rows = {}
     for name in args.only or commands(args.steps):
         result = _run(name, args.steps, work)
         rows[name] = mfu_row(result, ceiling)
+    if measured.get("cpu", {}).get("native_bf16"):  # AMX or AVX512-BF16: bf16 rows against the bf16 ceiling
+        for name in [n for n in args.only or commands(args.steps) if not n.startswith("pretrain")]:
+            result = _run(name, args.steps, work, "bf16")
+            rows[f"{name}, bf16 (MFU against the bf16 ceiling)"] = mfu_row(result, measured["gflops"]["bert-base"]["bfloat16"])
     lines = [f"# Useful-token MFU at bert-base shapes (fp32, at least {args.steps} steps each)", "",
              f"fp32 matmul ceiling at a BERT layer's training GEMMs, this run: {ceiling:.1f} GFLOP/s.", "",
              "| subcommand | steps | real tokens/s | mean real length | GFLOP/s | useful-token MFU | peak RSS MB |",
@@ -129,8 +139,9 @@ def main() -> None:
     write_results("mfu", {"ceiling_fp32_gflops": ceiling, "steps": args.steps, "rows": rows}, lines)
 
 
-def _run(name: str, steps: int, work: str) -> dict:
-    return run_worker(__file__, "ssl", ["--command", name], ["--work", work, "--steps", str(steps)])
+def _run(name: str, steps: int, work: str, precision: str = "no") -> dict:
+    return run_worker(__file__, "ssl", ["--command", name, "--precision", precision],
+                      ["--work", work, "--steps", str(steps)])
 
 
 if __name__ == "__main__":

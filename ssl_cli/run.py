@@ -74,6 +74,7 @@ def run_task(task: Task, recipe: Any, evaluation_only: bool = False) -> dict[str
             train_features = task.prepare_train(splits.train, tokenizer, recipe) if splits.train is not None else None
             for eval_set in splits.evals:
                 eval_set.features = task.prepare_eval(eval_set, tokenizer, recipe)
+        _check_token_budget(training, train_features)
         # Everything is checked: only now is the output dir created, locked and (with --overwrite) cleared.
         output_claim = claim(training, resuming=resume_from is not None) if engine.writes_files else None
         failpoint("claimed", 0)
@@ -96,6 +97,15 @@ def run_task(task: Task, recipe: Any, evaluation_only: bool = False) -> dict[str
     finally:
         if output_claim is not None:
             output_claim.release()
+
+
+def _check_token_budget(training: Any, train_features: Any) -> None:
+    """A token budget that cannot hold the longest row, or a streamed dataset, is refused before the claim."""
+    if training.per_device_train_tokens and train_features is not None:
+        from ssl_cli.data import is_stream
+        from ssl_cli.engine.batch_size import check_token_budget
+
+        check_token_budget(training, None if is_stream(train_features) else train_features["length"])
 
 
 def _staging_dir(out: Path) -> Path:

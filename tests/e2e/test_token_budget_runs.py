@@ -89,6 +89,16 @@ def test_a_budget_too_small_for_one_row_is_one_line(tmp_path, value, message):
     assert not (tmp_path / "run").exists()
 
 
+def test_a_token_budget_on_a_stream_is_one_line(tmp_path):
+    args = tiny_task_args("pretrain-mlm", tmp_path / "data")
+    proc = run_cli(*args, "--streaming", "--max-steps", "2", "--per-device-train-tokens", "4096",
+                   "--output-dir", str(tmp_path / "run"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "streamed" in lines[0] and "per_device_train_batch_size" in lines[0], proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.multiprocess
 def test_two_processes_weigh_their_uneven_batches_as_one_batch(tmp_path):
     """Each process's token batch has its own number of rows: a real DDP gradient over 3 + 5 rows is the mean
