@@ -119,28 +119,47 @@ def tiny_run_args(demo_data) -> list[str]:
     ]
 
 
-def run_then_resume(common: list[str], tmp_path: Path, keep: str, later: list[str]) -> tuple[Path, Path, dict]:
-    """Run to the end, copy the run back to checkpoint ``keep`` (deleting the ``later`` ones and the final files),
-    resume it, and check the resumed weights equal the uninterrupted run's. Returns both dirs and ``keep``'s state."""
+def results_of(run: Path) -> dict:
+    """A run's all_results.json."""
     import json
-    import shutil
 
+    return json.loads((run / "all_results.json").read_text())
+
+
+def assert_same_weights(a: Path, b: Path) -> None:
+    """The two runs' saved weights are bit for bit the same."""
     from safetensors.torch import load_file
 
-    full, cut = tmp_path / "full", tmp_path / "cut"
-    run_cli(*common, "--output-dir", str(full), check=True)
+    left, right = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
+    assert left.keys() == right.keys()
+    for key in left:
+        assert (left[key] == right[key]).all(), key
+
+
+def copy_cut_back(full: Path, cut: Path, later: list[str]) -> None:
+    """``full`` copied to ``cut`` as a kill would leave it before the ``later`` checkpoints: those and the final
+    files are gone."""
+    import shutil
+
     shutil.copytree(full, cut)
     for name in later:
         shutil.rmtree(cut / name)
     for name in ("model.safetensors", "all_results.json", "train_log.jsonl"):
         (cut / name).unlink()
+
+
+def run_then_resume(common: list[str], tmp_path: Path, keep: str, later: list[str]) -> tuple[Path, Path, dict]:
+    """Run to the end, copy the run back to checkpoint ``keep`` (deleting the ``later`` ones and the final files),
+    resume it, and check the resumed weights equal the uninterrupted run's. Returns both dirs and ``keep``'s state."""
+    import json
+
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    run_cli(*common, "--output-dir", str(full), check=True)
+    copy_cut_back(full, cut, later)
     state = json.loads((cut / keep / "trainer_state.json").read_text())
     proc = run_cli(*common, "--output-dir", str(cut), "--resume", check=True)
     assert "resumed from" in proc.stderr
-    a, b = load_file(full / "model.safetensors"), load_file(cut / "model.safetensors")
-    assert a.keys() == b.keys()
-    for key in a:
-        assert (a[key] == b[key]).all(), key
+    assert_same_weights(full, cut)
     return full, cut, state
 
 

@@ -4,23 +4,7 @@ is asked for a petabyte), as a full GPU would."""
 
 from __future__ import annotations
 
-import json
-import shutil
-
-from safetensors.torch import load_file
-
-from tests.conftest import run_cli, tiny_task_args
-
-
-def _results(run) -> dict:
-    return json.loads((run / "all_results.json").read_text())
-
-
-def _same_weights(a, b) -> None:
-    left, right = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
-    assert left.keys() == right.keys()
-    for key in left:
-        assert (left[key] == right[key]).all(), key
+from tests.conftest import assert_same_weights, copy_cut_back, results_of, run_cli, tiny_task_args
 
 
 def test_auto_picks_the_largest_size_that_fits_and_trains_as_that_size_would(tmp_path):
@@ -28,14 +12,14 @@ def test_auto_picks_the_largest_size_that_fits_and_trains_as_that_size_would(tmp
     auto = run_cli(*args, "--per-device-train-batch-size", "auto", "--output-dir", str(tmp_path / "auto"),
                    env={"SSL_FAILPOINT": "oom_above:20"}, check=True)
     assert "per_device_train_batch_size: 16, the largest that fits of 8, 16, 32, 24" in auto.stderr
-    results = _results(tmp_path / "auto")
+    results = results_of(tmp_path / "auto")
     assert results["per_device_train_batch_size"] == 16 and results["auto_batch_size"] is True
     assert results["auto_batch_sizes_tried"] == [8, 16, 32, 24]
     assert results["global_batch_size"] == 16
     # the probing steps leave no trace: weights, loss and every draw of dropout as with 16 written down
     run_cli(*args, "--per-device-train-batch-size", "16", "--output-dir", str(tmp_path / "fixed"), check=True)
-    _same_weights(tmp_path / "auto", tmp_path / "fixed")
-    assert results["train_loss"] == _results(tmp_path / "fixed")["train_loss"]
+    assert_same_weights(tmp_path / "auto", tmp_path / "fixed")
+    assert results["train_loss"] == results_of(tmp_path / "fixed")["train_loss"]
     recipe = (tmp_path / "auto" / "recipe.yaml").read_text()
     assert "per_device_train_batch_size: 16\n" in recipe  # the saved recipe reproduces the run as it trained
 
@@ -45,7 +29,7 @@ def test_the_trainers_auto_find_batch_size_lowers_the_given_size_until_it_fits(t
     proc = run_cli(*args, "--max_steps", "2", "--auto_find_batch_size", "--per_device_train_batch_size", "64",
                    "--set", "training.auto_batch_lr_scaling=sqrt", "--learning-rate", "1e-4",
                    "--output-dir", str(tmp_path / "run"), env={"SSL_FAILPOINT": "oom_above:40"}, check=True)
-    results = _results(tmp_path / "run")
+    results = results_of(tmp_path / "run")
     assert results["per_device_train_batch_size"] == 40  # 8, 16, 32 fit, 64 not, then 48, 40
     assert results["auto_batch_sizes_tried"] == [8, 16, 32, 64, 48, 40]
     assert abs(results["learning_rate"] - 1e-4 * (40 / 32) ** 0.5) < 1e-12
@@ -57,15 +41,12 @@ def test_a_resumed_run_keeps_the_size_its_search_chose(tmp_path):
             "--per-device-train-batch-size", "auto", "--set", "training.load_best_model_at_end=false"]
     full, cut = tmp_path / "full", tmp_path / "cut"
     run_cli(*args, "--output-dir", str(full), env={"SSL_FAILPOINT": "oom_above:20"}, check=True)
-    shutil.copytree(full, cut)
-    shutil.rmtree(cut / "checkpoint-4")
-    for name in ("model.safetensors", "all_results.json", "train_log.jsonl"):
-        (cut / name).unlink()
+    copy_cut_back(full, cut, ["checkpoint-4"])
     # memory has grown since: a new search would choose more, but the run goes on at 16 and ends as it would have
     proc = run_cli(*args, "--output-dir", str(cut), "--resume", env={"SSL_FAILPOINT": "oom_above:100"}, check=True)
     assert "per_device_train_batch_size: 16, as the run being resumed chose" in proc.stderr
-    assert _results(cut)["per_device_train_batch_size"] == 16
-    _same_weights(full, cut)
+    assert results_of(cut)["per_device_train_batch_size"] == 16
+    assert_same_weights(full, cut)
 
 
 def test_when_not_one_row_fits_it_says_what_to_do_in_one_line(tmp_path):

@@ -3,53 +3,35 @@ per-epoch masks included) or ``--resume``'s exact continuation; settings that ca
 
 from __future__ import annotations
 
-import json
-import shutil
-
 import pytest
-from safetensors.torch import load_file
 
-from tests.conftest import run_cli, tiny_task_args
+from tests.conftest import assert_same_weights, copy_cut_back, results_of, run_cli, tiny_task_args
 
 pytestmark = pytest.mark.slow
-
-
-def _results(run) -> dict:
-    return json.loads((run / "all_results.json").read_text())
-
-
-def _same_weights(a, b) -> None:
-    left, right = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
-    assert left.keys() == right.keys()
-    for key in left:
-        assert (left[key] == right[key]).all(), key
 
 
 def test_workers_train_and_resume_exactly_as_the_loop_alone(tmp_path):
     args = [*tiny_task_args("finetune-glue", tmp_path / "data"), "--max-steps", "8", "--save-strategy", "steps",
             "--save-steps", "3", "--set", "training.load_best_model_at_end=false"]
     run_cli(*args, "--output-dir", str(tmp_path / "alone"), check=True)
-    assert _results(tmp_path / "alone")["dataloader_num_workers"] == 0  # auto: none on a CPU
+    assert results_of(tmp_path / "alone")["dataloader_num_workers"] == 0  # auto: none on a CPU
     workers = [*args, "--dataloader_num_workers", "2", "--dataloader_prefetch_factor", "3",
                "--dataloader-persistent-workers"]
     run_cli(*workers, "--output-dir", str(tmp_path / "workers"), check=True)
-    assert _results(tmp_path / "workers")["dataloader_num_workers"] == 2
-    _same_weights(tmp_path / "alone", tmp_path / "workers")
+    assert results_of(tmp_path / "workers")["dataloader_num_workers"] == 2
+    assert_same_weights(tmp_path / "alone", tmp_path / "workers")
     cut = tmp_path / "cut"
-    shutil.copytree(tmp_path / "workers", cut)
-    shutil.rmtree(cut / "checkpoint-8")
-    for name in ("model.safetensors", "all_results.json", "train_log.jsonl"):
-        (cut / name).unlink()
+    copy_cut_back(tmp_path / "workers", cut, ["checkpoint-8"])
     run_cli(*workers, "--output-dir", str(cut), "--resume", check=True)  # from checkpoint-6, mid-epoch
-    _same_weights(tmp_path / "alone", cut)
+    assert_same_weights(tmp_path / "alone", cut)
 
 
 def test_mlm_masks_of_every_epoch_reach_the_workers(tmp_path):
     args = [*tiny_task_args("pretrain-mlm", tmp_path / "data"), "--num-train-epochs", "2"]
     run_cli(*args, "--output-dir", str(tmp_path / "alone"), check=True)
     run_cli(*args, "--dataloader-num-workers", "2", "--output-dir", str(tmp_path / "workers"), check=True)
-    _same_weights(tmp_path / "alone", tmp_path / "workers")
-    assert _results(tmp_path / "workers")["eval_loss"] == _results(tmp_path / "alone")["eval_loss"]
+    assert_same_weights(tmp_path / "alone", tmp_path / "workers")
+    assert results_of(tmp_path / "workers")["eval_loss"] == results_of(tmp_path / "alone")["eval_loss"]
     proc = run_cli(*args, "--dataloader-num-workers", "2", "--dataloader-persistent-workers",
                    "--output-dir", str(tmp_path / "persistent"))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr

@@ -4,39 +4,21 @@ probe of more than N rows run out of memory for real, as in ``test_auto_batch_si
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import subprocess
 import sys
 
 import pytest
-from safetensors.torch import load_file
 
-from tests.conftest import ROOT, run_cli, tiny_task_args
+from tests.conftest import ROOT, assert_same_weights, copy_cut_back, results_of, run_cli, tiny_task_args
 
 pytestmark = pytest.mark.slow
 
 
-def _results(run) -> dict:
-    return json.loads((run / "all_results.json").read_text())
-
-
-def _same_weights(a, b) -> None:
-    left, right = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
-    assert left.keys() == right.keys()
-    for key in left:
-        assert (left[key] == right[key]).all(), key
-
-
-def _cut_back_to_the_oldest_checkpoint(run) -> str:
-    """``run`` as a kill right after its oldest kept checkpoint leaves it (the later ones and the final files
-    gone); the checkpoint's name."""
-    checkpoints = sorted(run.glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1]))
-    for later in checkpoints[1:]:
-        shutil.rmtree(later)
-    for name in ("model.safetensors", "all_results.json", "train_log.jsonl"):
-        (run / name).unlink()
+def _cut_back_to_the_oldest_checkpoint(full, cut) -> str:
+    """``full`` copied to ``cut`` as a kill right after its oldest kept checkpoint leaves it; that checkpoint."""
+    checkpoints = sorted(full.glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1]))
+    copy_cut_back(full, cut, [path.name for path in checkpoints[1:]])
     return checkpoints[0].name
 
 
@@ -45,18 +27,17 @@ def test_token_batches_fill_the_budget_with_whole_rows_and_resume_exactly(tmp_pa
             "--per-device-train-tokens", "256", "--set", "training.load_best_model_at_end=false"]
     full, cut = tmp_path / "full", tmp_path / "cut"
     run_cli(*args, "--output-dir", str(full), check=True)
-    results = _results(full)
+    results = results_of(full)
     assert results["per_device_train_tokens"] == 256
     batches_per_epoch = results["train_steps"] / 2
     assert results["train_rows_per_batch"] == pytest.approx(results["train_samples"] / batches_per_epoch, abs=0.01)
     assert results["train_rows_per_batch"] > 12  # short rows: more of them than the recipe's batch of 12
     assert results["global_batch_size"] == results["train_rows_per_batch"]
     assert "per_device_train_tokens: 256" in (full / "recipe.yaml").read_text()
-    shutil.copytree(full, cut)
-    assert _cut_back_to_the_oldest_checkpoint(cut) == "checkpoint-12"  # inside the second epoch
+    assert _cut_back_to_the_oldest_checkpoint(full, cut) == "checkpoint-12"  # inside the second epoch
     run_cli(*args, "--output-dir", str(cut), "--resume", check=True)
-    _same_weights(full, cut)
-    assert _results(cut)["train_loss"] == pytest.approx(results["train_loss"], rel=1e-6)
+    assert_same_weights(full, cut)
+    assert results_of(cut)["train_loss"] == pytest.approx(results["train_loss"], rel=1e-6)
 
 
 def test_auto_sizes_padding_free_batches_in_tokens_and_a_resumed_run_keeps_them(tmp_path):
@@ -65,17 +46,16 @@ def test_auto_sizes_padding_free_batches_in_tokens_and_a_resumed_run_keeps_them(
             "--set", "training.load_best_model_at_end=false"]
     full, cut = tmp_path / "full", tmp_path / "cut"
     proc = run_cli(*args, "--output-dir", str(full), env={"SSL_FAILPOINT": "oom_above:20"}, check=True)
-    results = _results(full)
+    results = results_of(full)
     longest = results["per_device_train_tokens"] // 16  # 16 rows of the longest length fit, 24 did not
     assert f"per_device_train_batch_size: 16 of the longest rows ({longest} tokens): per_device_train_tokens " \
            f"{16 * longest}, the largest that fits of 8, 16, 32, 24" in proc.stderr
     assert results["auto_batch_size"] is True and results["train_padding_fraction"] == 0.0
     assert f"per_device_train_tokens: {16 * longest}\n" in (full / "recipe.yaml").read_text()
-    shutil.copytree(full, cut)
-    _cut_back_to_the_oldest_checkpoint(cut)
+    _cut_back_to_the_oldest_checkpoint(full, cut)
     proc = run_cli(*args, "--output-dir", str(cut), "--resume", env={"SSL_FAILPOINT": "oom_above:100"}, check=True)
     assert f"(per_device_train_tokens {16 * longest}), as the run being resumed chose" in proc.stderr
-    _same_weights(full, cut)
+    assert_same_weights(full, cut)
 
 
 @pytest.mark.parametrize(("value", "message"), [("3", "cannot hold the longest training row"),
@@ -115,9 +95,9 @@ def test_two_processes_weigh_their_uneven_batches_as_one_batch(tmp_path):
     proc = subprocess.run([*launch, "-m", "ssl_cli", *args], cwd=ROOT, capture_output=True, text=True, env=env,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    two = _results(tmp_path / "two")
+    two = results_of(tmp_path / "two")
     run_cli(*args[:-1], str(tmp_path / "one"), check=True)
-    one = _results(tmp_path / "one")
+    one = results_of(tmp_path / "one")
     assert two["num_processes"] == 2 and two["train_steps"] == -(-one["train_steps"] // 2)
     # every row once over the two processes, and the rows repeated to give both as many batches
     trained = two["train_samples_per_second"] * two["train_runtime"]
