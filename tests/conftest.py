@@ -21,12 +21,21 @@ ROOT = Path(__file__).resolve().parents[1]
 E2E = Path(__file__).resolve().parent / "e2e"
 
 
+#: The files that take longest, run first: ``-n 2 --dist loadfile`` hands out whole files in collection order, and
+#: one of these handed out last would leave the other worker idle while it runs.
+LONGEST_FILES = ("test_kill_resume.py", "test_launch_configs.py", "test_multiprocess.py", "test_finetune_qa.py",
+                 "test_multiprocess_tasks.py", "test_output_safety.py", "test_token_budget_runs.py",
+                 "test_cpu_levers.py", "test_streaming.py", "test_pretrain_mlm.py")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Everything under tests/e2e drives the CLI and most of it trains: slow, so that ``make test-fast``
-    (tests/unit) trains nothing. A unit test lives in tests/unit."""
+    (tests/unit) trains nothing. A unit test lives in tests/unit. The longest files go first (``LONGEST_FILES``)."""
     for item in items:
         if E2E in Path(str(item.fspath)).resolve().parents:
             item.add_marker(pytest.mark.slow)
+    rank = {name: i for i, name in enumerate(LONGEST_FILES)}
+    items.sort(key=lambda item: rank.get(Path(str(item.fspath)).name, len(rank)))  # stable: in-file order kept
 
 
 def run_cli(*args: str, check: bool = False, env: dict[str, str] | None = None, timeout: int = 600,

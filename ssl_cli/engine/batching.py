@@ -25,6 +25,9 @@ def training_collator(model: Any, collate_fn: Callable, dataset: Any, cfg: Any, 
     ``training.padding_free`` on this device) and the model passes the check, else packed rows where the task and
     the model allow them, else micro-batches of similar lengths where padding would cost more than a pass, else
     ``collate_fn`` itself. ``reshapes(setting)`` says whether an auto|true|false CPU lever is on here."""
+    if cfg.padding_free is True and (not padding_free or streamed):
+        say("training.padding_free is true, but these batches stay as they are: fixed-length blocks have no padding "
+            "to remove, and a stream or a TPU's fixed shapes keep theirs")
     flattening = flattening_collator(model, collate_fn, dataset, cfg.padding_free) \
         if padding_free and not streamed else None
     if flattening is not None:

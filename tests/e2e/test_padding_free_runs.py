@@ -35,3 +35,10 @@ def test_padding_free_on_a_task_with_several_sequences_per_row_is_one_line(tmp_p
     assert proc.returncode == 2
     assert "several sequences per row" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_padding_free_on_fixed_length_blocks_says_there_is_nothing_to_remove(tmp_path):
+    args = [*tiny_task_args("pretrain-mlm", tmp_path / "data"), "--max-steps", "2"]
+    proc = run_cli(*args, "--set", "training.padding_free=true", "--output-dir", str(tmp_path / "run"), check=True)
+    assert "fixed-length blocks have no padding to remove" in proc.stderr
+    assert "training on padding-free rows" not in proc.stderr
