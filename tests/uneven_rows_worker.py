@@ -1,8 +1,11 @@
-"""Run by ``accelerate launch`` with 2 processes (``test_token_budget_runs.py``): batches of different row counts
-on the two processes, weighted by ``loss.loss_weights``, give the gradient of the mean over all their rows.
+"""Run by ``accelerate launch`` with 2 processes (``test_token_budget_runs.py``): token-budget batches reach the
+processes as many each and every row once, and their different row counts, weighted by ``loss.loss_weights``,
+give the gradient of the mean over all their rows.
 
-Prints ``weighted OK`` when the real DDP gradient equals one process's gradient over all 8 rows, and whether the
-plain DDP mean of per-process means (what equal batches would use) differs from it.
+Prints ``shards OK`` when Accelerate's prepared loader gives both processes as many batches of a
+``TokenBudgetSampler`` and every row at least once (the repeats only to even them out), ``weighted OK`` when the
+real DDP gradient equals one process's gradient over all 8 rows, and whether the plain DDP mean of per-process
+means (what equal batches would use) differs from it.
 """
 
 from __future__ import annotations
@@ -13,6 +16,24 @@ import torch
 from accelerate import Accelerator
 
 from ssl_cli.engine.loss import loss_weights
+from ssl_cli.engine.sampling import TokenBudgetSampler
+
+
+def check_shards() -> None:
+    from torch.utils.data import DataLoader
+
+    acc = Accelerator(cpu=True)
+    lengths = torch.randint(5, 60, (101,), generator=torch.Generator().manual_seed(0)).tolist()
+    sampler = TokenBudgetSampler(lengths, 256, seed=0, num_processes=acc.num_processes)
+    loader = acc.prepare(DataLoader(list(range(len(lengths))), batch_sampler=sampler,
+                                    collate_fn=lambda rows: torch.tensor(rows)))
+    mine = [batch.tolist() for batch in loader]
+    counts = acc.gather(torch.tensor([len(mine)]))  # batches per process
+    assert len(set(counts.tolist())) == 1 and len(mine) == len(sampler) // acc.num_processes, counts
+    seen = torch.zeros(len(lengths))
+    seen[[row for batch in mine for row in batch]] = 1
+    assert (acc.reduce(seen, "sum") >= 1).all()  # every row trained somewhere
+    print("shards OK")
 
 
 def gradients(equal_rows: bool) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -32,6 +53,7 @@ def gradients(equal_rows: bool) -> tuple[list[torch.Tensor], list[torch.Tensor]]
 
 
 if __name__ == "__main__":
+    check_shards()
     trained, expected = gradients(equal_rows=False)
     for got, want in zip(trained, expected, strict=True):
         torch.testing.assert_close(got, want)

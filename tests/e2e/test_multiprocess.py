@@ -41,6 +41,9 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path, ti
     one = tmp_path / "one"
     assert r2["global_batch_size"] == r1["global_batch_size"] == 8
     assert r2["train_steps"] == r1["train_steps"] == 6
+    # the examples trained are summed over the processes (Counts.totals): 6 steps of 8 on both
+    assert round(r2["train_samples_per_second"] * r2["train_runtime"]) == 48
+    assert round(r1["train_samples_per_second"] * r1["train_runtime"]) == 48
     # every eval question scored once: gather_for_metrics drops the duplicates of uneven last batches
     assert r2["eval_samples"] == r1["eval_samples"] == r2["eval_total"]
     # Same examples per optimizer step; only float summation order differs (per-process padded shapes),

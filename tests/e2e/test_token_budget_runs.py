@@ -69,24 +69,15 @@ def test_a_budget_of_zero_is_one_line(tmp_path):
 
 
 @pytest.mark.multiprocess
-def test_two_processes_weigh_their_uneven_batches_as_one_batch(tmp_path):
-    """Each process's token batch has its own number of rows: a real DDP gradient over 3 + 5 rows is the mean
-    over the 8 (and the plain mean of the two processes' means is not). A whole run counts every process's rows."""
+def test_two_processes_get_as_many_batches_and_weigh_their_uneven_rows_as_one_batch():
+    """Under accelerate launch (2 gloo processes, ``tests/uneven_rows_worker.py``): Accelerate's prepared loader
+    gives each process as many token batches and every row at least once; a real DDP gradient over 3 + 5 rows is
+    the mean over the 8 (and the plain mean of the two processes' means is not)."""
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([*launch, "tests/uneven_rows_worker.py"], cwd=ROOT, capture_output=True, text=True,
                           env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.count("weighted OK") == 2 and proc.stdout.count("unweighted differs") == 2, proc.stdout
-    args = [*tiny_task_args("finetune-glue", tmp_path / "data"), "--num-train-epochs", "1",
-            "--per-device-train-tokens", "256", "--output-dir", str(tmp_path / "two")]
-    proc = subprocess.run([*launch, "-m", "ssl_cli", *args], cwd=ROOT, capture_output=True, text=True, env=env,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    two = results_of(tmp_path / "two")
-    assert two["num_processes"] == 2 and two["global_batch_size"] == pytest.approx(2 * two["train_rows_per_batch"], abs=0.02)
-    # every process gets as many batches (the first ones repeated): each row once, and at most one batch more
-    trained = round(two["train_samples_per_second"] * two["train_runtime"])
-    assert trained == pytest.approx(2 * two["train_steps"] * two["train_rows_per_batch"], abs=0.5)
-    assert two["train_samples"] <= trained < two["train_samples"] + 2 * two["train_rows_per_batch"]
+    for line in ("shards OK", "weighted OK", "unweighted differs"):
+        assert proc.stdout.count(line) == 2, proc.stdout
