@@ -253,26 +253,28 @@ def choose_batch_size(accelerator: Any, cfg: Any, model: Any, optimizer: Any, co
     searching = cfg.per_device_train_batch_size == AUTO or cfg.auto_find_batch_size
     in_tokens = cfg.per_device_train_tokens is not None or searching and isinstance(collate_fn, FlatteningCollator)
     longest = check_token_budget(cfg, lengths) if in_tokens else 1
+    processes = accelerator.num_processes
     if not searching:
-        return _settled(cfg, lengths, accelerator.num_processes)
+        return _settled(cfg, _mean_rows(cfg, lengths, processes), processes)
     size, tokens = resumed_batch_size(resume_from)
     if size is not None:
         cfg.per_device_train_batch_size, cfg.per_device_train_tokens, tried = size, tokens, []
+        rows = _mean_rows(cfg, lengths, processes)
         say(f"per_device_train_batch_size: {size}{_in_tokens(tokens)}, as the run being resumed chose")
     else:
         size, tried, cap = _search(accelerator, cfg, model, collate_fn, dataset, lengths, longest)
         cfg.per_device_train_batch_size = size
         if in_tokens:
             cfg.per_device_train_tokens = size * longest
-        rows = _mean_rows(cfg, lengths, accelerator.num_processes)
+        rows = _mean_rows(cfg, lengths, processes)
         say(f"per_device_train_batch_size: {size}{_in_tokens(cfg.per_device_train_tokens, longest)}, the largest "
             f"that fits of {', '.join(map(str, tried))} (up to {cap}){_learning_rate_note(cfg, rows)}")
-    cfg.learning_rate = scaled_learning_rate(cfg, _mean_rows(cfg, lengths, accelerator.num_processes))
+    cfg.learning_rate = scaled_learning_rate(cfg, rows)
     for group in optimizer.param_groups:
         group["lr"] = cfg.learning_rate
     cfg.auto_find_batch_size = False  # settled: nothing downstream searches again
-    return {**_settled(cfg, lengths, accelerator.num_processes), "auto_batch_size": True,
-            "auto_batch_sizes_tried": tried, "learning_rate": cfg.learning_rate}
+    return {**_settled(cfg, rows, processes), "auto_batch_size": True, "auto_batch_sizes_tried": tried,
+            "learning_rate": cfg.learning_rate}
 
 
 def _search(accelerator: Any, cfg: Any, model: Any, collate_fn: Callable, dataset: Any,
@@ -307,12 +309,11 @@ def _mean_rows(cfg: Any, lengths: Sequence[int] | None, num_processes: int) -> f
                               num_processes=num_processes).mean_rows()
 
 
-def _settled(cfg: Any, lengths: Sequence[int] | None, num_processes: int) -> dict[str, Any]:
-    """What all_results.json records of the batch: its size, or a token budget and the rows it holds on average
-    (``global_batch_size``: that mean, over processes and accumulation)."""
+def _settled(cfg: Any, rows: float, num_processes: int) -> dict[str, Any]:
+    """What all_results.json records of the batch: its size, or a token budget and the ``rows`` it holds on
+    average (``global_batch_size``: that mean, over processes and accumulation)."""
     if not cfg.per_device_train_tokens:
         return {"per_device_train_batch_size": cfg.per_device_train_batch_size}
-    rows = _mean_rows(cfg, lengths, num_processes)
     return {"per_device_train_tokens": cfg.per_device_train_tokens, "train_rows_per_batch": round(rows, 2),
             "global_batch_size": round(rows * num_processes * cfg.gradient_accumulation_steps, 2)}
 

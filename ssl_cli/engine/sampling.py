@@ -102,6 +102,8 @@ class TokenBudgetSampler:
         self._batches = self._form(np.random.default_rng([seed]), megabatch_factor)
         formed = len(self._batches)
         self._batches += [self._batches[i % formed] for i in range(-formed % num_processes)] if formed else []
+        costs = [len(batch) * int(self.lengths[batch].max()) for batch in self._batches]
+        self._costliest = int(np.argmax(costs)) if costs else 0  # fixed, as the batches are
 
     def _form(self, rng: np.random.Generator, megabatch_factor: int) -> list[list[int]]:
         order = rng.permutation(len(self.lengths))
@@ -134,11 +136,9 @@ class TokenBudgetSampler:
     def batches(self) -> list[list[int]]:
         if len(self._batches) < 2:
             return list(self._batches)
-        costs = [len(b) * int(self.lengths[b].max()) for b in self._batches]
-        costliest = int(np.argmax(costs))
-        rest = [b for i, b in enumerate(self._batches) if i != costliest]
+        rest = [b for i, b in enumerate(self._batches) if i != self._costliest]
         order = np.random.default_rng([self.seed, self.epoch]).permutation(len(rest))
-        return [self._batches[costliest]] + [rest[i] for i in order]
+        return [self._batches[self._costliest]] + [rest[i] for i in order]
 
     def __iter__(self) -> Iterator[list[int]]:
         yield from self.batches()
