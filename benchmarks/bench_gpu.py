@@ -41,6 +41,12 @@ EXTRA_ROWS = {  # name: (subcommand, extra ssl arguments)
     "tag-pos, padded": ("tag-pos", ["--set", "training.padding_free=false"]),
     "finetune-qa, batch auto": ("finetune-qa", ["--per-device-train-batch-size", "auto"]),  # in tokens here
     "finetune-glue, 16,384 tokens per batch": ("finetune-glue", ["--per-device-train-tokens", "16384"]),
+    # static token batches: every batch one shape, so CUDA graphs record once (training.static_token_batches:
+    # auto turns them on here; padding_free auto is off under torch.compile)
+    "finetune-glue, 16,384 static tokens, CUDA graphs": ("finetune-glue", [
+        "--per-device-train-tokens", "16384", "--set", "training.padding_free=true", *CUDA_GRAPHS]),
+    "finetune-qa, 16,384 static tokens, CUDA graphs": ("finetune-qa", [
+        "--per-device-train-tokens", "16384", "--set", "training.padding_free=true", *CUDA_GRAPHS]),
     # loader workers (dataloader_num_workers: auto, up to 4 on CUDA) against collating in the loop
     "finetune-qa, no loader workers": ("finetune-qa", ["--dataloader-num-workers", "0"]),
     # the step breakdown: torch.profiler's record of 10 steps, padding-free and padded (docs/performance.md)

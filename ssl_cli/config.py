@@ -284,6 +284,13 @@ class TrainingConfig(Section):
         "padding-free rows the outputs it gives padded ones (checked before training). auto: on GPUs and other "
         "accelerators, without torch_compile; on CPU padding_microbatches and pack_sequences are faster.",
     )
+    static_token_batches: Literal["auto", True, False] = Field(
+        "auto", description="Pad every padding-free training batch to one shape: the token budget "
+        "(per_device_train_tokens) plus a few filler tokens, in a fixed number of sequences, so that torch.compile "
+        "compiles training once and CUDA graphs record one graph (docs/performance.md, 'Static token batches'). "
+        "auto: on with torch_compile_mode reduce-overhead or max-autotune; true needs padding_free and a token "
+        "budget (or per_device_train_batch_size auto, which finds one).",
+    )
     pack_sequences: Literal["auto", True, False] = Field(
         "auto",
         description="For losses over tokens (tag-pos): train on rows that hold several sentences end to end, each "
@@ -402,6 +409,19 @@ class TrainingConfig(Section):
         if self.dataloader_prefetch_factor is not None and self.dataloader_num_workers == 0:
             raise ValueError("dataloader_prefetch_factor needs loader workers: set dataloader_num_workers to auto or "
                              "a number above 0, or leave dataloader_prefetch_factor unset")
+        return self
+
+    @model_validator(mode="after")
+    def _static_batches_need_a_budget(self) -> TrainingConfig:
+        if self.static_token_batches is not True:
+            return self
+        if self.padding_free is False:
+            raise ValueError("static_token_batches pads padding-free batches, and padding_free is false: set "
+                             "padding_free to true, or static_token_batches to auto")
+        if self.per_device_train_tokens is None and self.per_device_train_batch_size != "auto" \
+                and not self.auto_find_batch_size:
+            raise ValueError("static_token_batches pads each batch to a token budget, and none is set: add "
+                             "--per-device-train-tokens N (or --per-device-train-batch-size auto)")
         return self
 
     @field_validator("eval_strategy", "save_strategy", "mixed_precision", mode="before")

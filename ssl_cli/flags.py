@@ -121,6 +121,7 @@ COMMON_FLAGS: tuple[Flag, ...] = (
             ("bf16", "training.mixed_precision", bool, "bf16"),
             ("tf32", "training.tf32", bool),
             ("torch-compile", "training.torch_compile", bool),
+            ("torch-compile-mode", "training.torch_compile_mode"),
             ("dataloader-num-workers", "training.dataloader_num_workers"),
             ("dataloader-prefetch-factor", "training.dataloader_prefetch_factor", int),
             ("dataloader-pin-memory", "training.dataloader_pin_memory", bool),

@@ -117,6 +117,8 @@ def _describe_error(recipe_cls: type[BaseModel], err: dict[str, Any]) -> str:
     if err["type"] == "missing":
         return f"recipe key '{key}' is required"
     value = err.get("input")
+    if isinstance(value, dict) and err["type"] == "value_error":  # a section's own check, of several keys
+        return f"recipe section '{key}': {err.get('ctx', {}).get('error', err['msg'])}"
     hint = ""
     if err["type"] == "literal_error" and isinstance(value, str):  # a misspelt choice
         import re

@@ -8,7 +8,14 @@ from typing import Any
 from ssl_cli.engine.collate import MicroBatchingCollator, cpu_pass_overhead_tokens
 from ssl_cli.engine.optim import non_embedding_parameters
 from ssl_cli.engine.packing import SequencePacker, packing_position_offset
-from ssl_cli.engine.padding_free import FlatteningCollator, PaddingFree, flattenable, padding_free_position_offset
+from ssl_cli.engine.padding_free import (
+    FlatteningCollator,
+    PaddingFree,
+    StaticTokenShape,
+    flattenable,
+    padding_free_position_offset,
+)
+from ssl_cli.engine.sampling import TokenBudgetSampler
 from ssl_cli.errors import UserError
 
 
@@ -93,6 +100,26 @@ def flattening_collator(model: Any, collate_fn: Any, dataset: Any, setting: Any)
                             "boundaries): set training.padding_free to auto or false")
         return None
     return FlatteningCollator(collate_fn, offset, PaddingFree(model))
+
+
+def static_token_batches(collate_fn: Any, sampler: Any, cfg: Any, replays_cuda_graphs: bool,
+                         say: Callable[[str], None]) -> dict[str, Any]:
+    """Give padding-free batches one shape (``StaticTokenShape``) where ``training.static_token_batches`` wants
+    it (auto: where CUDA graphs replay, each new shape recording a graph); what all_results.json records of it."""
+    setting = cfg.static_token_batches
+    if not (setting is True or (setting == "auto" and replays_cuda_graphs)):
+        return {}
+    if not isinstance(collate_fn, FlatteningCollator) or not isinstance(sampler, TokenBudgetSampler):
+        if setting is True:
+            raise UserError("training.static_token_batches is true, but these training batches are not padding-free "
+                            "token budgets (padding_free auto is off on CPU and under torch_compile): set "
+                            "training.padding_free to true, or static_token_batches to auto")
+        return {}
+    collate_fn.shape = shape = StaticTokenShape(sampler.most_tokens(), sampler.most_rows(),
+                                                           int(max(sampler.lengths)))
+    say(f"static token batches: every training batch is {shape.tokens} tokens in {shape.sequences} sequences "
+        "(training.static_token_batches)")
+    return {"static_token_batch_tokens": shape.tokens}
 
 
 AUTO_GPU_WORKERS = 4  # per process: collation of a BERT-size batch takes a few ms of one core

@@ -7,6 +7,8 @@ from typing import Any
 
 from ssl_cli.errors import UserError
 
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")  # torch.compile modes that replay CUDA graphs on a GPU
+
 
 def resolve_mixed_precision(requested: str) -> str:
     """'auto' -> bf16 on a GPU that has it, else 'no'; fp16 only on GPUs. On CPUs, 'auto' is fp32 even with
@@ -47,12 +49,17 @@ def compile_plugin(training: Any) -> Any:
     Regional compilation compiles one encoder layer and reuses it for the
     others, which cuts compile time roughly by the number of layers; shapes
     are left dynamic so length-grouped batches do not recompile per length.
+    Static token batches (``training.static_token_batches``) have one shape:
+    there training compiles for it alone (PyTorch's automatic dynamic shapes,
+    which evaluation's varying batches then turn on for themselves).
     """
     if not training.torch_compile:
         return None
     from accelerate.utils import TorchDynamoPlugin
 
-    return TorchDynamoPlugin(backend="inductor", mode=training.torch_compile_mode, dynamic=True,
+    static = training.static_token_batches is True or (training.static_token_batches == "auto"
+                                                       and training.torch_compile_mode in CUDA_GRAPH_MODES)
+    return TorchDynamoPlugin(backend="inductor", mode=training.torch_compile_mode, dynamic=None if static else True,
                              use_regional_compilation=True)
 
 
@@ -64,7 +71,7 @@ def replays_cuda_graphs(training: Any, device: Any) -> bool:
     use: without it, training stops at once with "accessing tensor output of
     CUDAGraphs that has been overwritten by a subsequent run".
     """
-    return bool(training.torch_compile and training.torch_compile_mode in ("reduce-overhead", "max-autotune")
+    return bool(training.torch_compile and training.torch_compile_mode in CUDA_GRAPH_MODES
                 and getattr(device, "type", None) == "cuda")
 
 

@@ -308,6 +308,7 @@ class Engine:
         self.batch_size = choose_batch_size(acc, cfg, model, optimizer, collate_fn, dataset, lengths, resume_from,
                                             self.print)
         sampler = None if streamed else training_sampler(cfg, lengths, acc.num_processes)
+        self.batch_size.update(batching.static_token_batches(collate_fn, sampler, cfg, self._cuda_graphs, self.print))
         if streamed:
             loader = None
             total_steps, epochs = cfg.max_steps, itertools.count()

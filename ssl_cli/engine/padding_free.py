@@ -36,13 +36,17 @@ from ssl_cli.engine.collate import WrappingCollator
 from ssl_cli.engine.packing import PACKED_EXAMPLES, PACKED_TOKENS, model_inputs, on_device, position_offsets
 
 VARLEN = "ssl_varlen"
+#: A static-shaped batch's own (rows, longest row, real tokens): taken off the model's inputs before its forward
+#: (``PaddingFree``), so that the compiled layers never see these changing numbers.
+LAYOUT = "ssl_padded_layout"
 #: The inputs a model embeds token by token: flattened with the tokens. Everything else (labels, answer
 #: positions) stays in the padded layout the heads read.
 TOKEN_INPUTS = ("input_ids", "token_type_ids")
 
 
-def flatten_batch(batch: dict[str, Any], position_offset: int) -> dict[str, Any]:
-    """A padded batch (right-padded, with ``attention_mask``) as one padding-free row (see the module docstring)."""
+def flatten_batch(batch: dict[str, Any], position_offset: int, shape: StaticTokenShape | None = None) -> dict[str, Any]:
+    """A padded batch (right-padded, with ``attention_mask``) as one padding-free row (see the module docstring),
+    filled out to ``shape`` where one is given (``StaticTokenShape``)."""
     import torch
 
     mask = batch["attention_mask"].bool()
@@ -60,7 +64,50 @@ def flatten_batch(batch: dict[str, Any], position_offset: int) -> dict[str, Any]
     flat.update(cu_seq_lens_q=cumulative, cu_seq_lens_k=cumulative, max_length_q=longest, max_length_k=longest)
     flat[PACKED_EXAMPLES] = len(lengths)
     flat[PACKED_TOKENS] = int(cumulative[-1])
-    return flat
+    return flat if shape is None else shape.fill(flat, position_offset)
+
+
+FILLER_SEQUENCE = 128  # tokens at most in a filler sequence: its attention costs its length squared
+
+
+class StaticTokenShape:
+    """One shape for every padding-free batch of a run (``training.static_token_batches``), so that compiled
+    training sees a single shape and CUDA graphs record once.
+
+    A batch's real tokens (at most ``most_tokens``, the fullest batch's) are followed by filler sequences, so that every batch holds
+    ``tokens`` tokens in ``sequences`` sequences and says its longest is ``longest``. Fillers are short
+    (``FILLER_SEQUENCE``: their attention costs little), never empty (varlen kernels are then given true
+    bounds), at the position offset (a position every model has), and attend only to themselves: no real token
+    sees them, and the encoder's output drops them before the heads (``LAYOUT``).
+    """
+
+    def __init__(self, most_tokens: int, most_rows: int, longest_row: int) -> None:
+        self.sequences = most_rows + -(-most_tokens // FILLER_SEQUENCE) + 1
+        self.tokens = most_tokens + self.sequences  # room for at least one filler token per filler sequence
+        fewest_fillers = self.sequences - most_rows
+        self.longest = max(longest_row, -(-self.tokens // fewest_fillers))
+
+    def fill(self, flat: dict[str, Any], position_offset: int) -> dict[str, Any]:
+        """``flat`` (one padding-free row) filled out to this shape, with its own layout under ``LAYOUT``."""
+        import torch
+
+        rows, real = flat[PACKED_EXAMPLES], flat[PACKED_TOKENS]
+        fillers, spare = self.sequences - rows, self.tokens - real
+        if fillers < 1 or spare < fillers:
+            raise ValueError(f"a batch of {rows} rows and {real} tokens does not fit a static shape of "
+                             f"{self.sequences} sequences and {self.tokens} tokens")
+        sizes = torch.full((fillers,), spare // fillers, dtype=torch.int32)
+        sizes[: spare % fillers] += 1
+        for column in (*TOKEN_INPUTS, "position_ids"):
+            if column in flat:
+                value = position_offset if column == "position_ids" else 0
+                flat[column] = torch.cat([flat[column], flat[column].new_full((1, spare), value)], dim=1)
+        cumulative = flat["cu_seq_lens_q"]
+        cumulative = torch.cat([cumulative, real + sizes.cumsum(0, dtype=torch.int32)])
+        flat[LAYOUT] = (rows, flat["max_length_q"], real)
+        flat.update(cu_seq_lens_q=cumulative, cu_seq_lens_k=cumulative, max_length_q=self.longest,
+                    max_length_k=self.longest)
+        return flat
 
 
 class FlatteningCollator(WrappingCollator):
@@ -71,6 +118,7 @@ class FlatteningCollator(WrappingCollator):
         super().__init__(inner)
         self.position_offset = position_offset
         self.switch = switch
+        self.shape: StaticTokenShape | None = None  # set by batching.static_token_batches
 
     def restore(self) -> None:
         if self.switch is not None:
@@ -81,7 +129,7 @@ class FlatteningCollator(WrappingCollator):
         batch = self.inner(rows)
         if "attention_mask" not in batch or "input_ids" not in batch:
             return batch
-        return flatten_batch(dict(batch), self.position_offset)
+        return flatten_batch(dict(batch), self.position_offset, self.shape)
 
 
 def varlen_attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, dropout: float = 0.0,
@@ -158,8 +206,9 @@ def register_varlen_attention() -> None:
     AttentionMaskInterface.register(VARLEN, sdpa_mask)
 
 
-def _repad_encoder_output(module: Any, args: Any, kwargs: dict[str, Any], output: Any) -> Any:
-    """Forward hook on the encoder: a flattened row's output scattered back to rows x longest x hidden."""
+def repad_encoder_output(output: Any, kwargs: dict[str, Any], layout: tuple[int, int, int] | None) -> Any:
+    """A flattened row's encoder output scattered back to rows x longest x hidden; ``layout``: a static-shaped
+    batch's (rows, longest, real tokens), its fillers dropped."""
     offsets = kwargs.get("cu_seq_lens_q")
     if offsets is None:
         return output
@@ -167,8 +216,12 @@ def _repad_encoder_output(module: Any, args: Any, kwargs: dict[str, Any], output
 
     hidden = output.last_hidden_state[0]  # tokens x hidden
     offsets = offsets.to(hidden.device, torch.int64)
-    rows, tokens = len(offsets) - 1, hidden.shape[0]
-    longest = int(kwargs.get("max_length_q") or (offsets[1:] - offsets[:-1]).max())
+    if layout is not None:
+        rows, longest, tokens = layout
+        hidden, offsets = hidden[:tokens], offsets[: rows + 1]
+    else:
+        rows, tokens = len(offsets) - 1, hidden.shape[0]
+        longest = int(kwargs.get("max_length_q") or (offsets[1:] - offsets[:-1]).max())
     # each token's place in the padded layout, computed on the device without reading it back (a boolean mask
     # index would make the host wait for the device)
     row = torch.repeat_interleave(torch.arange(rows, device=hidden.device), offsets[1:] - offsets[:-1],
@@ -189,10 +242,20 @@ class PaddingFree:
         self.encoder = encoder_of(model)
         self.previous = model.config._attn_implementation
         model.set_attn_implementation(VARLEN)
-        self.hook = self.encoder.register_forward_hook(_repad_encoder_output, with_kwargs=True)
+        self.layout: tuple[int, int, int] | None = None  # the batch in the model's forward, if static-shaped
+        self.hooks = [model.register_forward_pre_hook(self._take_layout, with_kwargs=True),
+                      self.encoder.register_forward_hook(self._repad, with_kwargs=True)]
+
+    def _take_layout(self, module: Any, args: Any, kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        self.layout = kwargs.pop(LAYOUT, None)
+        return args, kwargs
+
+    def _repad(self, module: Any, args: Any, kwargs: dict[str, Any], output: Any) -> Any:
+        return repad_encoder_output(output, kwargs, self.layout)
 
     def restore(self) -> None:
-        self.hook.remove()
+        for hook in self.hooks:
+            hook.remove()
         self.model.set_attn_implementation(self.previous)
 
 

@@ -130,6 +130,13 @@ class TokenBudgetSampler:
     def __len__(self) -> int:
         return len(self._batches)
 
+    def most_rows(self) -> int:
+        return max(map(len, self._batches), default=1)
+
+    def most_tokens(self) -> int:
+        """The real tokens of the fullest batch (at most the budget)."""
+        return max((int(self.lengths[batch].sum()) for batch in self._batches), default=1)
+
     def mean_rows(self) -> float:
         return sum(map(len, self._batches)) / max(1, len(self._batches))
 

@@ -84,6 +84,22 @@ def test_torch_compile_trains_like_eager_and_saves_plain_weights(tmp_path):
         assert not any("_orig_mod" in key for key in weights.keys())  # noqa: SIM118 (safe_open has no __iter__)
 
 
+def test_compiled_static_token_batches_compile_the_layers_for_one_shape(tmp_path):
+    """Static token batches under --torch-compile: the encoder layers compile once for training (PyTorch's
+    recompile log shows no new shape for them), and the losses are eager's."""
+    args = [*tiny_task_args("finetune-glue", tmp_path / "data"), "--max-steps", "5", "--per-device-train-tokens", "512",
+            "--set", "training.padding_free=true", "--set", "training.static_token_batches=true",
+            "--set", "training.eval_strategy=no", "--set", "training.do_eval=false"]
+    losses = {}
+    for name, flags in (("eager", []), ("compiled", ["--torch-compile"])):
+        proc = run_cli(*args, *flags, "--output-dir", str(tmp_path / name), env={"TORCH_LOGS": "recompiles"},
+                       check=True)
+        losses[name] = json.loads((tmp_path / name / "all_results.json").read_text())["train_loss"]
+    recompiles = [line for line in proc.stderr.splitlines() if "Recompiling function" in line]
+    assert not [line for line in recompiles if "modeling_layers.py" in line], recompiles  # the layers' frame
+    assert losses["compiled"] == pytest.approx(losses["eager"], rel=1e-3)
+
+
 @pytest.mark.parametrize("max_norm", [0.05, 1e6], ids=["clipping", "under-the-limit"])
 def test_clipping_folded_into_fused_adamw_updates_as_clip_grad_norm_does(tmp_path, max_norm):
     """The engine folds clipping's scaling pass into fused AdamW's read of each gradient: the same norm is

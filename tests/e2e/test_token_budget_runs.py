@@ -81,3 +81,24 @@ def test_two_processes_get_as_many_batches_and_weigh_their_uneven_rows_as_one_ba
     assert proc.returncode == 0, proc.stderr[-3000:]
     for line in ("shards OK", "weighted OK", "unweighted differs"):
         assert proc.stdout.count(line) == 2, proc.stdout
+
+
+def test_static_token_batches_train_as_the_flattened_ones_do(tmp_path):
+    """``training.static_token_batches``: every batch filled out to one shape trains to the weights of the plain
+    padding-free batches; the fillers show as padding, and the shape is recorded."""
+    args = [*tiny_task_args("finetune-qa", tmp_path / "data"), "--max-steps", "4", "--per-device-train-tokens", "1024",
+            "--set", "training.padding_free=true", "--config-overrides",
+            "hidden_dropout_prob=0,attention_probs_dropout_prob=0"]
+    run_cli(*args, "--output-dir", str(tmp_path / "flat"), check=True)
+    proc = run_cli(*args, "--set", "training.static_token_batches=true", "--output-dir", str(tmp_path / "static"),
+                   check=True)
+    flat, static = results_of(tmp_path / "flat"), results_of(tmp_path / "static")
+    tokens = static["static_token_batch_tokens"]
+    assert f"static token batches: every training batch is {tokens} tokens" in proc.stderr
+    assert 1024 < tokens < 1100 and "static_token_batch_tokens" not in flat
+    assert flat["train_padding_fraction"] == 0.0 < static["train_padding_fraction"] < 0.5
+    assert static["train_loss"] == pytest.approx(flat["train_loss"], rel=1e-6)
+    # the weights agree to float noise, which Adam magnifies in the attention keys' biases (their gradient is 0)
+    assert_same_weights(tmp_path / "flat", tmp_path / "static", atol=5e-4)
+    assert static["eval_f1"] == pytest.approx(flat["eval_f1"], abs=1e-6)
+

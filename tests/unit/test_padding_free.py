@@ -11,8 +11,11 @@ from transformers import DataCollatorWithPadding, PreTrainedTokenizerFast
 
 from ssl_cli.engine.packing import model_inputs
 from ssl_cli.engine.padding_free import (
+    FILLER_SEQUENCE,
+    LAYOUT,
     FlatteningCollator,
     PaddingFree,
+    StaticTokenShape,
     flatten_batch,
     jagged_attention,
     padding_free_position_offset,
@@ -69,8 +72,7 @@ def test_bert_passes_the_check_in_every_head_and_is_left_as_it_was(bert, head):
     model = getattr(transformers, head).from_pretrained(path)
     assert padding_free_position_offset(model, DataCollatorWithPadding(tokenizer), rows) == 0
     assert model.config._attn_implementation == "sdpa"
-    assert not model.base_model.encoder._forward_hooks
-    assert model.training is False or model.training is True  # mode restored below
+    assert not model.base_model.encoder._forward_hooks and not model._forward_pre_hooks
     model.train()
     padding_free_position_offset(model, DataCollatorWithPadding(tokenizer), rows)
     assert model.training
@@ -96,7 +98,8 @@ def test_models_that_cannot_take_padding_free_rows_fail_the_check(bert, tmp_path
     assert padding_free_position_offset(gpt2, DataCollatorWithPadding(tokenizer), rows) is None  # no encoder
 
 
-def test_a_padding_free_step_gives_the_padded_steps_loss_and_gradients(bert):
+@pytest.mark.parametrize("static", [False, True], ids=["as-flattened", "static-shape"])
+def test_a_padding_free_step_gives_the_padded_steps_loss_and_gradients(bert, static):
     path, tokenizer, rows = bert
     torch.manual_seed(0)
     model = transformers.AutoModelForTokenClassification.from_pretrained(path, num_labels=3)
@@ -108,9 +111,41 @@ def test_a_padding_free_step_gives_the_padded_steps_loss_and_gradients(bert):
     expected = {n: p.grad.clone() for n, p in model.named_parameters()}
     model.zero_grad()
     switch = PaddingFree(model)
-    flat = model(**model_inputs(FlatteningCollator(collate, 0)(labelled))).loss
+    flattening = FlatteningCollator(collate, 0)
+    if static:  # filler sequences after the real tokens, dropped before the head
+        flattening.shape = StaticTokenShape(sum(len(row["input_ids"]) for row in rows) + 7, len(rows) + 2, 40)
+    flat = model(**model_inputs(flattening(labelled))).loss
     flat.backward()
     switch.restore()
     torch.testing.assert_close(flat, padded, rtol=1e-5, atol=1e-6)
     for name, parameter in model.named_parameters():
         torch.testing.assert_close(parameter.grad, expected[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_static_shapes_are_one_shape_for_every_batch_with_short_fillers_that_are_never_empty():
+    """Batches of any rows and lengths within the bounds fill out to the same tensors' shapes and the same
+    longest length, whose fillers each hold 1 to FILLER_SEQUENCE tokens at the position offset."""
+    torch.manual_seed(0)
+    most_tokens, most_rows, longest = 900, 40, 60
+    shape = StaticTokenShape(most_tokens, most_rows, longest)
+    seen = set()
+    for rows, width in ((1, 1), (1, 60), (40, 1), (15, 60), (40, 22), (3, 7)):
+        lengths = torch.randint(1, width + 1, (rows,))
+        lengths[0] = width
+        mask = (torch.arange(width)[None, :] < lengths[:, None]).long()
+        batch = {"input_ids": torch.randint(5, 99, (rows, width)) * mask, "token_type_ids": torch.zeros_like(mask),
+                 "attention_mask": mask, "labels": torch.arange(rows)}
+        real = int(mask.sum())
+        if real > most_tokens:
+            continue
+        flat = flatten_batch(batch, position_offset=2, shape=shape)
+        seen.add((tuple(flat["input_ids"].shape), tuple(flat["position_ids"].shape), tuple(flat["cu_seq_lens_q"].shape),
+                  flat["max_length_q"], flat["max_length_k"]))
+        offsets = flat["cu_seq_lens_q"]
+        sizes = (offsets[1:] - offsets[:-1])
+        assert offsets[-1] == shape.tokens and (sizes >= 1).all() and sizes.max() <= flat["max_length_q"]
+        assert (sizes[rows:] <= FILLER_SEQUENCE).all() and sizes[:rows].tolist() == lengths.tolist()
+        assert (flat["position_ids"][0, real:] == 2).all() and flat["input_ids"][0, :real].tolist() == \
+            batch["input_ids"][mask.bool()].tolist()
+        assert flat[LAYOUT] == (rows, width, real) and flat["labels"].tolist() == list(range(rows))
+    assert len(seen) == 1, seen
