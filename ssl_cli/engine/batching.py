@@ -33,6 +33,10 @@ def training_collator(model: Any, collate_fn: Callable, dataset: Any, cfg: Any, 
     the model allow them, else micro-batches of similar lengths where padding would cost more than a pass, else
     ``collate_fn`` itself. ``reshapes(setting)`` says whether an auto|true|false CPU lever is on here."""
     if cfg.padding_free is True and (not padding_free or streamed):
+        if cfg.static_token_batches is True:
+            raise UserError("training.static_token_batches is true, but these training batches have one shape "
+                            "already (fixed-length blocks) or cannot take one (a stream): set "
+                            "training.static_token_batches to auto")
         say("training.padding_free is true, but these batches stay as they are: fixed-length blocks have no padding "
             "to remove, and a stream or a TPU's fixed shapes keep theirs")
     flattening = flattening_collator(model, collate_fn, dataset, cfg.padding_free) \

@@ -74,8 +74,9 @@ class StaticTokenShape:
     """One shape for every padding-free batch of a run (``training.static_token_batches``), so that compiled
     training sees a single shape and CUDA graphs record once.
 
-    A batch's real tokens (at most ``most_tokens``, the fullest batch's) are followed by filler sequences, so that every batch holds
-    ``tokens`` tokens in ``sequences`` sequences and says its longest is ``longest``. Fillers are short
+    A batch's real tokens (at most ``most_tokens``, the fullest batch's) are followed by filler sequences, so
+    that every batch holds ``tokens`` tokens in ``sequences`` sequences and says its longest is ``longest``
+    (the model computes the fillers, the price of one shape). Fillers are short
     (``FILLER_SEQUENCE``: their attention costs little), never empty (varlen kernels are then given true
     bounds), at the position offset (a position every model has), and attend only to themselves: no real token
     sees them, and the encoder's output drops them before the heads (``LAYOUT``).
