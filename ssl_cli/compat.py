@@ -40,6 +40,14 @@ def foreach_norm(tensors: list[Any]) -> list[Any]:
     return torch._foreach_norm(tensors)
 
 
+def foreach_scale(tensors: list[Any], factor: Any) -> None:
+    """Multiply every tensor by ``factor`` (a number or a one-element device tensor, left unread) in place, in one
+    multi-tensor kernel (``torch._foreach_mul_``, what ``clip_grads_with_norm_`` runs)."""
+    import torch
+
+    torch._foreach_mul_(tensors, factor)
+
+
 def inner_optimizer(optimizer: Any) -> Any:
     """The torch optimizer inside Accelerate's wrapper."""
     return getattr(optimizer, "optimizer", optimizer)

@@ -220,7 +220,10 @@ class TrainingConfig(Section):
     auto_batch_reference_size: int = Field(
         32, ge=1, description="The per-process batch size learning_rate was tuned for, for auto_batch_lr_scaling.")
     per_device_eval_batch_size: int = Field(32, ge=1, description="Evaluation batch size per process.")
-    gradient_accumulation_steps: int = Field(1, ge=1, description="Batches accumulated into one optimizer step.")
+    gradient_accumulation_steps: int = Field(
+        1, ge=1, description="Batches accumulated into one optimizer step, weighed by their rows or tokens as one "
+        "batch that many times larger would be (Trainer's num_items_in_batch; not under DeepSpeed, which scales "
+        "its own).")
     learning_rate: float = Field(3e-5, gt=0, description="Peak learning rate of AdamW.")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay (not applied to biases and LayerNorm).")
     adam_beta1: float = Field(0.9, ge=0, lt=1, description="AdamW beta1.")

@@ -5,7 +5,8 @@ give the gradient of the mean over all their rows.
 Prints ``shards OK`` when Accelerate's prepared loader gives both processes as many batches of a
 ``TokenBudgetSampler`` and every row at least once (the repeats only to even them out), ``weighted OK`` when the
 real DDP gradient equals one process's gradient over all 8 rows, and whether the plain DDP mean of per-process
-means (what equal batches would use) differs from it.
+means (what equal batches would use) differs from it; ``accumulated OK`` when two accumulated batches per
+process of different labelled tokens (``loss.AccumulationWeights``) give the gradient of the mean over all of them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import copy
 import torch
 from accelerate import Accelerator
 
-from ssl_cli.engine.loss import loss_weights
+from ssl_cli.engine.loss import AccumulationWeights, loss_weights
 from ssl_cli.engine.sampling import TokenBudgetSampler
 
 
@@ -52,6 +53,27 @@ def gradients(equal_rows: bool) -> tuple[list[torch.Tensor], list[torch.Tensor]]
     return [p.grad for p in acc.unwrap_model(wrapped).parameters()], [p.grad for p in reference.parameters()]
 
 
+def accumulated_gradients() -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """2 accumulated batches on each process, of 3 + 2 and 7 + 8 rows, some labels ignored (-100)."""
+    acc = Accelerator(cpu=True, gradient_accumulation_steps=2)
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 3)
+    reference = copy.deepcopy(model)
+    x, y = torch.randn(20, 4), torch.randint(0, 3, (20,))
+    y[torch.randperm(20)[:6]] = -100
+    mine = ((slice(0, 3), slice(3, 5)), (slice(5, 12), slice(12, 20)))[acc.process_index]
+    wrapped = acc.prepare(model)
+    window = AccumulationWeights(acc, "tokens")
+    for rows in mine:
+        with acc.accumulate(wrapped):
+            _, scales = window.weights([{"labels": y[rows]}])
+            acc.backward(torch.nn.functional.cross_entropy(wrapped(x[rows]), y[rows]) * scales[0])
+            if acc.sync_gradients:
+                window.finish(list(wrapped.parameters()))
+    torch.nn.functional.cross_entropy(reference(x), y).backward()
+    return [p.grad for p in acc.unwrap_model(wrapped).parameters()], [p.grad for p in reference.parameters()]
+
+
 if __name__ == "__main__":
     check_shards()
     trained, expected = gradients(equal_rows=False)
@@ -61,3 +83,7 @@ if __name__ == "__main__":
     trained, expected = gradients(equal_rows=True)
     same = all(torch.allclose(got, want) for got, want in zip(trained, expected, strict=True))
     print(f"unweighted {'same' if same else 'differs'}")
+    trained, expected = accumulated_gradients()
+    for got, want in zip(trained, expected, strict=True):
+        torch.testing.assert_close(got, want)
+    print("accumulated OK")

@@ -47,8 +47,8 @@ from ssl_cli.engine.devices import (
 from ssl_cli.engine.durability import failpoint, truncate_log
 from ssl_cli.engine.evaluate import predict, track_best
 from ssl_cli.engine.logging import JsonLog, Progress, available_trackers, evaluations_left, start_trackers, tracker_settings
-from ssl_cli.engine.loss import LossLog, loss_weights
-from ssl_cli.engine.optim import clip_gradients, fused_adamw_supported, parameter_groups
+from ssl_cli.engine.loss import LossLog, accumulation_weights, loss_weights
+from ssl_cli.engine.optim import TrainableParameters, clip_gradients, fused_adamw_supported, parameter_groups
 from ssl_cli.engine.packing import model_inputs
 from ssl_cli.engine.profiling import StepProfiler
 from ssl_cli.engine.sampling import BatchSampler, TokenBudgetSampler, training_sampler
@@ -107,7 +107,8 @@ class Engine:
         self._heap = HeapTrimmer(libc) if libc is not None and training.trim_cpu_memory else None
         self.current_step = 0  # the optimizer step training is at (evaluation failpoints name it)
         self._grad_norm: Any = None  # the last step's gradient norm before clipping, read only when logged
-        self._trainable: tuple[Any, list[Any]] | None = None  # (model, its trainable parameters): _trainable_parameters
+        self._trainable = TrainableParameters()
+        self._window: Any = None  # loss.AccumulationWeights, while batches accumulate
         self._cuda_graphs = replays_cuda_graphs(training, self.accelerator.device)
         self.batch_size: dict[str, Any] = {}  # what batch_size.choose_batch_size settled
         self.when_training_runs: list[Callable[[], None]] = []  # called once, after the first optimizer step
@@ -213,6 +214,7 @@ class Engine:
         """
         cfg, acc = self.cfg, self.accelerator
         steady_shapes, packable, loss_weighting = batching.batch_traits(traits)
+        self._window = accumulation_weights(acc, loss_weighting)  # accumulated batches weighed as one batch
         if self._heap is not None:
             self._heap.steady_shapes = steady_shapes
         if not steady_shapes:
@@ -355,9 +357,11 @@ class Engine:
         cfg, acc = self.cfg, self.accelerator
         with acc.accumulate(plan.model):
             batch_loss = self._backward(plan.model, parts, loss_weighting)
+            if acc.sync_gradients and self._window is not None:
+                self._window.finish(self._trainable(plan.model))
             if acc.sync_gradients and cfg.max_grad_norm:
                 self._grad_norm = clip_gradients(acc, plan.model, plan.optimizer, cfg.max_grad_norm,
-                                                 self._trainable_parameters(plan.model))
+                                                 self._trainable(plan.model))
             plan.optimizer.step()
             clear_fused_grad_divisor(plan.optimizer)
             step_scheduler(plan.scheduler)
@@ -402,13 +406,6 @@ class Engine:
             import torch
             torch.compiler.cudagraph_mark_step_begin()
 
-    def _trainable_parameters(self, model: Any) -> list[Any]:
-        """``model``'s parameters that train, listed once per model, not every step: ``model.parameters()`` walks
-        every submodule in Python, which shows in a small model's host-bound training loop on a GPU."""
-        if self._trainable is None or self._trainable[0] is not model:
-            self._trainable = (model, [p for p in model.parameters() if p.requires_grad])
-        return self._trainable[1]
-
     def _backward(self, model: Any, parts: list[dict[str, Any]], loss_weighting: str) -> Any:
         """Backward pass of one batch, given as one or more micro-batches; returns the batch's mean loss.
 
@@ -421,7 +418,8 @@ class Engine:
         from contextlib import nullcontext
 
         acc = self.accelerator
-        shares, scales = loss_weights(parts, loss_weighting, acc, equal_rows=not self.cfg.per_device_train_tokens)
+        shares, scales = self._window.weights(parts) if self._window is not None else \
+            loss_weights(parts, loss_weighting, acc, equal_rows=not self.cfg.per_device_train_tokens)
         losses = []
         for i, (part, scale) in enumerate(zip(parts, scales, strict=True)):
             with acc.no_sync(model) if i < len(parts) - 1 else nullcontext():

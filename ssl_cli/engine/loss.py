@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ssl_cli.compat import foreach_scale
 from ssl_cli.engine.packing import batch_examples
 from ssl_cli.errors import UserError
 
@@ -69,6 +70,57 @@ def loss_weights(parts: list[dict[str, Any]], weighting: str, accelerator: Any,
     total = accelerator.reduce(local.detach().float().clone(), reduction="sum") if processes > 1 else local.float()
     total = total.clamp(min=1)
     return shares(counts), [count.float() * processes / total for count in counts]
+
+
+class AccumulationWeights:
+    """Gradient accumulation weighed as one batch: the batches of an optimizer step count by their rows or
+    tokens, not equally (Trainer's ``num_items_in_batch``).
+
+    The window's total is known only at its end, and reading ahead for it would
+    upset Accelerate's end-of-epoch sync. So each part's loss is weighted by its
+    count while the gradients accumulate, and at the window's end the gradients
+    are divided by the total over every process (one all-reduce per optimizer
+    step). The counts are in a unit that every process shares, a power of two near
+    the first batch's: losses keep their size (fp16's scaler needs that), and a
+    power of two scales without rounding, so a resumed run is bit-identical.
+    """
+
+    def __init__(self, accelerator: Any, weighting: str) -> None:
+        self.accelerator = accelerator
+        self.weighting = weighting
+        self.unit: Any = None
+        self.total: Any = 0.0
+
+    def weights(self, parts: list[dict[str, Any]]) -> tuple[list[Any], list[Any]]:
+        """Per part: its share of the batch's loss (for the logged mean) and the factor on its loss."""
+        import torch
+
+        acc = self.accelerator
+        counts = [torch.as_tensor(counted(part, self.weighting), device=acc.device).float() for part in parts]
+        local = sum(counts)
+        if self.unit is None:
+            first = acc.reduce(local.detach().clone(), reduction="mean") if acc.num_processes > 1 else local
+            self.unit = torch.exp2(torch.floor(torch.log2(first.detach().clamp(min=1))))
+        self.total = self.total + local.detach()
+        return shares(counts), [count / self.unit for count in counts]
+
+    def finish(self, parameters: list[Any]) -> None:
+        """At the window's end, after its last backward: the gradients made those of the window's mean."""
+        acc = self.accelerator
+        total = acc.reduce(self.total.clone(), reduction="sum") if acc.num_processes > 1 else self.total
+        # Accelerate divided each loss by the accumulation steps, and DDP averaged over the processes
+        factor = self.unit * acc.gradient_accumulation_steps * acc.num_processes / total.clamp(min=1)
+        grads = [p.grad for p in parameters if p.grad is not None]
+        if grads:
+            foreach_scale(grads, factor)
+        self.total = 0.0
+
+
+def accumulation_weights(accelerator: Any, weighting: str) -> AccumulationWeights | None:
+    """The run's ``AccumulationWeights`` where batches accumulate (not under DeepSpeed, which scales its own)."""
+    if accelerator.gradient_accumulation_steps == 1 or accelerator.distributed_type.name == "DEEPSPEED":
+        return None
+    return AccumulationWeights(accelerator, weighting)
 
 
 class LossLog:

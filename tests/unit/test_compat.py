@@ -30,6 +30,15 @@ def test_foreach_norm_gives_each_tensors_norm():
     assert all(torch.allclose(n, torch.linalg.vector_norm(t)) for n, t in zip(norms, tensors, strict=True))
 
 
+def test_foreach_scale_multiplies_every_tensor_by_a_device_scalar():
+    import torch
+
+    tensors = [torch.randn(5, 3), torch.randn(7)]
+    expected = [t * 0.25 for t in tensors]
+    compat.foreach_scale(tensors, torch.tensor(0.25))
+    assert all(torch.equal(t, e) for t, e in zip(tensors, expected, strict=True))
+
+
 def test_fused_adamw_divides_gradients_by_the_grad_scale_slot():
     """A fused AdamW step with a divisor of 4 in ``grad_scale`` equals a step on gradients divided by 4."""
     import torch
