@@ -288,11 +288,12 @@ class TrainingConfig(Section):
         "accelerators, without torch_compile; on CPU padding_microbatches and pack_sequences are faster.",
     )
     static_token_batches: Literal["auto", True, False] = Field(
-        "auto", description="Pad every padding-free training batch to one shape: the token budget "
-        "(per_device_train_tokens) plus a few filler tokens, in a fixed number of sequences, so that torch.compile "
-        "compiles training once and CUDA graphs record one graph (docs/performance.md, 'Static token batches'). "
-        "auto: on with torch_compile_mode reduce-overhead or max-autotune; true needs padding_free and a token "
-        "budget (or per_device_train_batch_size auto, which finds one).",
+        "auto", description="Fill every padding-free training batch out to one shape: the fullest batch's real "
+        "tokens plus short filler sequences, in a fixed number of sequences, so that torch.compile compiles the "
+        "layers once and CUDA graphs record one graph (docs/performance.md, 'Static token batches'). auto: on with "
+        "padding_free true, a token budget and torch_compile_mode reduce-overhead or max-autotune on CUDA; true "
+        "needs padding_free and a token budget (per_device_train_tokens, or per_device_train_batch_size auto, "
+        "which finds one).",
     )
     pack_sequences: Literal["auto", True, False] = Field(
         "auto",

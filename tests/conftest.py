@@ -135,6 +135,10 @@ def results_of(run: Path) -> dict:
     return json.loads((run / "all_results.json").read_text())
 
 
+#: dropout off, for runs compared across batch layouts, which draw different masks
+NO_DROPOUT = ["--config-overrides", "hidden_dropout_prob=0,attention_probs_dropout_prob=0"]
+
+
 def assert_same_weights(a: Path, b: Path, atol: float = 0.0) -> None:
     """The two runs' saved weights are bit for bit the same (or within ``atol``, relative to each weight's size)."""
     import torch

@@ -119,8 +119,8 @@ def static_token_batches(collate_fn: Any, sampler: Any, cfg: Any, replays_cuda_g
                             "token budgets (padding_free auto is off on CPU and under torch_compile): set "
                             "training.padding_free to true, or static_token_batches to auto")
         return {}
-    collate_fn.shape = shape = StaticTokenShape(sampler.most_tokens(), sampler.most_rows(),
-                                                           int(max(sampler.lengths)))
+    shape = StaticTokenShape(sampler.most_tokens(), sampler.most_rows(), int(max(sampler.lengths)))
+    collate_fn.shape = shape
     say(f"static token batches: every training batch is {shape.tokens} tokens in {shape.sequences} sequences "
         "(training.static_token_batches)")
     return {"static_token_batch_tokens": shape.tokens}

@@ -57,8 +57,9 @@ def compile_plugin(training: Any) -> Any:
         return None
     from accelerate.utils import TorchDynamoPlugin
 
-    static = training.static_token_batches is True or (training.static_token_batches == "auto"
-                                                       and training.torch_compile_mode in CUDA_GRAPH_MODES)
+    static = training.static_token_batches is True or (
+        training.static_token_batches == "auto" and training.padding_free is True
+        and training.torch_compile_mode in CUDA_GRAPH_MODES)  # auto's padding_free is off under torch.compile
     return TorchDynamoPlugin(backend="inductor", mode=training.torch_compile_mode, dynamic=None if static else True,
                              use_regional_compilation=True)
 

@@ -97,7 +97,6 @@ def clip_gradients(accelerator: Any, model: Any, optimizer: Any, max_norm: float
     return norm
 
 
-
 class TrainableParameters:
     """A model's parameters that train, listed once per model, not every step: ``model.parameters()`` walks
     every submodule in Python, which shows in a small model's host-bound training loop on a GPU."""

@@ -103,8 +103,7 @@ class StaticTokenShape:
             if column in flat:
                 value = position_offset if column == "position_ids" else 0
                 flat[column] = torch.cat([flat[column], flat[column].new_full((1, spare), value)], dim=1)
-        cumulative = flat["cu_seq_lens_q"]
-        cumulative = torch.cat([cumulative, real + sizes.cumsum(0, dtype=torch.int32)])
+        cumulative = torch.cat([flat["cu_seq_lens_q"], real + sizes.cumsum(0, dtype=torch.int32)])
         flat[LAYOUT] = (rows, flat["max_length_q"], real)
         flat.update(cu_seq_lens_q=cumulative, cu_seq_lens_k=cumulative, max_length_q=self.longest,
                     max_length_k=self.longest)

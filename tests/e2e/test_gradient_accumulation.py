@@ -8,9 +8,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.conftest import results_of, run_cli, run_then_resume, tiny_task_args
+from tests.conftest import NO_DROPOUT, results_of, run_cli, run_then_resume, tiny_task_args
 
-NO_DROPOUT = ["--config-overrides", "hidden_dropout_prob=0,attention_probs_dropout_prob=0"]
 QUIET = ["--set", "training.eval_strategy=no", "--set", "training.do_eval=false"]
 
 

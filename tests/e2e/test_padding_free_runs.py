@@ -8,9 +8,7 @@ import json
 import torch
 from safetensors.torch import load_file
 
-from tests.conftest import run_cli, tiny_task_args
-
-NO_DROPOUT = ["--config-overrides", "hidden_dropout_prob=0,attention_probs_dropout_prob=0"]  # the layouts draw apart
+from tests.conftest import NO_DROPOUT, run_cli, tiny_task_args
 
 
 def test_padding_free_rows_train_to_the_padded_runs_weights(tmp_path):

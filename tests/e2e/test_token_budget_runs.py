@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, assert_same_weights, copy_cut_back, results_of, run_cli, tiny_task_args
+from tests.conftest import NO_DROPOUT, ROOT, assert_same_weights, copy_cut_back, results_of, run_cli, tiny_task_args
 
 pytestmark = pytest.mark.slow
 
@@ -88,8 +88,7 @@ def test_static_token_batches_train_as_the_flattened_ones_do(tmp_path):
     """``training.static_token_batches``: every batch filled out to one shape trains to the weights of the plain
     padding-free batches; the fillers show as padding, and the shape is recorded."""
     args = [*tiny_task_args("finetune-qa", tmp_path / "data"), "--max-steps", "4", "--per-device-train-tokens", "1024",
-            "--set", "training.padding_free=true", "--config-overrides",
-            "hidden_dropout_prob=0,attention_probs_dropout_prob=0"]
+            "--set", "training.padding_free=true", *NO_DROPOUT]
     run_cli(*args, "--output-dir", str(tmp_path / "flat"), check=True)
     proc = run_cli(*args, "--set", "training.static_token_batches=true", "--output-dir", str(tmp_path / "static"),
                    check=True)
