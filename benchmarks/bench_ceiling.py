@@ -131,17 +131,22 @@ def worker_lever(args: argparse.Namespace) -> dict:
     """Training steps of bert-base QA under one lever; per-step time, faults and kernel time after warm-up."""
     import torch
 
-    if args.lever in ("ssl-glibc", "bf16", "compile"):
+    if args.lever in ("ssl-glibc", "bf16", "compile", *BF16_WEIGHTS_LEVERS):
         tune_cpu_allocator()
     model, batch = bert_base_qa()
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    step_model = torch.compile(model) if args.lever == "compile" else model
+    step_model = torch.compile(model) if args.lever in ("compile", "bf16-weights-compile") else model
+    weights = master_weights(model) if args.lever in BF16_WEIGHTS_LEVERS else None
 
     def step() -> None:
+        if weights is not None:
+            weights.enter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.lever == "bf16"):
             loss = step_model(**batch).loss
         loss.backward()
+        if weights is not None:
+            weights.finish()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
@@ -159,6 +164,18 @@ def worker_lever(args: argparse.Namespace) -> dict:
             "kernel_cpu_share": (after.ru_stime - before.ru_stime) / max(
                 (after.ru_stime - before.ru_stime) + (after.ru_utime - before.ru_utime), 1e-9),
             "tokens_per_second": LEVER_BATCH * LEVER_SEQ / seconds, "peak_rss_mb": peak_rss_mb()}
+
+
+BF16_WEIGHTS_LEVERS = ("bf16-weights", "bf16-weights-compile")
+
+
+def master_weights(model):
+    """``--mixed-precision bf16-weights``' bf16 copies and fp32 masters, as the engine keeps them."""
+    from accelerate import Accelerator
+
+    from ssl_cli.engine.master_weights import MasterWeights
+
+    return MasterWeights(model, Accelerator(cpu=True))
 
 
 def worker_eval(args: argparse.Namespace) -> dict:
@@ -203,6 +220,10 @@ def lever_rows(steps: int) -> dict[str, dict]:
                 "lever", lever, env={"LD_PRELOAD": library, "MALLOC_CONF": JEMALLOC_KEEP_PAGES})
     rows["bf16 autocast (ssl glibc)"] = run_row("lever", ["--lever", "bf16", "--steps", str(steps)])
     rows["torch.compile (ssl glibc)"] = run_row("lever", ["--lever", "compile", "--steps", str(steps)])
+    if cpu_facts()["native_bf16"]:  # emulated bf16 (no AMX, no AVX512-BF16) is matmul-bound: nothing to learn there
+        rows["bf16 weights, fp32 masters (ssl glibc)"] = run_row("lever", ["--lever", "bf16-weights", "--steps", str(steps)])
+        rows["bf16 weights, torch.compile (ssl glibc)"] = run_row(
+            "lever", ["--lever", "bf16-weights-compile", "--steps", str(steps)])
     return rows
 
 

@@ -7,7 +7,8 @@ off, in its own process, as a user would run it (fp32, ssl's defaults:
 length-grouped dynamic padding, the tuned allocator).
 
 On a CPU with native bf16 (AMX or AVX512-BF16, ``bench_ceiling.cpu_facts``), each fine-tuning subcommand
-runs again with ``--mixed-precision bf16``, its MFU against the bf16 matmul ceiling of the same run.
+runs again with ``--mixed-precision bf16`` and ``bf16-weights``, their MFU against the bf16 matmul ceiling of the
+same run.
 
 useful-token MFU = (real, non-padding tokens trained per second) x (training
 FLOPs per token) / (the fp32 matmul ceiling at a BERT layer's shapes,
@@ -106,7 +107,7 @@ def main() -> None:
     parser.add_argument("--command", default="finetune-qa")
     parser.add_argument("--work")
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--precision", default="no", choices=["no", "bf16"], help=argparse.SUPPRESS)
+    parser.add_argument("--precision", default="no", choices=["no", "bf16", "bf16-weights"], help=argparse.SUPPRESS)
     parser.add_argument("--only", nargs="*", help="subcommands to run (default: all)")
     args = parser.parse_args()
     if args.worker:
@@ -124,8 +125,10 @@ def main() -> None:
         rows[name] = mfu_row(result, ceiling)
     if measured.get("cpu", {}).get("native_bf16"):  # AMX or AVX512-BF16: bf16 rows against the bf16 ceiling
         for name in [n for n in args.only or commands(args.steps) if not n.startswith("pretrain")]:
-            result = _run(name, args.steps, work, "bf16")
-            rows[f"{name}, bf16 (MFU against the bf16 ceiling)"] = mfu_row(result, measured["gflops"]["bert-base"]["bfloat16"])
+            for precision in ("bf16", "bf16-weights"):
+                result = _run(name, args.steps, work, precision)
+                rows[f"{name}, {precision} (MFU against the bf16 ceiling)"] = mfu_row(
+                    result, measured["gflops"]["bert-base"]["bfloat16"])
     lines = [f"# Useful-token MFU at bert-base shapes (fp32, at least {args.steps} steps each)", "",
              f"fp32 matmul ceiling at a BERT layer's training GEMMs, this run: {ceiling:.1f} GFLOP/s.", "",
              "| subcommand | steps | real tokens/s | mean real length | GFLOP/s | useful-token MFU | peak RSS MB |",

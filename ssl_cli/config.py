@@ -245,10 +245,13 @@ class TrainingConfig(Section):
     )
     warmup_ratio: float = Field(0.1, ge=0, le=1, description="Fraction of the steps spent warming up.")
     warmup_steps: int | None = Field(None, ge=0, description="Warmup steps; overrides warmup_ratio.")
-    mixed_precision: Literal["auto", "no", "fp16", "bf16"] = Field(
+    mixed_precision: Literal["auto", "no", "fp16", "bf16", "bf16-weights"] = Field(
         "auto",
         description="auto: bf16 on GPUs that support it (Ampere+, TPU), else fp32, on CPUs too (bf16 autocast "
-        "trains slower there, even with AMX: ask for bf16 to save memory). fp16 needs a GPU.",
+        "trains slower there, even with AMX: ask for bf16 to save memory). fp16 needs a GPU. bf16-weights: the "
+        "forward and backward passes in bf16 throughout, without autocast's casts, with fp32 master weights, "
+        "optimizer, checkpoints and saved model (DeepSpeed's bf16; for CPUs with AMX or AVX512-BF16; one process "
+        "or DDP).",
     )
     torch_compile: bool = Field(
         False,

@@ -52,7 +52,7 @@ SHORT_HELP = {
     "config-overrides": "Model config changes, as run_mlm.py's --config_overrides: e.g. num_hidden_layers=4.",
     "lr-scheduler-type": "Learning-rate schedule, any of transformers' get_scheduler.",
     "lr-scheduler-kwargs": "Arguments of the schedule: e.g. min_lr_rate=0.05 or num_cycles=1 (or JSON).",
-    "mixed-precision": "auto: bf16 on GPUs that support it, else fp32 (CPUs too).",
+    "mixed-precision": "auto: bf16 on GPUs that support it, else fp32 (CPUs too); bf16-weights: no autocast.",
     "eval-data": "More datasets to score the trained model on, comma separated (zero-shot transfer).",
     "validation-split-percentage": "Without a validation split, hold out this percentage of the training data.",
     "peft": "none, or lora: low-rank adapters, the head trained in full; the output dir holds the adapter.",

@@ -6,7 +6,9 @@ Prints ``shards OK`` when Accelerate's prepared loader gives both processes as m
 ``TokenBudgetSampler`` and every row at least once (the repeats only to even them out), ``weighted OK`` when the
 real DDP gradient equals one process's gradient over all 8 rows, and whether the plain DDP mean of per-process
 means (what equal batches would use) differs from it; ``accumulated OK`` when two accumulated batches per
-process of different labelled tokens (``loss.AccumulationWeights``) give the gradient of the mean over all of them.
+process of different labelled tokens (``loss.AccumulationWeights``) give the gradient of the mean over all of them;
+``master weights OK`` when bf16-weights' fp32 gradients (``master_weights.MasterWeights``, which DDP's own reduction
+cannot see) reach both processes as their mean, and a parameter no process used keeps no gradient.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch
 from accelerate import Accelerator
 
 from ssl_cli.engine.loss import AccumulationWeights, loss_weights
+from ssl_cli.engine.master_weights import MasterWeights
 from ssl_cli.engine.sampling import TokenBudgetSampler
 
 
@@ -74,6 +77,40 @@ def accumulated_gradients() -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     return [p.grad for p in acc.unwrap_model(wrapped).parameters()], [p.grad for p in reference.parameters()]
 
 
+class ThreeHeads(torch.nn.Module):
+    """One head every process uses, one only the second process uses, one nobody uses."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shared, self.second, self.unused = (torch.nn.Linear(4, 3) for _ in range(3))
+
+    def forward(self, x: torch.Tensor, second: bool) -> torch.Tensor:
+        return self.shared(x) + (self.second(x) if second else 0)
+
+
+def master_weight_gradients() -> tuple[dict[str, torch.Tensor | None], dict[str, torch.Tensor | None]]:
+    """Each process's bf16 gradient of its own rows, as the engine runs them (under ``no_sync``), and the mean of
+    the processes' gradients worked out here from every process's plain bf16 backward."""
+    acc = Accelerator(cpu=True)
+    torch.manual_seed(0)
+    model = ThreeHeads()
+    reference = copy.deepcopy(model).bfloat16()
+    x = torch.randn(8, 4)[(slice(0, 3), slice(3, 8))[acc.process_index]]
+    second = acc.process_index == 1
+    wrapped = acc.prepare(model)
+    weights = MasterWeights(model, acc)
+    weights.enter()
+    with acc.no_sync(wrapped):
+        acc.backward(wrapped(x.bfloat16(), second).float().square().mean())
+    weights.finish()
+    reference(x.bfloat16(), second).float().square().mean().backward()
+    expected = {}
+    for name, param in reference.named_parameters():
+        mine = param.grad.float() if param.grad is not None else torch.zeros_like(param, dtype=torch.float32)
+        expected[name] = acc.reduce(mine, "mean") if name.startswith(("shared", "second")) else None
+    return {name: p.grad for name, p in model.named_parameters()}, expected
+
+
 if __name__ == "__main__":
     check_shards()
     trained, expected = gradients(equal_rows=False)
@@ -87,3 +124,8 @@ if __name__ == "__main__":
     for got, want in zip(trained, expected, strict=True):
         torch.testing.assert_close(got, want)
     print("accumulated OK")
+    trained, expected = master_weight_gradients()
+    for name, want in expected.items():
+        got = trained[name]
+        assert (got is None) if want is None else torch.equal(got, want), name
+    print("master weights OK")

@@ -22,6 +22,7 @@ import itertools
 import math
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,7 @@ from ssl_cli.engine.durability import failpoint, truncate_log
 from ssl_cli.engine.evaluate import predict, track_best
 from ssl_cli.engine.logging import JsonLog, Progress, available_trackers, evaluations_left, start_trackers, tracker_settings
 from ssl_cli.engine.loss import LossLog, accumulation_weights, loss_weights
+from ssl_cli.engine.master_weights import BF16_WEIGHTS, MasterWeights, check_master_weights
 from ssl_cli.engine.optim import TrainableParameters, clip_gradients, fused_adamw_supported, parameter_groups
 from ssl_cli.engine.packing import model_inputs
 from ssl_cli.engine.profiling import StepProfiler
@@ -91,7 +93,7 @@ class Engine:
         self.trackers = available_trackers(training.report_to)
         self.accelerator = Accelerator(
             cpu=launched_on_cpu_only(),
-            mixed_precision=self.mixed_precision,
+            mixed_precision="no" if self.mixed_precision == BF16_WEIGHTS else self.mixed_precision,
             dynamo_plugin=compile_plugin(training),
             gradient_accumulation_steps=training.gradient_accumulation_steps,
             log_with=self.trackers or None,
@@ -100,6 +102,8 @@ class Engine:
             # batches go to a GPU from pinned memory without waiting for the step in flight (see train)
             dataloader_config=DataLoaderConfiguration(non_blocking=True),
         )
+        check_master_weights(self.mixed_precision, self.accelerator.distributed_type.name)
+        self._bf16: MasterWeights | None = None  # bf16-weights' copies and masters, from training on
         set_compute_modes(training, self.accelerator.device)
         self.allocator = active_allocator()
         on_glibc = self.accelerator.device.type == "cpu" and self.allocator == "glibc"
@@ -141,12 +145,6 @@ class Engine:
         """XLA (TPU) recompiles for every new shape: pad to one fixed length there."""
         return self.accelerator.distributed_type.name == "XLA"
 
-    @property
-    def splits_padded_batches(self) -> bool:
-        """Whether training batches run as length-sorted micro-batches (``training.padding_microbatches``): auto,
-        on CPU only (an accelerator's matmuls want large batches; its pass overhead is unmeasured here)."""
-        return self._on_cpu_by_default(self.cfg.padding_microbatches)
-
     def _on_cpu_by_default(self, setting: str | bool) -> bool:
         """An auto|true|false lever that reshapes batches: auto on CPU only, never with static shapes (TPU)."""
         if self.needs_static_shapes or setting is False:
@@ -167,7 +165,7 @@ class Engine:
 
     def prepare_model(self, model: Any) -> Any:
         """``model`` on this run's devices and precision, for evaluation without training."""
-        return self.accelerator.prepare(model)
+        return self.accelerator.prepare(model.bfloat16() if self.mixed_precision == BF16_WEIGHTS else model)
 
     def unwrap(self, model: Any) -> Any:
         """The plain model, without distributed, precision or torch.compile wrappers (what gets saved)."""
@@ -259,6 +257,8 @@ class Engine:
                     self._save_checkpoint(state, metric_name)
             self._finish(model, evaluate, state, metric_name, greater_is_better, log, epochs_done(state, plan.loader))
         self._progress = None
+        if self._bf16 is not None:
+            self._bf16.close()  # a plain fp32 model from here on; predictions still run on bf16 copies
         getattr(collate_fn, "restore", lambda: None)()  # a padding-free model attends as it did before training
         self.losses.flush(state)
         if state.running_batches:
@@ -309,6 +309,7 @@ class Engine:
         model, optimizer = acc.prepare(model, optimizer)
         self.batch_size = choose_batch_size(acc, cfg, model, optimizer, collate_fn, dataset, lengths, resume_from,
                                             self.print)
+        self._bf16 = MasterWeights(self.unwrap(model), acc) if self.mixed_precision == BF16_WEIGHTS else None
         sampler = None if streamed else training_sampler(cfg, lengths, acc.num_processes)
         self.batch_size.update(batching.static_token_batches(collate_fn, sampler, cfg, self._cuda_graphs, self.print))
         if streamed:
@@ -357,6 +358,8 @@ class Engine:
         cfg, acc = self.cfg, self.accelerator
         with acc.accumulate(plan.model):
             batch_loss = self._backward(plan.model, parts, loss_weighting)
+            if acc.sync_gradients and self._bf16 is not None:
+                self._bf16.finish()  # the window's gradients, in fp32
             if acc.sync_gradients and self._window is not None:
                 self._window.finish(self._trainable(plan.model))
             if acc.sync_gradients and cfg.max_grad_norm:
@@ -415,14 +418,14 @@ class Engine:
         loss comes back as a device tensor: reading it here would make the
         host wait for the device every step (see ``_flush_losses``).
         """
-        from contextlib import nullcontext
-
         acc = self.accelerator
         shares, scales = self._window.weights(parts) if self._window is not None else \
             loss_weights(parts, loss_weighting, acc, equal_rows=not self.cfg.per_device_train_tokens)
         losses = []
+        if self._bf16 is not None:
+            self._bf16.enter()  # and its gradients reach the other processes through MasterWeights, not DDP
         for i, (part, scale) in enumerate(zip(parts, scales, strict=True)):
-            with acc.no_sync(model) if i < len(parts) - 1 else nullcontext():
+            with acc.no_sync(model) if i < len(parts) - 1 or self._bf16 is not None else nullcontext():
                 self._begin_model_call()
                 loss = model(**model_inputs(part)).loss
                 acc.backward(loss if scale is None else loss * scale)
@@ -483,7 +486,8 @@ class Engine:
 
         size = self.cfg.per_device_eval_batch_size
         progress = self._progress or Progress(0, 0, self.is_main_process)
-        with progress.evaluating(math.ceil(len(lengths) / (size * self.accelerator.num_processes))) as advance:
+        with progress.evaluating(math.ceil(len(lengths) / (size * self.accelerator.num_processes))) as advance, \
+                self._bf16.computed() if self._bf16 is not None else nullcontext():
             return predict(self.accelerator, model, model_call, dataset, collate_fn, reduce, lengths, size,
                            lambda: (failpoint("evaluating", self.current_step), advance()),
                            {**batching.loader_options(self.cfg, self.device.type), "persistent_workers": False})

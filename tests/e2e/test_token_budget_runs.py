@@ -73,14 +73,14 @@ def test_two_processes_get_as_many_batches_and_weigh_their_uneven_rows_as_one_ba
     """Under accelerate launch (2 gloo processes, ``tests/uneven_rows_worker.py``): Accelerate's prepared loader
     gives each process as many token batches and every row at least once; a real DDP gradient over 3 + 5 rows is
     the mean over the 8 (and the plain mean of the two processes' means is not); so is one over two accumulated
-    batches per process of different labelled tokens."""
+    batches per process of different labelled tokens; and so are bf16-weights' fp32 gradients."""
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([*launch, "tests/uneven_rows_worker.py"], cwd=ROOT, capture_output=True, text=True,
                           env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for line in ("shards OK", "weighted OK", "unweighted differs", "accumulated OK"):
+    for line in ("shards OK", "weighted OK", "unweighted differs", "accumulated OK", "master weights OK"):
         assert proc.stdout.count(line) == 2, proc.stdout
 
 
