@@ -92,7 +92,9 @@ class MasterWeights:
 
     @contextmanager
     def computed(self) -> Iterator[None]:
-        """bf16 weights for the block (an evaluation), fp32 after it, whatever was before."""
+        """bf16 weights for the block (an evaluation), fp32 after it. The copies are made again first: the
+        masters may have been loaded since (the best checkpoint, at the end of training)."""
+        self.stale = self.stale or not self.computing
         self.enter()
         try:
             yield

@@ -86,6 +86,22 @@ def test_evaluation_computes_in_bf16_and_leaves_the_masters():
     assert model.dtype == torch.float32
 
 
+def test_evaluation_after_training_sees_weights_loaded_into_the_masters():
+    """``load_best_model_at_end`` loads the best checkpoint into the fp32 model after the last step: the
+    predictions that follow must come from it, not from the last step's bf16 copies."""
+    model = tiny_bert()
+    weights = MasterWeights(model, Accelerator(cpu=True))
+    with torch.inference_mode(), weights.computed():
+        model(**batch(3))
+    weights.close()
+    best = tiny_bert(seed=1)
+    model.load_state_dict(best.state_dict())
+    with torch.inference_mode(), weights.computed():
+        got = model(**batch(3)).logits
+        expected = best.bfloat16()(**batch(3)).logits
+    assert torch.equal(got, expected)
+
+
 def test_a_frozen_parameter_computes_in_bf16_and_gets_no_gradient():
     model = tiny_bert()
     frozen = model.bert.embeddings.word_embeddings.weight
