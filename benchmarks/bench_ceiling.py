@@ -12,7 +12,9 @@ start; a fresh process also gives every row its own page faults and peak RSS):
   tokens, AdamW), timed after warm-up, under: glibc's default allocator;
   glibc as ``ssl`` tunes it (``tune_cpu_allocator``: no mmap for activations,
   one arena); jemalloc and tcmalloc preloaded (Debian's libjemalloc2 and
-  libtcmalloc-minimal4, when present); bf16 autocast; ``torch.compile``.
+  libtcmalloc-minimal4, when present); bf16 autocast; bf16 weights with fp32
+  masters (``--mixed-precision bf16-weights``, and compiled where bf16 is
+  native); ``torch.compile``.
   Each row reports step time, MFU against the fp32 ceiling, minor page
   faults and kernel CPU time per step, and peak RSS.
 - **eval**: the same model's forward pass under ``torch.no_grad`` and
@@ -220,8 +222,8 @@ def lever_rows(steps: int) -> dict[str, dict]:
                 "lever", lever, env={"LD_PRELOAD": library, "MALLOC_CONF": JEMALLOC_KEEP_PAGES})
     rows["bf16 autocast (ssl glibc)"] = run_row("lever", ["--lever", "bf16", "--steps", str(steps)])
     rows["torch.compile (ssl glibc)"] = run_row("lever", ["--lever", "compile", "--steps", str(steps)])
-    if cpu_facts()["native_bf16"]:  # emulated bf16 (no AMX, no AVX512-BF16) is matmul-bound: nothing to learn there
-        rows["bf16 weights, fp32 masters (ssl glibc)"] = run_row("lever", ["--lever", "bf16-weights", "--steps", str(steps)])
+    rows["bf16 weights, fp32 masters (ssl glibc)"] = run_row("lever", ["--lever", "bf16-weights", "--steps", str(steps)])
+    if cpu_facts()["native_bf16"]:  # emulated bf16 (no AMX, no AVX512-BF16) is matmul-bound: compiling fuses little
         rows["bf16 weights, torch.compile (ssl glibc)"] = run_row(
             "lever", ["--lever", "bf16-weights-compile", "--steps", str(steps)])
     return rows

@@ -57,6 +57,35 @@ def test_the_passes_run_in_bf16_and_the_gradients_come_back_summed_in_fp32():
     assert not torch.equal(first.grad, first.grad.bfloat16().float()), "summed in fp32: not bf16-rounded"
 
 
+def casts(step) -> int:
+    """How many dtype conversions (``aten::_to_copy``) ``step()`` runs, by torch's own profiler."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as recorded:
+        step()
+    return sum(event.count for event in recorded.key_averages() if event.key == "aten::_to_copy")
+
+
+def test_the_passes_cast_nothing_but_each_gradient_once_where_autocast_casts_at_every_layer():
+    """What the mode is for: autocast converts weights and activations around every matmul, each a pass over
+    memory; here the forward converts nothing, and backward converts each gradient once, into fp32."""
+    model = tiny_bert()
+    inputs = batch(1, rows=4, length=16)
+
+    def autocast_step() -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            model(**inputs).loss.backward()
+
+    autocast_casts = casts(autocast_step)
+    model.zero_grad(set_to_none=True)
+    weights = MasterWeights(model, Accelerator(cpu=True))
+    weights.enter()
+    with torch.no_grad():
+        assert casts(lambda: model(**inputs)) == 0
+    assert casts(lambda: model(**inputs).loss.backward()) == len(list(model.parameters()))
+    assert autocast_casts > 2 * len(list(model.parameters()))
+
+
 def test_an_optimizer_step_reaches_the_bf16_copies_at_the_next_window():
     model = tiny_bert()
     weights = MasterWeights(model, Accelerator(cpu=True))
