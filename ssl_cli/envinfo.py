@@ -29,12 +29,14 @@ def print_env() -> None:
 
     from ssl_cli import __version__
     from ssl_cli.compat import cpu_has_native_bf16
+    from ssl_cli.engine.devices import cpu_bf16_matmul_speedup
 
     table = Table(title="ssl env", show_header=False)
     rows = [("ssl", __version__), ("python", platform.python_version()), ("platform", platform.platform())]
     rows += [(p, _version(p)) for p in ("torch", "transformers", "datasets", "accelerate", "tokenizers", "evaluate")]
     rows.append(("cpu threads", str(torch.get_num_threads())))
     rows.append(("cpu bf16 (AVX512-BF16/AMX)", str(cpu_has_native_bf16())))
+    rows.append(("cpu bf16 matmul vs fp32 (measured)", f"{cpu_bf16_matmul_speedup():.1f}x"))
     rows.append(("allocator for training", _training_allocator()))
     rows.append(("cuda", f"{torch.cuda.device_count()} device(s)" if torch.cuda.is_available() else "not available"))
     if torch.cuda.is_available():

@@ -28,6 +28,48 @@ def resolve_mixed_precision(requested: str) -> str:
     return "no"
 
 
+def cpu_bf16_matmul_speedup() -> float:
+    """bf16 over fp32 matmul throughput on this CPU, measured at a BERT layer's FFN shape (tens of ms).
+
+    The instruction sets do not tell: with AMX a bf16 matmul runs several times
+    faster than fp32, with AVX512-BF16 alone it can run slower, and without
+    either torch emulates it (RESULTS.md, "Ceiling and CPU levers"). Best of
+    two timings of each, after one warm-up.
+    """
+    import time
+
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    a, b = torch.randn(512, 768, generator=generator), torch.randn(768, 3072, generator=generator)
+    best = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        left, right = a.to(dtype), b.to(dtype)
+        left @ right
+        timings = []
+        for _ in range(2):
+            start = time.perf_counter()
+            left @ right
+            timings.append(time.perf_counter() - start)
+        best[dtype] = min(timings)
+    return best[torch.float32] / max(best[torch.bfloat16], 1e-9)
+
+
+def check_precision_plan(mixed_precision: str, distributed_type: str, device: Any, say: Any) -> None:
+    """What the precision asked for cannot do here: bf16-weights where parameters are not plain ones (one line,
+    ``master_weights``), and a note where a CPU's bf16 matmuls are slower than fp32's (it still saves memory)."""
+    from ssl_cli.engine.master_weights import check_master_weights
+
+    check_master_weights(mixed_precision, distributed_type)
+    if getattr(device, "type", None) != "cpu" or mixed_precision not in ("bf16", "bf16-weights"):
+        return
+    speedup = cpu_bf16_matmul_speedup()
+    if speedup < 1.0:
+        say(f"note: bf16 matmuls run at {speedup:.1f}x fp32's speed on this CPU (measured; a CPU with AMX runs them "
+            f"several times faster): --mixed-precision {mixed_precision} saves memory here, not time; fp32 is "
+            "--mixed-precision no")
+
+
 def set_compute_modes(training: Any, device: Any) -> None:
     """CPU threads (``training.torch_threads``) and, on CUDA, TF32 for fp32 matmuls and convolutions
     (``training.tf32``; null: on). TF32 keeps fp32's range with a 10-bit mantissa, as bf16 autocast's

@@ -39,6 +39,7 @@ from ssl_cli.engine.cpu import HeapTrimmer, tune_cpu_allocator
 from ssl_cli.engine.devices import (
     avoid_cudnn_attention_plans,
     check_distributed_plan,
+    check_precision_plan,
     compile_plugin,
     launched_on_cpu_only,
     replays_cuda_graphs,
@@ -49,7 +50,7 @@ from ssl_cli.engine.durability import failpoint, truncate_log
 from ssl_cli.engine.evaluate import predict, track_best
 from ssl_cli.engine.logging import JsonLog, Progress, available_trackers, evaluations_left, start_trackers, tracker_settings
 from ssl_cli.engine.loss import LossLog, accumulation_weights, loss_weights
-from ssl_cli.engine.master_weights import BF16_WEIGHTS, MasterWeights, check_master_weights
+from ssl_cli.engine.master_weights import BF16_WEIGHTS, MasterWeights
 from ssl_cli.engine.optim import TrainableParameters, clip_gradients, fused_adamw_supported, parameter_groups
 from ssl_cli.engine.packing import model_inputs
 from ssl_cli.engine.profiling import StepProfiler
@@ -102,7 +103,7 @@ class Engine:
             # batches go to a GPU from pinned memory without waiting for the step in flight (see train)
             dataloader_config=DataLoaderConfiguration(non_blocking=True),
         )
-        check_master_weights(self.mixed_precision, self.accelerator.distributed_type.name)
+        check_precision_plan(self.mixed_precision, self.accelerator.distributed_type.name, self.device, self.print)
         self._bf16: MasterWeights | None = None  # bf16-weights' copies and masters, from training on
         set_compute_modes(training, self.accelerator.device)
         self.allocator = active_allocator()
@@ -403,8 +404,7 @@ class Engine:
         return stop or state.global_step >= plan.total_steps
 
     def _begin_model_call(self) -> None:
-        """Tell PyTorch a new step begins, where CUDA graphs replay (``replays_cuda_graphs``): the outputs of
-        earlier calls are then done with, and a replay may reuse their memory."""
+        """Where CUDA graphs replay (``replays_cuda_graphs``), tell PyTorch a step begins: a replay may reuse older outputs."""
         if self._cuda_graphs:
             import torch
             torch.compiler.cudagraph_mark_step_begin()

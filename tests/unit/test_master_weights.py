@@ -161,3 +161,28 @@ def test_bf16_weights_where_the_parameters_are_not_plain_ones_is_refused(distrib
         check_master_weights("bf16-weights", distributed_type)
     check_master_weights("bf16", distributed_type)
     check_master_weights("bf16-weights", "MULTI_CPU")
+
+
+def test_the_cpu_bf16_probe_sees_emulated_bf16_as_slower():
+    """The 50 ms probe behind ``ssl env`` and the slow-bf16 note: where torch has no native bf16 kernels (no
+    AVX512-BF16, no AMX) it emulates them, always slower than fp32."""
+    from ssl_cli.compat import cpu_has_native_bf16
+    from ssl_cli.engine.devices import cpu_bf16_matmul_speedup
+
+    speedup = cpu_bf16_matmul_speedup()
+    assert 0 < speedup < 100
+    if not cpu_has_native_bf16():
+        assert speedup < 1
+
+
+@pytest.mark.parametrize(("mixed_precision", "speedup", "noted"), [
+    ("bf16", 0.6, True), ("bf16-weights", 0.6, True), ("bf16-weights", 3.0, False), ("no", 0.6, False)])
+def test_bf16_on_a_cpu_whose_bf16_matmuls_are_slow_is_one_note(monkeypatch, mixed_precision, speedup, noted):
+    from ssl_cli.engine import devices
+
+    monkeypatch.setattr(devices, "cpu_bf16_matmul_speedup", lambda: speedup)
+    said = []
+    devices.check_precision_plan(mixed_precision, "NO", torch.device("cpu"), said.append)
+    assert len(said) == int(noted)
+    if noted:
+        assert said[0].startswith("note: bf16 matmuls run at 0.6x") and f"--mixed-precision {mixed_precision}" in said[0]
