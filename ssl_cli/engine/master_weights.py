@@ -30,13 +30,13 @@ from typing import Any
 from ssl_cli.errors import UserError
 
 BF16_WEIGHTS = "bf16-weights"
-CAN_REDUCE = ("NO", "MULTI_CPU", "MULTI_GPU")  # where a plain all-reduce of the gradients is DDP's reduction
+REFUSED = ("DEEPSPEED", "FSDP", "XLA", "MEGATRON_LM")  # their parameters are not the plain ones; the MULTI_* are DDP
 
 
 def check_master_weights(mixed_precision: str, distributed_type: str) -> None:
     """bf16-weights where the parameters are not the plain ones (FSDP shards, DeepSpeed's own bf16, XLA) is one
     line, with what to use there."""
-    if mixed_precision == BF16_WEIGHTS and distributed_type not in CAN_REDUCE:
+    if mixed_precision == BF16_WEIGHTS and distributed_type in REFUSED:
         raise UserError(f"mixed_precision bf16-weights runs on one process or under DDP, not {distributed_type}: "
                         "use --mixed-precision bf16 (or DeepSpeed's bf16 in its config)")
 
@@ -104,7 +104,7 @@ class MasterWeights:
     def finish(self) -> None:
         """At the optimizer step: fp32 parameters holding the window's fp32 gradients, averaged over processes."""
         self.leave()
-        grads = self._averaged() if self.accelerator.num_processes > 1 else self.grads
+        grads = self._averaged() if self.accelerator.num_processes > 1 and self.trainable else self.grads
         for i, grad in grads.items():
             self.params[i].grad = grad
         self.grads = {}
@@ -112,7 +112,8 @@ class MasterWeights:
 
     def _averaged(self) -> dict[int, Any]:
         """The processes' mean of the gradients, in one all-reduce of one flat buffer (DDP's mean), with a count
-        per parameter of the processes that have its gradient: one that none has keeps none, as on one process."""
+        per parameter of the processes that have its gradient: one that none has keeps none, as on one process
+        (the counts are read on the host, once per optimizer step)."""
         import torch
 
         like = [self.masters[i] for i in self.trainable]

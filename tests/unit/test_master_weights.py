@@ -155,12 +155,13 @@ def test_close_drops_an_unfinished_window_and_the_hooks():
     assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in model.parameters() if p.requires_grad)
 
 
-@pytest.mark.parametrize("distributed_type", ["FSDP", "DEEPSPEED", "XLA"])
+@pytest.mark.parametrize("distributed_type", ["FSDP", "DEEPSPEED", "XLA", "MEGATRON_LM"])
 def test_bf16_weights_where_the_parameters_are_not_plain_ones_is_refused(distributed_type):
     with pytest.raises(UserError, match="bf16-weights runs on one process or under DDP"):
         check_master_weights("bf16-weights", distributed_type)
     check_master_weights("bf16", distributed_type)
     check_master_weights("bf16-weights", "MULTI_CPU")
+    check_master_weights("bf16-weights", "MULTI_XPU")
 
 
 def test_the_cpu_bf16_probe_sees_emulated_bf16_as_slower():
