@@ -117,7 +117,7 @@ class MasterWeights:
         import torch
 
         like = [self.masters[i] for i in self.trainable]
-        grads = [self.grads.get(i, torch.zeros_like(m)) for i, m in zip(self.trainable, like, strict=True)]
+        grads = [self.grads[i] if i in self.grads else torch.zeros_like(m) for i, m in zip(self.trainable, like, strict=True)]
         present = torch.tensor([float(i in self.grads) for i in self.trainable], device=like[0].device)
         flat = self.accelerator.reduce(torch.cat([*(g.reshape(-1) for g in grads), present]), reduction="sum")
         *parts, had = flat.split([*(m.numel() for m in like), len(like)])
