@@ -250,8 +250,8 @@ class TrainingConfig(Section):
         description="auto: bf16 on GPUs that support it (Ampere+, TPU), else fp32, on CPUs too (bf16 autocast "
         "trains slower there, even with AMX: ask for bf16 to save memory). fp16 needs a GPU. bf16-weights: the "
         "forward and backward passes in bf16 throughout, without autocast's casts, with fp32 master weights, "
-        "optimizer, checkpoints and saved model (DeepSpeed's bf16; for CPUs with AMX or AVX512-BF16; one process "
-        "or DDP).",
+        "optimizer, checkpoints and saved model (DeepSpeed's bf16; for CPUs with AMX, see ssl env's measured bf16 "
+        "speed; one process or DDP).",
     )
     torch_compile: bool = Field(
         False,

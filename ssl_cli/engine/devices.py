@@ -58,10 +58,10 @@ def cpu_bf16_matmul_speedup() -> float:
 def check_precision_plan(mixed_precision: str, distributed_type: str, device: Any, say: Any) -> None:
     """What the precision asked for cannot do here: bf16-weights where parameters are not plain ones (one line,
     ``master_weights``), and a note where a CPU's bf16 matmuls are slower than fp32's (it still saves memory)."""
-    from ssl_cli.engine.master_weights import check_master_weights
+    from ssl_cli.engine.master_weights import BF16_WEIGHTS, check_master_weights
 
     check_master_weights(mixed_precision, distributed_type)
-    if getattr(device, "type", None) != "cpu" or mixed_precision not in ("bf16", "bf16-weights"):
+    if getattr(device, "type", None) != "cpu" or mixed_precision not in ("bf16", BF16_WEIGHTS):
         return
     speedup = cpu_bf16_matmul_speedup()
     if speedup < 1.0:

@@ -4,9 +4,9 @@
 Why. bf16 autocast keeps the weights in fp32 and casts around every matmul:
 activations go back and forth between bf16 and fp32 at each linear, norm and
 activation, and the casts are memory-bound passes that a CPU pays in full.
-Where bf16 matmuls are native (AMX, AVX512-BF16) they run several times faster
-than fp32 and the casts then dominate, so autocast trains slower than fp32
-(docs/performance.md). Here the whole forward and backward runs in bf16, with
+Where bf16 matmuls run several times faster than fp32 (AMX) the casts then
+dominate, so autocast trains slower than fp32 (docs/performance.md; with
+AVX512-BF16 alone bf16 matmuls can be slower than fp32, and neither mode pays). Here the whole forward and backward runs in bf16, with
 no casts at all, as DeepSpeed's bf16 mode does; the optimizer, its state, the
 gradient norm, checkpoints and the saved model stay fp32.
 
