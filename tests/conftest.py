@@ -99,7 +99,10 @@ class _Zygote:
             pid = json.loads(self.proc.stdout.readline())["pid"]
             finished, _, _ = select.select([self.proc.stdout], [], [], timeout)
             if not finished:
-                os.kill(pid, signal.SIGKILL)
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:  # it ended, and the zygote reaped it, after select gave up: in time
+                    finished = [self.proc.stdout]
             status = json.loads(self.proc.stdout.readline())["status"]
             out, err = (Path(streams[name]).read_text(errors="replace") for name in ("stdout", "stderr"))
         if not finished:
