@@ -87,8 +87,27 @@ def device_results_name(name: str) -> str:
     return f"gpu_{name}" if torch.cuda.is_available() else name
 
 
+def machine() -> str:
+    """The CPU (or GPU), cores and versions a bench ran on: RESULTS.md names each section's."""
+    import platform
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    try:
+        import torch
+
+        version = torch.__version__
+        if torch.cuda.is_available():
+            cpu = f"{torch.cuda.get_device_name()} (host CPU {cpu})"
+    except ImportError:
+        version = "not installed"
+    return f"{cpu}, {len(os.sched_getaffinity(0))} cores, Python {platform.python_version()}, torch {version}"
+
+
 def write_results(name: str, payload: dict, lines: list[str]) -> None:
-    """``results/<name>.json`` and ``.md`` (what report.py gathers), and the table on stdout."""
+    """``results/<name>.json`` (with the machine it ran on) and ``.md`` (what report.py gathers), and the table
+    on stdout."""
+    payload = {**payload, "machine": payload.get("machine") or machine()}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
     (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")

@@ -9,10 +9,7 @@ The summary checks every target of issue #7 against the latest numbers.
 from __future__ import annotations
 
 import json
-import platform
-from collections.abc import Callable
 from datetime import date
-from pathlib import Path
 
 from bench_mfu import TARGET as MFU_TARGET
 from bench_startup import TARGETS as STARTUP_TARGETS
@@ -101,26 +98,12 @@ def summary(results: dict) -> list[str]:
     return lines
 
 
-def machine() -> str:
-    import os
-
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
-    try:
-        import torch
-
-        version = torch.__version__
-    except ImportError:
-        version = "not installed"
-    return f"{cpu}, {len(os.sched_getaffinity(0))} cores, Python {platform.python_version()}, torch {version}"
-
-
-def build(results: dict, describe: Callable[[], str] = machine) -> list[str]:
+def build(results: dict) -> list[str]:
     lines = ["# Benchmark results", "",
              f"Rebuilt {date.today().isoformat()} by `python benchmarks/report.py` from `benchmarks/results/` (`make "
              "bench` runs every bench, then this). Each section is its bench's latest run, and a bench can be rerun "
-             f"alone, so sections may come from different days. Machine of this rebuild: {describe()}. Every ratio "
-             "is measured side by side in one run; what each bench compares and why is in benchmarks/README.md.",
+             "alone, so sections may come from different days and machines: each names its machine, where its "
+             "results file records it. Every ratio is measured side by side in one run; what each bench compares and why is in benchmarks/README.md.",
              "", "## Targets", "", *summary(results)]
     for name in BENCHES:
         md = RESULTS / f"{name}.md"
@@ -129,7 +112,9 @@ def build(results: dict, describe: Callable[[], str] = machine) -> list[str]:
             title = body[0].lstrip("# ").strip() if body and body[0].startswith("#") else name
             if name.startswith("gpu_"):  # the same bench run where CUDA is: both sides bf16
                 title = f"{title}, on the GPU (Trainer in bf16; ssl rows as named, bf16 by default there)"
-            lines += ["", f"## {title}", "", *(f"#{line}" if line.startswith("#") else line for line in body[1:])]
+            measured_on = [f"Measured on {results[name]['machine']}.", ""] if results[name].get("machine") else []
+            text = "\n".join(body[1:]).strip().splitlines()
+            lines += ["", f"## {title}", "", *measured_on, *(f"#{line}" if line.startswith("#") else line for line in text)]
     return lines
 
 

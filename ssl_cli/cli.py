@@ -13,9 +13,10 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from ssl_cli import __version__
 from ssl_cli.errors import UserError
@@ -30,14 +31,36 @@ from ssl_cli.flags import (
     rewrite_args,
     unknown_option,
 )
-from ssl_cli.tasks import all_tasks
-from ssl_cli.tasks.base import Task
+from ssl_cli.tasks import Command, all_tasks, task_commands
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ssl_cli.tasks.base import Task
+
+
+
+class _TaskCommands(TyperGroup):
+    """The ``ssl`` group, whose task commands are built when one is run, not at start-up.
+
+    A task command has a typed option per recipe key, and building them all
+    took longer than the rest of ``ssl --help`` together. The group's help
+    lists each task by name and help text, from a stand-in without options;
+    resolving the command to run (or to complete in a shell) swaps in the
+    real one.
+    """
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> tuple[str | None, Any, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        if name in task_commands() and not getattr(command, "has_task_options", False):
+            command = self.commands[name] = task_command(all_tasks()[name])
+        return name, command, rest
+
 
 app = typer.Typer(
     name="ssl",
     help="Fine-tune and pretrain self-supervised language models (Hugging Face + Accelerate).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=_TaskCommands,
 )
 
 
@@ -255,8 +278,25 @@ def _print_recipe(recipe: Any) -> None:
     Console().print(Syntax(text, "yaml", theme="ansi_dark", background_color="default"))
 
 
-for _task in all_tasks().values():
-    app.command(name=_task.name, help=_task.help, epilog=_EPILOG)(_make_command(_task))
+def task_command(task: Task) -> Any:
+    """The Click command of ``ssl <task>``, with all its options."""
+    one = typer.Typer(pretty_exceptions_enable=False, add_completion=False)
+    one.command(name=task.name, help=task.help, epilog=_EPILOG)(_make_command(task))
+    command = typer.main.get_command(one)
+    command.name = task.name
+    command.has_task_options = True  # type: ignore[attr-defined]
+    return command
+
+
+def _stand_in(declared: Command) -> Any:
+    def command() -> None:
+        raise RuntimeError(f"the stand-in of ssl {declared.name} ran instead of its command")
+
+    return command
+
+
+for _declared in task_commands().values():
+    app.command(name=_declared.name, help=_declared.help, epilog=_EPILOG)(_stand_in(_declared))
 
 
 @app.command("env")
@@ -413,14 +453,13 @@ def _aliased(arg: str, aliases: dict[str, str]) -> str:
 def rewrite_command_line(args: list[str]) -> Rewritten:
     """The arguments in the spelling Click parses: a task command's with its HF spellings and boolean values
     rewritten (``ssl_cli.flags``), any other's with ``_`` read as ``-`` in option names."""
-    tasks = all_tasks()
-    command = args[0] if args and args[0] in tasks else None
+    command = args[0] if args and args[0] in task_commands() else None
     if command is None:
         rewritten = rewrite_args(args, None)
         aliases = OTHER_ALIASES.get(args[0] if args else "", {})
         rewritten.args = [_aliased(arg, aliases) for arg in rewritten.args]
         return rewritten
-    rewritten = rewrite_args(args[1:], command_options(tasks[command]))
+    rewritten = rewrite_args(args[1:], command_options(all_tasks()[command]))
     rewritten.args.insert(0, command)
     return rewritten
 
@@ -456,7 +495,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def _usage_message(err: Any, rewritten: Rewritten) -> str:
     """Click's message, with every option in the user's spelling, or ours for an unknown option."""
-    command = rewritten.args[0] if rewritten.args and rewritten.args[0] in all_tasks() else None
+    command = rewritten.args[0] if rewritten.args and rewritten.args[0] in task_commands() else None
     option = getattr(err, "option_name", None)
     if type(err).__name__ == "NoSuchOption" and option:
         typed = rewritten.typed.get(option.lstrip("-"), option)

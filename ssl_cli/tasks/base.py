@@ -6,11 +6,11 @@ owns everything else: devices, precision, the optimiser, loss weighting,
 accumulation, checkpoints, logging. Split assembly (``tasks/splits.py``) and
 the run itself (``ssl_cli/run.py``) are written once for every task.
 
-A task is one folder, ``ssl_cli/tasks/<name>/``, whose ``__init__`` lists its
-``TASKS``; ``docs/adding-a-task.md`` walks through one.
+A task is one folder, ``ssl_cli/tasks/<name>/``, whose ``__init__`` declares its
+``COMMANDS``; ``docs/adding-a-task.md`` walks through one.
 
-Heavy imports (torch, transformers, datasets) go inside methods so that the
-CLI can import every task to build ``--help`` without loading them.
+Heavy imports (torch, transformers, datasets) go inside methods so that
+building a command's options and validating its recipe do not load them.
 """
 
 from __future__ import annotations
@@ -92,7 +92,6 @@ class Task(ABC):
     """Base class of every subcommand's task."""
 
     name: ClassVar[str]  # the subcommand (ssl <name>)
-    help: ClassVar[str]
     recipe_cls: ClassVar[type[Recipe]]
     flags: ClassVar[tuple[Flag, ...]] = ()
     flag_aliases: ClassVar[dict[str, str]] = {}  # other spellings of its flags (the example scripts'): alias -> flag
@@ -104,6 +103,14 @@ class Task(ABC):
     datasets: ClassVar[tuple[DatasetSource, ...]] = ()  # what ``--data NAME`` resolves to (``data/registry.py``)
     tiny_recipe: ClassVar[str]  # recipes/ file used by the demo and tests
     sample_args: ClassVar[tuple[str, ...]] = ()  # flags the sample data needs besides its files (a GLUE task name)
+
+    @property
+    def help(self) -> str:
+        """The command's ``--help`` line, as its folder's ``COMMANDS`` declares it (``ssl --help`` reads it there
+        without importing the task)."""
+        from ssl_cli.tasks import task_commands
+
+        return task_commands()[self.name].help
 
     # ------------------------------------------------------------------ data
 

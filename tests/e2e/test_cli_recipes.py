@@ -31,6 +31,22 @@ def test_help_lists_subcommands_and_env():
     assert "finetune-qa" in proc.stdout and "env" in proc.stdout
 
 
+def test_top_level_help_loads_no_task_and_no_recipe_model():
+    """``ssl --help`` lists every command from the task folders' declarations: importing the task modules and
+    pydantic's recipe models is most of a start-up, and only the command that runs needs them."""
+    code = ("import sys; from ssl_cli.cli import main\ntry: main(['--help'])\nexcept SystemExit: pass\n"
+            "loaded = [m for m in sys.modules if m == 'pydantic' or m.startswith('ssl_cli.config') "
+            "or m.count('.') >= 3 and m.startswith('ssl_cli.tasks.')]\nprint(sorted(loaded), file=sys.stderr)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert all(f" {name} " in out.stdout for name in all_tasks())
+    assert out.stderr.strip() == "[]"
+
+
+def test_a_task_command_is_built_with_its_options_when_it_runs():
+    proc = run_cli("tag-pos", "--help", check=True)
+    assert "--label-all-tokens" in proc.stdout and "--install-completion" not in proc.stdout
+
+
 def test_version():
     from ssl_cli import __version__
 

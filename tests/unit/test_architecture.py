@@ -63,8 +63,9 @@ def test_a_task_is_named_only_inside_its_own_folder():
     assert not found, "a task named outside its folder:\n" + "\n".join(found)
 
 
-def test_every_task_folder_declares_its_tasks_and_nothing_else_is_one():
-    """Discovery walks the folders: every folder under tasks/ is a task folder with ``TASKS``."""
+def test_every_task_folder_declares_its_commands_and_nothing_else_is_one():
+    """Discovery walks the folders: every folder under tasks/ is a task folder with ``COMMANDS``, each run by a
+    module of that folder whose ``TASK`` has the command's name."""
     import importlib
     import pkgutil
 
@@ -73,8 +74,9 @@ def test_every_task_folder_declares_its_tasks_and_nothing_else_is_one():
     folders = [info.name for info in pkgutil.iter_modules(tasks.__path__) if info.ispkg]
     assert len(folders) >= 5
     for folder in folders:
-        declared = importlib.import_module(f"ssl_cli.tasks.{folder}").TASKS
-        assert declared and all(task.name in tasks.all_tasks() for task in declared), folder
+        declared = importlib.import_module(f"ssl_cli.tasks.{folder}").COMMANDS
+        assert declared and all(c.module.startswith(f"ssl_cli.tasks.{folder}.") for c in declared), folder
+        assert all(tasks.all_tasks()[c.name].help == c.help for c in declared), folder
 
 
 def test_no_module_shadows_the_python_api():

@@ -34,7 +34,6 @@ LABEL_ALIASES = {"entails": "entailment", "entailed": "entailment", "contradicto
 
 class NLITask(ClassificationTask):
     name = "nli"
-    help = "Natural language inference: premise/hypothesis to entailment, neutral or contradiction (MNLI, XNLI, OCNLI)."
     flag_help = {"data.max_seq_length": "Maximum tokens per example: premise and hypothesis, truncated beyond."}
     tiny_recipe = "recipes/nli/tiny-en-offline.yaml"
     sample_args = ()

@@ -150,7 +150,6 @@ def is_regression_labels(values: list[Any]) -> bool:
 
 class ClassificationTask(Task):
     name = "finetune-glue"
-    help = "Sentence and sentence-pair classification and regression (GLUE, CLUE, local tables)."
     recipe_cls = ClassificationRecipe
     flags = (
         Flag("task", "classification.task_name", str),

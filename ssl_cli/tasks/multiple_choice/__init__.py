@@ -1,5 +1,8 @@
 """``ssl multiple-choice``: the right ending or answer among several (SWAG, RACE, C3)."""
 
-from ssl_cli.tasks.multiple_choice.task import TASK
+from ssl_cli.tasks import Command
 
-TASKS = (TASK,)
+COMMANDS = (
+    Command("multiple-choice", "ssl_cli.tasks.multiple_choice.task",
+            "Multiple choice: the right ending or answer among several (SWAG, RACE, C3), with accuracy."),
+)

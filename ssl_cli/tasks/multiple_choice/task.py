@@ -42,7 +42,6 @@ class MultipleChoiceRecipe(Recipe):
 
 class MultipleChoiceTask(Task):
     name = "multiple-choice"
-    help = "Multiple choice: the right ending or answer among several (SWAG, RACE, C3), with accuracy."
     recipe_cls = MultipleChoiceRecipe
     flags = (
         Flag("context-column", "choice.context_column"),

@@ -1,7 +1,11 @@
 """``ssl pretrain-mlm`` and ``ssl pretrain-clm``: self-supervised language modelling (masking, sentence pairs,
 blocks of text, generation)."""
 
-from ssl_cli.tasks.pretraining.clm import TASK as CLM
-from ssl_cli.tasks.pretraining.mlm import TASK as MLM
+from ssl_cli.tasks import Command
 
-TASKS = (MLM, CLM)
+COMMANDS = (
+    Command("pretrain-mlm", "ssl_cli.tasks.pretraining.mlm",
+            "Masked-language-model pretraining (BERT): from scratch with a tokenizer trained on the corpus, or continued."),
+    Command("pretrain-clm", "ssl_cli.tasks.pretraining.clm",
+            "Causal language-model pretraining (GPT-2 style): next-token prediction, perplexity on held-out text."),
+)

@@ -37,7 +37,6 @@ class CausalCollator:
 
 class CLMTask(PretrainingTask):
     name = "pretrain-clm"
-    help = "Causal language-model pretraining (GPT-2 style): next-token prediction, perplexity on held-out text."
     recipe_cls = CLMRecipe
     flags = TEXT_FLAGS
     traits = Traits(inputs=("input_ids", "attention_mask"), labels=("labels",), token_labels=("labels",),

@@ -154,7 +154,6 @@ class MLMRecipe(Recipe):
 
 class MLMTask(PretrainingTask):
     name = "pretrain-mlm"
-    help = "Masked-language-model pretraining (BERT): from scratch with a tokenizer trained on the corpus, or continued."
     recipe_cls = MLMRecipe
     flags = (
         Flag("mlm-probability", "mlm.mlm_probability", float),

@@ -160,7 +160,6 @@ def _first_of_each_id(ds: Any, source: str) -> Any:
 
 class QATask(Task):
     name = "finetune-qa"
-    help = "Extractive question answering: start/end spans over stride windows (DRCD, CMRC 2018, SQuAD v1/v2)."
     recipe_cls = QARecipe
     flags = (
         Flag("doc-stride", "qa.doc_stride", int),

@@ -1,5 +1,8 @@
 """``ssl tag-pos``: token classification (UPOS/XPOS, NER) over words."""
 
-from ssl_cli.tasks.tagging.task import TASK
+from ssl_cli.tasks import Command
 
-TASKS = (TASK,)
+COMMANDS = (
+    Command("tag-pos", "ssl_cli.tasks.tagging.task",
+            "Token classification: part-of-speech tags (Universal Dependencies UPOS/XPOS) and NER (BIO/BIOES)."),
+)

@@ -199,7 +199,6 @@ def _note_unseen_tags(eval_set: EvalSet, label_list: list[str]) -> None:
 
 class TaggingTask(Task):
     name = "tag-pos"
-    help = "Token classification: part-of-speech tags (Universal Dependencies UPOS/XPOS) and NER (BIO/BIOES)."
     recipe_cls = TaggingRecipe
     flags = (
         Flag("tag-column", "tagging.tag_column"),
