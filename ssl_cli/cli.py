@@ -119,15 +119,16 @@ def flag_help(flag: Flag, task: Task) -> str:
 _METAVARS = {int: "N", float: "X"}
 
 
-def _number_or_word_parser(words: list[str], least: int = 1) -> Any:
-    """A flag's value that is a whole number of at least ``least`` or one of ``words``, checked where Click names
-    the option as the user typed it."""
+def _number_or_word_parser(words: list[str], least: int = 1, most: int | None = None) -> Any:
+    """A flag's value that is a whole number from ``least`` (to ``most``) or one of ``words``, checked where Click
+    names the option as the user typed it."""
+    span = f"from {least} to {most}" if most is not None else f"of at least {least}"
 
     def parse(value: str) -> str:
         text = str(value).strip()
-        if text.lower() in words or (text.isdigit() and int(text) >= least):
+        if text.lower() in words or (text.isdigit() and least <= int(text) <= (most if most is not None else int(text))):
             return text.lower()
-        raise typer.BadParameter(f"{value!r} is neither a whole number of at least {least} nor {' or '.join(words)}")
+        raise typer.BadParameter(f"{value!r} is neither a whole number {span} nor {' or '.join(words)}")
 
     return parse
 
@@ -147,8 +148,9 @@ def _flag_parameters(flag: Flag, task: Task) -> list[inspect.Parameter]:
     annotation = field.annotation
     number_or_word = _number_or_word(annotation)
     metavar = number_or_word or ("NAME" if _choices(annotation) else _METAVARS.get(flag.type, "TEXT"))
-    least = (field.json_schema_extra or {}).get("at_least", 1)
-    parser = {"parser": _number_or_word_parser(number_or_word.split("|")[1:], least)} if number_or_word else {}
+    bounds = field.json_schema_extra or {}
+    parser = ({"parser": _number_or_word_parser(number_or_word.split("|")[1:], bounds.get("at_least", 1),
+                                                bounds.get("at_most"))} if number_or_word else {})
     option = typer.Option(f"--{flag.name}", help=help_text, show_default=False, rich_help_panel=panel, metavar=metavar,
                           **parser)
     annotation = Annotated[Optional[flag.type], option]  # noqa: UP045 - typer needs Optional

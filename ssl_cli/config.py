@@ -62,6 +62,7 @@ LR_SCHEDULES = ("linear", "cosine", "cosine_with_restarts", "polynomial", "const
                 "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "cosine_warmup_with_min_lr",
                 "warmup_stable_decay", "greedy")
 TRACKERS = ("tensorboard", "wandb", "mlflow", "trackio", "comet_ml", "aim", "clearml")
+MAX_LOADER_WORKERS = 64  # per process: a DGX node has 16 cores per GPU
 
 
 class ModelConfig(Section):
@@ -183,7 +184,9 @@ class DataConfig(Section):
     max_train_samples: int | None = Field(None, ge=1, description="Truncate the training examples to this many.")
     max_eval_samples: int | None = Field(None, ge=1, description="Truncate the evaluation examples to this many.")
     max_predict_samples: int | None = Field(None, ge=1, description="Truncate the test examples to this many.")
-    preprocessing_num_workers: int | None = Field(None, ge=1, description="Processes for tokenisation (datasets.map).")
+    preprocessing_num_workers: int | None = Field(
+        None, ge=1, le=256, description="Processes for tokenisation (datasets.map), at most 256 (one per core pays; "
+        "more only fork).")
     overwrite_cache: bool = Field(False, description="Ignore the datasets cache and preprocess again.")
     strict: bool = Field(
         False, description="Fail on malformed examples (e.g. answer_start not matching the context) instead of skipping them."
@@ -365,8 +368,9 @@ class TrainingConfig(Section):
     dataloader_num_workers: int | Literal["auto"] = Field(
         "auto", description="Worker processes that collate batches beside the training (and evaluation) loop, per "
         "process. auto: none on CPU, where they would take cores from the step, and with streamed data; on CUDA up "
-        "to 4, one less than the CPUs each process has, so the host never stalls the GPU between steps.",
-        json_schema_extra={"at_least": 0})
+        "to 4, one less than the CPUs each process has, so the host never stalls the GPU between steps. At most "
+        f"{MAX_LOADER_WORKERS}: more would only exhaust the host's memory and process limits.",
+        json_schema_extra={"at_least": 0, "at_most": MAX_LOADER_WORKERS})
     dataloader_prefetch_factor: int | None = Field(
         None, ge=1, description="Batches each loader worker prepares ahead (null: PyTorch's 2). Needs workers.")
     dataloader_pin_memory: bool = Field(
@@ -409,7 +413,7 @@ class TrainingConfig(Section):
     @field_validator("dataloader_num_workers", mode="before")
     @classmethod
     def _workers_or_auto(cls, value: Any) -> Any:
-        return _count_or_auto(value, 0, "as many as the device wants")
+        return _count_or_auto(value, 0, "as many as the device wants", most=MAX_LOADER_WORKERS)
 
     @model_validator(mode="after")
     def _prefetch_needs_workers(self) -> TrainingConfig:
@@ -447,16 +451,18 @@ class TrainingConfig(Section):
         return self
 
 
-def _count_or_auto(value: Any, least: int, auto_means: str) -> int | str:
-    """``auto``, or a whole number of at least ``least``: one message for every other value."""
+def _count_or_auto(value: Any, least: int, auto_means: str, most: int | None = None) -> int | str:
+    """``auto``, or a whole number of at least ``least`` (and at most ``most``): one message for every other
+    value."""
     if isinstance(value, str) and value.strip().lower() == "auto":
         return "auto"
     try:
         count = int(value) if not isinstance(value, (bool, float)) else None
     except (TypeError, ValueError):
         count = None
-    if count is None or count < least:
-        raise ValueError(f"must be a whole number of at least {least}, or auto ({auto_means})")
+    if count is None or count < least or (most is not None and count > most):
+        span = f"from {least} to {most}" if most is not None else f"of at least {least}"
+        raise ValueError(f"must be a whole number {span}, or auto ({auto_means})")
     return count
 
 

@@ -36,7 +36,7 @@ def print_env() -> None:
     rows += [(p, _version(p)) for p in ("torch", "transformers", "datasets", "accelerate", "tokenizers", "evaluate")]
     rows.append(("cpu threads", str(torch.get_num_threads())))
     rows.append(("cpu bf16 (AVX512-BF16/AMX)", str(cpu_has_native_bf16())))
-    rows.append(("cpu bf16 matmul vs fp32 (measured)", f"{cpu_bf16_matmul_speedup():.1f}x"))
+    rows.append(("cpu bf16 matmul vs fp32 (measured)", f"{cpu_bf16_matmul_speedup():.2g}x"))
     rows.append(("allocator for training", _training_allocator()))
     rows.append(("cuda", f"{torch.cuda.device_count()} device(s)" if torch.cuda.is_available() else "not available"))
     if torch.cuda.is_available():

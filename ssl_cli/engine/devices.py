@@ -65,7 +65,7 @@ def check_precision_plan(mixed_precision: str, distributed_type: str, device: An
         return
     speedup = cpu_bf16_matmul_speedup()
     if speedup < 1.0:
-        say(f"note: bf16 matmuls run at {speedup:.1f}x fp32's speed on this CPU (measured; a CPU with AMX runs them "
+        say(f"note: bf16 matmuls run at {speedup:.2g}x fp32's speed on this CPU (measured; a CPU with AMX runs them "
             f"several times faster): --mixed-precision {mixed_precision} saves memory here, not time; fp32 is "
             "--mixed-precision no")
 

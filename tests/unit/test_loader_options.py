@@ -36,8 +36,9 @@ def test_given_settings_are_kept_and_prefetch_goes_with_workers():
     assert loader_options(_cfg(dataloader_num_workers=0), "cuda") == {"num_workers": 0, "pin_memory": True}
 
 
-@pytest.mark.parametrize("value", [-1, "some", 1.5, True])
+@pytest.mark.parametrize("value", [-1, "some", 1.5, True, 65, 99999])
 def test_a_worker_count_is_a_whole_number_or_auto(value):
-    with pytest.raises(ValueError, match="whole number of at least 0, or auto"):
+    with pytest.raises(ValueError, match="whole number from 0 to 64, or auto"):
         _cfg(dataloader_num_workers=value)
     assert _cfg(dataloader_num_workers=" AUTO ").dataloader_num_workers == "auto"
+    assert _cfg(dataloader_num_workers=64).dataloader_num_workers == 64
