@@ -112,6 +112,7 @@ class BatchProbe:
     dataset: Any
     lengths: Sequence[int] | None
     model_inputs: Callable[[dict], dict]
+    master_weights: Any = None  # bf16-weights' MasterWeights: the probe then steps as training will, in bf16
     _pool: list[dict[str, Any]] = field(default_factory=list)  # the longest rows, for the largest size so far
 
     def rows(self, size: int) -> list[dict[str, Any]]:
@@ -150,15 +151,22 @@ class BatchProbe:
         # Off DDP's wrapper: its forward and backward talk to the other processes, which would wait forever
         # on one that ran out of memory (FSDP's shards exist only inside its wrapper).
         model = self.model if acc.distributed_type.name == "FSDP" else acc.unwrap_model(self.model)
+        weights = self.master_weights
+        if weights is not None:
+            weights.enter()
         with acc.autocast():
             for part in parts:
                 acc.backward(model(**on_device(self.model_inputs(part), acc.device)).loss)
+        if weights is not None:
+            weights.finish(average=False)  # each process on its own, as the probe's steps are
         optimizer.step()
         del optimizer
 
     def _release(self) -> None:
         from accelerate.utils.memory import clear_device_cache
 
+        if self.master_weights is not None:
+            self.master_weights.drop()
         for parameter in self.model.parameters():
             parameter.grad = None
         clear_device_cache(garbage_collection=True)
@@ -242,11 +250,12 @@ def check_token_budget(cfg: Any, lengths: Sequence[int] | None) -> int:
 
 def choose_batch_size(accelerator: Any, cfg: Any, model: Any, optimizer: Any, collate_fn: Callable, dataset: Any,
                       lengths: Sequence[int] | None, resume_from: Path | None,
-                      say: Callable[[str], None]) -> dict[str, Any]:
+                      say: Callable[[str], None], master_weights: Any = None) -> dict[str, Any]:
     """Settle ``cfg.per_device_train_batch_size`` or ``cfg.per_device_train_tokens`` (and the learning rate that
     goes with it, in ``optimizer`` too) before the batches are planned: the search's result, the resumed run's,
     or the recipe's as it is. The search is in tokens for padding-free rows, or where the recipe gives a token
-    budget: the largest number of the longest rows that fits, times their length. Returns what
+    budget: the largest number of the longest rows that fits, times their length. Under bf16-weights
+    (``master_weights``) the probing steps run on the bf16 copies, as training does. Returns what
     all_results.json records of it."""
     from ssl_cli.engine.padding_free import FlatteningCollator
 
@@ -262,7 +271,7 @@ def choose_batch_size(accelerator: Any, cfg: Any, model: Any, optimizer: Any, co
         rows = _mean_rows(cfg, lengths, processes)
         say(f"per_device_train_batch_size: {size}{_in_tokens(tokens)}, as the run being resumed chose")
     else:
-        size, tried, cap = _search(accelerator, cfg, model, collate_fn, dataset, lengths, longest)
+        size, tried, cap = _search(accelerator, cfg, model, collate_fn, dataset, lengths, longest, master_weights)
         cfg.per_device_train_batch_size = size
         if in_tokens:
             cfg.per_device_train_tokens = size * longest
@@ -278,7 +287,7 @@ def choose_batch_size(accelerator: Any, cfg: Any, model: Any, optimizer: Any, co
 
 
 def _search(accelerator: Any, cfg: Any, model: Any, collate_fn: Callable, dataset: Any,
-            lengths: Sequence[int] | None, longest: int) -> tuple[int, list[int], int]:
+            lengths: Sequence[int] | None, longest: int, master_weights: Any) -> tuple[int, list[int], int]:
     """(the largest size that fits, the sizes tried, the cap): the probe's search, every RNG put back."""
     from ssl_cli.engine.packing import model_inputs
 
@@ -289,7 +298,8 @@ def _search(accelerator: Any, cfg: Any, model: Any, collate_fn: Callable, datase
                      accelerator.num_processes, longest)
     states = rng_states()
     try:
-        size, tried = largest_fitting(BatchProbe(accelerator, model, collate_fn, dataset, lengths, model_inputs), cap)
+        probe = BatchProbe(accelerator, model, collate_fn, dataset, lengths, model_inputs, master_weights)
+        size, tried = largest_fitting(probe, cap)
     finally:
         restore_rng_states(states)
     if size is None:

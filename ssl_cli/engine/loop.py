@@ -308,9 +308,9 @@ class Engine:
             eps=cfg.adam_epsilon, fused=fused_adamw_supported(acc.device),
         )
         model, optimizer = acc.prepare(model, optimizer)
-        self.batch_size = choose_batch_size(acc, cfg, model, optimizer, collate_fn, dataset, lengths, resume_from,
-                                            self.print)
         self._bf16 = MasterWeights(self.unwrap(model), acc) if self.mixed_precision == BF16_WEIGHTS else None
+        self.batch_size = choose_batch_size(acc, cfg, model, optimizer, collate_fn, dataset, lengths, resume_from,
+                                            self.print, self._bf16)
         sampler = None if streamed else training_sampler(cfg, lengths, acc.num_processes)
         self.batch_size.update(batching.static_token_batches(collate_fn, sampler, cfg, self._cuda_graphs, self.print))
         if streamed:

@@ -101,10 +101,11 @@ class MasterWeights:
         finally:
             self.leave()
 
-    def finish(self) -> None:
-        """At the optimizer step: fp32 parameters holding the window's fp32 gradients, averaged over processes."""
+    def finish(self, average: bool = True) -> None:
+        """At the optimizer step: fp32 parameters holding the window's fp32 gradients, averaged over processes
+        (``average``; the batch-size probe's steps are each process's own)."""
         self.leave()
-        grads = self._averaged() if self.accelerator.num_processes > 1 and self.trainable else self.grads
+        grads = self._averaged() if average and self.accelerator.num_processes > 1 and self.trainable else self.grads
         for i, grad in grads.items():
             self.params[i].grad = grad
         self.grads = {}
@@ -124,6 +125,13 @@ class MasterWeights:
         world = self.accelerator.num_processes
         return {i: part.view_as(m).div_(world) for i, part, m, seen in zip(self.trainable, parts, like, had.tolist(),
                                                                            strict=True) if seen}
+
+    def drop(self) -> None:
+        """Back to the fp32 masters, with the window's gradients dropped (after a probing step, or one that ran
+        out of memory half way)."""
+        self.leave()
+        self.grads = {}
+        self.stale = True
 
     def close(self) -> None:
         """Back to a plain fp32 model: masters in place, hooks removed, gradients of an unfinished window dropped."""

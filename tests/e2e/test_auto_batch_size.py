@@ -24,6 +24,18 @@ def test_auto_picks_the_largest_size_that_fits_and_trains_as_that_size_would(tmp
     assert "per_device_train_batch_size: 16\n" in recipe  # the saved recipe reproduces the run as it trained
 
 
+def test_under_bf16_weights_the_search_leaves_no_trace_either(tmp_path):
+    """The probe steps on the bf16 copies, as training will; the run then trains exactly as with the size given."""
+    args = [*tiny_task_args("finetune-glue", tmp_path / "data"), "--max-steps", "3", "--mixed-precision",
+            "bf16-weights"]
+    auto = run_cli(*args, "--per-device-train-batch-size", "auto", "--output-dir", str(tmp_path / "auto"),
+                   env={"SSL_FAILPOINT": "oom_above:12"}, check=True)
+    assert "per_device_train_batch_size: 8, the largest that fits of 8, 16 (up to" in auto.stderr
+    run_cli(*args, "--per-device-train-batch-size", "8", "--output-dir", str(tmp_path / "fixed"), check=True)
+    assert_same_weights(tmp_path / "auto", tmp_path / "fixed")
+    assert results_of(tmp_path / "auto")["train_loss"] == results_of(tmp_path / "fixed")["train_loss"]
+
+
 def test_the_trainers_auto_find_batch_size_lowers_the_given_size_until_it_fits(tmp_path):
     args = tiny_task_args("finetune-glue", tmp_path / "data")
     proc = run_cli(*args, "--max_steps", "2", "--auto_find_batch_size", "--per_device_train_batch_size", "64",

@@ -102,3 +102,33 @@ def test_the_learning_rate_follows_the_rule_asked_for():
     assert scaled_learning_rate(cfg, 128) == pytest.approx(2e-4)
     cfg.auto_batch_lr_scaling = "linear"
     assert scaled_learning_rate(cfg, 128) == pytest.approx(4e-4)
+
+
+def test_under_bf16_weights_the_probe_steps_in_bf16_and_leaves_the_fp32_masters_as_they_were(probe, monkeypatch):
+    """The probe measures the memory of the step training will take: bf16 copies forward and backward, fp32
+    gradients and optimizer state; afterwards, and after a step that ran out of memory half way, the model is its
+    fp32 self with no gradient anywhere."""
+    from ssl_cli.engine.master_weights import MasterWeights
+
+    model = probe.accelerator.unwrap_model(probe.model)
+    weights = MasterWeights(model, probe.accelerator)
+    seen: list[torch.dtype] = []
+    hook = model.register_forward_pre_hook(lambda module, args: seen.append(next(module.parameters()).dtype))
+    bf16_probe = BatchProbe(probe.accelerator, probe.model, probe.collate_fn, probe.dataset, probe.lengths,
+                            probe.model_inputs, weights)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    try:
+        assert bf16_probe(8)
+        monkeypatch.setattr(type(model), "forward", _out_of_memory)
+        assert not bf16_probe(8)
+    finally:
+        hook.remove()
+        weights.close()
+    assert seen == [torch.bfloat16, torch.bfloat16]
+    after = model.state_dict()
+    assert all(after[k].dtype == torch.float32 and torch.equal(v, after[k]) for k, v in before.items())
+    assert all(p.grad is None for p in model.parameters()) and weights.grads == {}
+
+
+def _out_of_memory(*args, **kwargs):
+    raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
