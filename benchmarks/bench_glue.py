@@ -23,7 +23,6 @@ import random
 from pathlib import Path
 
 from common import (
-    RESULTS,
     SHARED_DATA,
     device_results_name,
     run_ssl,
@@ -31,6 +30,7 @@ from common import (
     start,
     train_baseline,
     write_markdown_table,
+    write_results,
 )
 
 GLUE = SHARED_DATA / "glue"
@@ -159,10 +159,7 @@ def main() -> None:
         lines += [f"- {name}: {', '.join(f'{v:.3f}' for v in values)} (mean {sum(values) / len(values):.3f})"
                   for name, values in seeds.items()]
         lines.append("")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{device_results_name('glue')}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / f"{device_results_name('glue')}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(device_results_name("glue"), report, lines)
 
 
 if __name__ == "__main__":

@@ -27,11 +27,10 @@ Results: benchmarks/results/mlm.{json,md} (clm.{json,md}).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 
-from common import RESULTS, SHARED_DATA, device_results_name, run_ssl, run_worker, start, train_baseline
+from common import SHARED_DATA, device_results_name, run_ssl, run_worker, start, train_baseline, write_results
 
 DATA = SHARED_DATA / "text" / "zh_mlm_corpus_simplified.txt"
 BLOCK, BATCH, LR = 128, 32, 5e-4
@@ -169,10 +168,7 @@ def main() -> None:
               ("mean eval loss no worse than the baseline's (after the same tokens)", mean["ssl"] <= mean["trainer"] + 0.02,
                f"{mean['ssl']:.3f} vs {mean['trainer']:.3f}")]
     lines += ["", "Targets:", ""] + [f"- [{'x' if ok else ' '}] {name}: {value}" for name, ok, value in checks]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{device_results_name(args.objective)}.json").write_text(json.dumps({"setup": setup, "rows": rows, "eval_losses": losses}, indent=2) + "\n")
-    (RESULTS / f"{device_results_name(args.objective)}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(device_results_name(args.objective), {"setup": setup, "rows": rows, "eval_losses": losses}, lines)
 
 
 if __name__ == "__main__":

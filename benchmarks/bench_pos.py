@@ -18,14 +18,12 @@ Results: benchmarks/results/pos.json and benchmarks/results/pos.md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import statistics
 from pathlib import Path
 
 from common import (
-    RESULTS,
     SHARED_DATA,
     device_results_name,
     run_ssl,
@@ -33,6 +31,7 @@ from common import (
     start,
     train_baseline,
     write_markdown_table,
+    write_results,
 )
 
 DATA = SHARED_DATA / "pos" / "en_ewt-ud-dev.conllu"
@@ -181,12 +180,9 @@ def main() -> None:
                   for name, values in speeds.items()]
         lines += ["", f"Ratio of the medians, ssl vs padded: {median['ssl'] / median['trainer_padded']:.2f}x"]
     lines += ["", "Targets:", ""] + [f"- [{'x' if ok else ' '}] {name}: {value}" for name, ok, value in checks]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{device_results_name('pos')}.json").write_text(json.dumps({"setup": setup, "rows": rows, "seeds": seeds,
-                                                  "seed_speeds": speeds,
-                                                  "targets": {n: {"met": ok, "value": v} for n, ok, v in checks}},
-                                                 indent=2) + "\n")
-    (RESULTS / f"{device_results_name('pos')}.md").write_text("\n".join(lines) + "\n")
+    write_results(device_results_name("pos"), {"setup": setup, "rows": rows, "seeds": seeds, "seed_speeds": speeds,
+                                               "targets": {n: {"met": ok, "value": v} for n, ok, v in checks}},
+                  lines)
     print("\n".join(lines))
 
 

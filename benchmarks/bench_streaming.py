@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import RESULTS, SHARED_DATA
+from common import RESULTS, SHARED_DATA, write_results
 
 DATA = SHARED_DATA / "text" / "zh_mlm_corpus_simplified.txt"
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,14 +93,12 @@ def main() -> None:
                           **run_row(corpora[scale], init, streamed, args.steps, args.work)}
             print(name, json.dumps(rows[name]), flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "streaming.json").write_text(json.dumps({"steps": args.steps, "rows": rows}, indent=2) + "\n")
     lines = [f"# pretrain-mlm: streamed vs cached ({args.steps} steps of 32 x 128 tokens, BERT-tiny, 1 process)", "",
              "| row | corpus (MB) | wall (s) | training (s) | datasets cache (MB) | peak RSS (MB) |", "|---|---|---|---|---|---|"]
     for name, row in rows.items():
         lines.append(f"| {name} | {row['corpus_mb']:.0f} | {row['wall_s']:.0f} | {row['train_runtime_s']:.0f} | "
                      f"{row['cache_mb']:.1f} | {row['peak_rss_mb']:.0f} |")
-    (RESULTS / "streaming.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("streaming", {"steps": args.steps, "rows": rows}, lines)
 
 
 if __name__ == "__main__":

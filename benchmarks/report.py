@@ -15,7 +15,7 @@ from bench_mfu import TARGET as MFU_TARGET
 from bench_startup import TARGETS as STARTUP_TARGETS
 from common import RESULTS, ROOT
 
-BENCHES = ["ceiling", "mfu", "qa", "glue", "pos", "mlm", "clm", "lora", "postprocess", "tokenize", "scaling",
+BENCHES = ["ceiling", "mfu", "qa", "qa_precision", "glue", "pos", "mlm", "clm", "lora", "postprocess", "tokenize", "scaling",
            "processes", "streaming", "startup", "gpu", "gpu_qa", "gpu_glue", "gpu_pos", "gpu_mlm", "gpu_clm"]
 
 
@@ -80,6 +80,8 @@ def _other_targets(results: dict) -> list[tuple[str, str, bool | None]]:
             / len(quality["full"])
         out.append(("LoRA within ~1 point of full fine-tuning (SST-2, MiniLM, mean over seeds)",
                     f"{gap:.1f} points below full", gap <= 1.0))
+    for target in results.get("qa_precision", {}).get("targets", []):  # #23's AMX check (bench_qa --only precision)
+        out.append((f"finetune-qa {target['target']} (native bf16 CPU)", target["measured"], target["met"]))
     if "startup" in results:
         rows = results["startup"]["rows"]
         for name, limit in STARTUP_TARGETS.items():
