@@ -27,7 +27,7 @@ import json
 import os
 from pathlib import Path
 
-from common import RESULTS, SHARED_DATA, device_results_name, run_ssl, run_worker, start, train_baseline, write_results
+from common import SHARED_DATA, device_results_name, run_ssl, run_worker, start, train_baseline, write_results
 
 SCRIPT = str(Path(__file__).resolve())
 DATA = SHARED_DATA / "qa" / "squad_v1.1_dev_part1.json"
@@ -238,7 +238,6 @@ def target_checks(report: dict) -> list[tuple[str, bool, str]]:
 
 
 def write_reports(report: dict) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
     report["targets"] = [{"target": t, "met": met, "measured": m} for t, met, m in target_checks(report)]
     base = report["rows"]["trainer_padded"]
     dyn = report["rows"]["trainer_dynamic"]

@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import RESULTS, SHARED_DATA, write_results
+from common import SHARED_DATA, write_results
 
 DATA = SHARED_DATA / "text" / "zh_mlm_corpus_simplified.txt"
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,7 +92,6 @@ def main() -> None:
             rows[name] = {"corpus_mb": corpora[scale].stat().st_size / 2**20,
                           **run_row(corpora[scale], init, streamed, args.steps, args.work)}
             print(name, json.dumps(rows[name]), flush=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
     lines = [f"# pretrain-mlm: streamed vs cached ({args.steps} steps of 32 x 128 tokens, BERT-tiny, 1 process)", "",
              "| row | corpus (MB) | wall (s) | training (s) | datasets cache (MB) | peak RSS (MB) |", "|---|---|---|---|---|---|"]
     for name, row in rows.items():

@@ -37,7 +37,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from ssl_cli.tasks.base import Task
 
 
-
 class _TaskCommands(TyperGroup):
     """The ``ssl`` group, whose task commands are built when one is run, not at start-up.
 
@@ -126,7 +125,7 @@ def _number_or_word_parser(words: list[str], least: int = 1, most: int | None = 
 
     def parse(value: str) -> str:
         text = str(value).strip()
-        if text.lower() in words or (text.isdigit() and least <= int(text) <= (most if most is not None else int(text))):
+        if text.lower() in words or (text.isdigit() and int(text) >= least and (most is None or int(text) <= most)):
             return text.lower()
         raise typer.BadParameter(f"{value!r} is neither a whole number {span} nor {' or '.join(words)}")
 

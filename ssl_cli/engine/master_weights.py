@@ -135,7 +135,6 @@ class MasterWeights:
 
     def close(self) -> None:
         """Back to a plain fp32 model: masters in place, hooks removed, gradients of an unfinished window dropped."""
-        self.leave()
+        self.drop()
         for hook in self.hooks:
             hook.remove()
-        self.grads = {}
