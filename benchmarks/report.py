@@ -16,7 +16,10 @@ from bench_startup import TARGETS as STARTUP_TARGETS
 from common import RESULTS, ROOT
 
 BENCHES = ["ceiling", "mfu", "qa", "qa_precision", "glue", "pos", "mlm", "clm", "lora", "postprocess", "tokenize", "scaling",
-           "processes", "streaming", "startup", "gpu", "gpu_qa", "gpu_glue", "gpu_pos", "gpu_mlm", "gpu_clm"]
+           "processes", "streaming", "startup", "gpu", "gpu_qa_vs_grouped", "gpu_sst2_vs_grouped", "gpu_qa", "gpu_glue",
+           "gpu_pos", "gpu_mlm", "gpu_clm"]
+#: #23's useful-token MFU targets on the GPU (bf16, bert-base shapes), met by a subcommand's best row
+GPU_MFU_TARGETS = {"finetune-qa": 0.50, "finetune-glue": 0.35}
 
 
 def load() -> dict[str, dict]:
@@ -80,6 +83,7 @@ def _other_targets(results: dict) -> list[tuple[str, str, bool | None]]:
             / len(quality["full"])
         out.append(("LoRA within ~1 point of full fine-tuning (SST-2, MiniLM, mean over seeds)",
                     f"{gap:.1f} points below full", gap <= 1.0))
+    out += _gpu_targets(results)
     for target in results.get("qa_precision", {}).get("targets", []):  # #23's AMX check (bench_qa --only precision)
         out.append((f"finetune-qa {target['target']} (native bf16 CPU)", target["measured"], target["met"]))
     if "startup" in results:
@@ -87,6 +91,24 @@ def _other_targets(results: dict) -> list[tuple[str, str, bool | None]]:
         for name, limit in STARTUP_TARGETS.items():
             median = rows[name]["median_s"]
             out.append((f"`{name}` < {limit} s", f"{median:.2f} s (median)", median < limit))
+    return out
+
+
+def _gpu_targets(results: dict) -> list[tuple[str, str, bool | None]]:
+    """#23 on the accelerator: each subcommand's best useful-token MFU, and MiniLM against the Trainer's best mode."""
+    out = []
+    rows = results.get("gpu", {}).get("rows", {})
+    for command, target in GPU_MFU_TARGETS.items():
+        measured = {name: row["mfu"] for name, row in rows.items()
+                    if name.split(",")[0] == command and "mfu" in row}
+        if measured:
+            best = max(measured, key=measured.get)
+            out.append((f"{command} useful-token MFU >= {target:.0%} on the GPU (bf16, bert-base; best row)",
+                        f"{measured[best]:.1%} ({best})", measured[best] >= target))
+    for name in ("gpu_qa_vs_grouped", "gpu_sst2_vs_grouped"):
+        for target in results.get(name, {}).get("targets", []):
+            out.append((f"{name.removeprefix('gpu_').removesuffix('_vs_grouped')} on the GPU: {target['target']}",
+                        target["measured"], target["met"]))
     return out
 
 

@@ -437,9 +437,12 @@ class TrainingConfig(Section):
 
     @field_validator("eval_strategy", "save_strategy", "mixed_precision", mode="before")
     @classmethod
-    def _yaml_no_is_not_false(cls, value: Any) -> Any:
-        """YAML 1.1 reads a bare ``no`` as False; here it means the choice "no"."""
-        return "no" if value is False else value
+    def _choice_as_written(cls, value: Any) -> Any:
+        """YAML 1.1 reads a bare ``no`` as False; here it means the choice "no". Case is not a choice: ``BF16`` and
+        ``Epoch`` mean ``bf16`` and ``epoch``."""
+        if value is False:
+            return "no"
+        return value.strip().lower() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _steps_imply_strategy(self) -> TrainingConfig:

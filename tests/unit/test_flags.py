@@ -93,6 +93,12 @@ def test_hugging_face_flag_sets_its_recipe_key_in_both_spellings(capsys, args, d
         assert key(resolved(capsys, *spelling), dotted) == expected, spelling
 
 
+def test_choices_take_any_case(capsys):
+    tree = resolved(capsys, "--mixed-precision", "BF16", "--eval-strategy", "Epoch", "--save-strategy", "NO")
+    assert [key(tree, f"training.{name}") for name in ("mixed_precision", "eval_strategy", "save_strategy")] == \
+        ["bf16", "epoch", "no"]
+
+
 def test_qa_flags_of_run_qa(capsys):
     tree = resolved(capsys, "--doc_stride", "64", "--max_answer_length", "20", "--n_best_size", "5",
                     "--version_2_with_negative", "--null_score_diff_threshold", "0.5", command="finetune-qa")
