@@ -21,7 +21,7 @@ PYTHON=${PYTHON:-python3}
 CHECK_ON_CPU=${CHECK_ON_CPU:-}
 GPU_ARGS=() QA_ARGS=() GLUE_ARGS=() MLM_ARGS=()
 if [ -n "$CHECK_ON_CPU" ]; then
-    GPU_ARGS=(--cpu-check) QA_ARGS=(--train-questions 60 --eval-questions 30) GLUE_ARGS=(--sst2-rows 200)
+    GPU_ARGS=(--cpu-check) QA_ARGS=(--train-questions 120 --eval-questions 110) GLUE_ARGS=(--sst2-rows 200)
     MLM_ARGS=(--train-lines 200 --eval-lines 50)
 fi
 START=$SECONDS
