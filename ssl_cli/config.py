@@ -61,6 +61,8 @@ def _is_numeric(annotation: Any) -> bool:
 LR_SCHEDULES = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
                 "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "cosine_warmup_with_min_lr",
                 "warmup_stable_decay", "greedy")
+#: The Trainer's --optim names that ssl runs (engine/optim.py builds them).
+OPTIMIZERS = ("adamw_torch", "adamw_torch_fused", "adafactor", "sgd", "adagrad", "rmsprop")
 TRACKERS = ("tensorboard", "wandb", "mlflow", "trackio", "comet_ml", "aim", "clearml")
 MAX_LOADER_WORKERS = 64  # per process: a DGX node has 16 cores per GPU
 
@@ -227,8 +229,13 @@ class TrainingConfig(Section):
         1, ge=1, description="Batches accumulated into one optimizer step, weighed by their rows or tokens as one "
         "batch that many times larger would be (Trainer's num_items_in_batch; not under DeepSpeed, which scales "
         "its own).")
-    learning_rate: float = Field(3e-5, gt=0, description="Peak learning rate of AdamW.")
-    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay (not applied to biases and LayerNorm).")
+    optim: Literal[OPTIMIZERS] = Field(  # type: ignore[valid-type]
+        "adamw_torch", description="The optimizer, by the Trainer's --optim names. adamw_torch and adamw_torch_fused "
+        "are one AdamW, fused where the device has the kernel (CPU, CUDA); adafactor is transformers' Adafactor at "
+        "learning_rate (scale_parameter and relative_step off, as the Trainer sets them); sgd, adagrad and rmsprop "
+        "are torch's, with its defaults. The adam_* keys apply to AdamW only.")
+    learning_rate: float = Field(3e-5, gt=0, description="Peak learning rate.")
+    weight_decay: float = Field(0.01, ge=0, description="Weight decay (not applied to biases and LayerNorm).")
     adam_beta1: float = Field(0.9, ge=0, lt=1, description="AdamW beta1.")
     adam_beta2: float = Field(0.999, ge=0, lt=1, description="AdamW beta2.")
     adam_epsilon: float = Field(1e-8, gt=0, description="AdamW epsilon.")
@@ -435,7 +442,7 @@ class TrainingConfig(Section):
                              "--per-device-train-tokens N (or --per-device-train-batch-size auto)")
         return self
 
-    @field_validator("eval_strategy", "save_strategy", "mixed_precision", mode="before")
+    @field_validator("eval_strategy", "save_strategy", "mixed_precision", "optim", mode="before")
     @classmethod
     def _choice_as_written(cls, value: Any) -> Any:
         """YAML 1.1 reads a bare ``no`` as False; here it means the choice "no". Case is not a choice: ``BF16`` and

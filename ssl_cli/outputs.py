@@ -61,6 +61,7 @@ def write_model_card(out: Path, task: Any, recipe: Any, splits: Any, results: di
         "",
         "## Training hyperparameters",
         "",
+        f"- optimizer: {training.optim}",
         f"- learning_rate: {training.learning_rate}",
         f"- per_device_train_batch_size: {training.per_device_train_batch_size}"
         + (f" (per_device_train_tokens: {training.per_device_train_tokens})" if training.per_device_train_tokens else ""),

@@ -9,7 +9,7 @@ collaborators, each a module of one job.
 - ``loss``: one token-weighting mechanism, and losses read from the device only when needed;
 - ``throughput``: what a session did (examples, real and padded tokens, memory) for the results;
 - ``devices``: precision, torch.compile and CUDA-graph policy;
-- ``optim``: AdamW parameter groups, the gradient norm, fused AdamW;
+- ``optim``: the optimizer and its parameter groups, the gradient norm, fused AdamW;
 - ``schedule``: the learning-rate schedule (any of transformers'), stepped on steps or on evaluation metrics;
 - ``checkpoint``: checkpoints on disk (``Checkpointer``: atomic save, rotation, load; listing, atomic discard,
   half-written ones);
@@ -34,7 +34,8 @@ _HOMES = {
                 "resolve_mixed_precision"),
     "logging": ("available_trackers",),
     "loop": ("Engine",),
-    "optim": ("fused_adamw_supported", "gradient_norm", "non_embedding_parameters", "parameter_groups"),
+    "optim": ("fused_adamw_supported", "gradient_norm", "make_optimizer", "non_embedding_parameters",
+              "parameter_groups"),
     "schedule": ("make_scheduler",),
     "state": ("CHECKPOINT_PREFIX", "LOG_FILE", "STATE_FILE", "TrainResult", "TrainState"),
 }

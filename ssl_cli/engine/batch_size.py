@@ -144,6 +144,7 @@ class BatchProbe:
 
         acc = self.accelerator
         parameters = [p for p in self.model.parameters() if p.requires_grad]
+        # AdamW's two states per parameter: the most any training.optim holds, so a size that fits here fits them all
         optimizer = torch.optim.AdamW(parameters, lr=0.0, weight_decay=0.0)
         memory_failpoint(size)
         batch = self.collate_fn(self.rows(size))

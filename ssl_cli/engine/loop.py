@@ -51,7 +51,7 @@ from ssl_cli.engine.evaluate import predict, track_best
 from ssl_cli.engine.logging import JsonLog, Progress, available_trackers, evaluations_left, start_trackers, tracker_settings
 from ssl_cli.engine.loss import LossLog, accumulation_weights, loss_weights
 from ssl_cli.engine.master_weights import BF16_WEIGHTS, MasterWeights
-from ssl_cli.engine.optim import TrainableParameters, clip_gradients, fused_adamw_supported, parameter_groups
+from ssl_cli.engine.optim import TrainableParameters, clip_gradients, make_optimizer
 from ssl_cli.engine.packing import model_inputs
 from ssl_cli.engine.profiling import StepProfiler
 from ssl_cli.engine.sampling import BatchSampler, TokenBudgetSampler, training_sampler
@@ -303,10 +303,7 @@ class Engine:
         # A private generator: iter(DataLoader) draws a worker seed from it. From the global RNG,
         # that draw would shift dropout after ``--resume`` and break exact continuation.
         loader_rng = torch.Generator().manual_seed(cfg.seed)
-        optimizer = torch.optim.AdamW(
-            parameter_groups(model, cfg.weight_decay), lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2),
-            eps=cfg.adam_epsilon, fused=fused_adamw_supported(acc.device),
-        )
+        optimizer = make_optimizer(cfg, model, acc.device)
         model, optimizer = acc.prepare(model, optimizer)
         self._bf16 = MasterWeights(self.unwrap(model), acc) if self.mixed_precision == BF16_WEIGHTS else None
         self.batch_size = choose_batch_size(acc, cfg, model, optimizer, collate_fn, dataset, lengths, resume_from,

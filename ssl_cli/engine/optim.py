@@ -1,4 +1,4 @@
-"""The optimizer: AdamW parameter groups, the gradient norm, and whether fused AdamW runs here."""
+"""The optimizer (``training.optim``) and its parameter groups, the gradient norm, and whether fused AdamW runs here."""
 
 from __future__ import annotations
 
@@ -20,6 +20,23 @@ def parameter_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
             continue
         (no_decay if param.dim() < 2 or id(param) in in_norm_layers else decay).append(param)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def make_optimizer(cfg: Any, model: Any, device: Any) -> Any:
+    """The recipe's optimizer over ``model``'s parameter groups, built as the Trainer builds its ``--optim`` of
+    that name (``TrainingArguments.optim``): a recipe moved from run_glue.py's flags trains the same way."""
+    import torch
+
+    groups = parameter_groups(model, cfg.weight_decay)
+    if cfg.optim in ("adamw_torch", "adamw_torch_fused"):
+        return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2),
+                                 eps=cfg.adam_epsilon, fused=fused_adamw_supported(device))
+    if cfg.optim == "adafactor":
+        from transformers.optimization import Adafactor
+
+        return Adafactor(groups, lr=cfg.learning_rate, scale_parameter=False, relative_step=False)
+    others = {"sgd": torch.optim.SGD, "adagrad": torch.optim.Adagrad, "rmsprop": torch.optim.RMSprop}
+    return others[cfg.optim](groups, lr=cfg.learning_rate)
 
 
 def _is_normalisation(module: Any) -> bool:

@@ -334,6 +334,8 @@ CASES = [
     Case("stride-too-large", "finetune-qa", "doc_stride that leaves no room for the context",
          lambda t, d: [*_qa(d), "--max-seq-length", "64", "--doc-stride", "60"],
          ("max_seq_length 64", "doc_stride 60", "--max-seq-length above")),
+    Case("optimizer-ssl-lacks", "nli", "--optim adamw_bnb_8bit (a Trainer optimizer ssl does not build)",
+         lambda t, d: [*NLI, "--optim", "adamw_bnb_8bit"], ("training.optim", "'adafactor'", "'sgd'")),
     Case("fp16-on-cpu", "finetune-qa", "fp16 mixed precision on a CPU",
          lambda t, d: [*_qa(d), "--mixed-precision", "fp16"], ("bf16",)),
     Case("line-by-line-with-sop", "pretrain-mlm", "--line-by-line with --sentence-objective sop",

@@ -52,3 +52,26 @@ def test_a_models_own_rms_norm_class_is_a_normalisation(norm):
     decay, no_decay = parameter_groups(model, 0.1)
     assert _names(model, decay) == {"0.weight"}
     assert _names(model, no_decay) == {"0.bias", *(f"1.{n}" for n, _ in layer.named_parameters())}
+
+
+@pytest.mark.parametrize("name", ["adamw_torch", "adamw_torch_fused", "adafactor", "sgd", "adagrad", "rmsprop"])
+def test_each_optim_is_the_trainers_of_that_name(name, tmp_path):
+    """``training.optim`` builds what the Trainer's ``--optim`` of that name builds: its class, and every setting
+    the Trainer passes (lr, betas, eps, Adafactor's relative step off), over the same decay groups."""
+    import torch
+    from transformers import BertConfig, BertForMaskedLM, Trainer, TrainingArguments
+
+    from ssl_cli.config import TrainingConfig
+    from ssl_cli.engine import make_optimizer
+
+    model = BertForMaskedLM(BertConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                       intermediate_size=32))
+    cfg = TrainingConfig(optim=name.upper(), learning_rate=2e-4, weight_decay=0.05, adam_beta2=0.98)
+    ours = make_optimizer(cfg, model, torch.device("cpu"))
+    args = TrainingArguments(output_dir=str(tmp_path), optim=name, learning_rate=2e-4, adam_beta2=0.98,
+                             report_to=[], use_cpu=True)
+    trainer_class, trainer_kwargs = Trainer.get_optimizer_cls_and_kwargs(args, model)
+    assert type(ours) is trainer_class
+    assert {k: ours.defaults[k] for k in trainer_kwargs} == trainer_kwargs
+    assert [g["weight_decay"] for g in ours.param_groups] == [0.05, 0.0]
+
