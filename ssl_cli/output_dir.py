@@ -240,6 +240,9 @@ RESUME_SAFE_KEYS = frozenset({
     "data.validation_file", "data.test_file", "data.eval_data", "data.max_eval_samples", "data.max_predict_samples",
     "data.preprocessing_num_workers", "data.overwrite_cache", "peft.merge",
 })
+#: Keys added to the recipe since fingerprints began, with what a run from before them did: such a run, whose
+#: fingerprint lacks the key, resumes when the key still says that.
+ADDED_KEYS: dict[str, Any] = {"training.optim": "adamw_torch"}
 _SAMPLE = 1 << 20  # bytes hashed at each end of a data file
 
 
@@ -310,6 +313,8 @@ def _changed_keys(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
         before, after = saved.get(key), current.get(key)
         if key == "training.max_steps" and isinstance(before, int) and isinstance(after, int) and after >= before:
             continue  # training for longer is allowed
+        if key not in saved and key in ADDED_KEYS and after == ADDED_KEYS[key]:
+            continue  # written before the key existed, and it still does what runs did then
         if before != after:
             changed.append(key)
     return changed

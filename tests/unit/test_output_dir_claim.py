@@ -73,3 +73,20 @@ def test_leftovers_of_a_killed_overwrite_are_cleared_before_the_checks(tmp_path,
         check_output_dir(_training(out, overwrite=False), "bert-base-uncased")
     assert _files(out) == before
     assert "put back the run" in capsys.readouterr().err
+
+
+def test_a_checkpoint_from_before_a_recipe_key_resumes_while_the_key_keeps_the_old_behaviour(tmp_path):
+    """A fingerprint written before ``training.optim`` existed lacks it: that run trained AdamW, so resuming it
+    with AdamW is no change, and with another optimizer it is one."""
+    import json
+
+    from ssl_cli.engine import STATE_FILE
+    from ssl_cli.output_dir import check_resume_fingerprint
+
+    older = {"training.learning_rate": 0.001}
+    (tmp_path / STATE_FILE).write_text(json.dumps({"fingerprint": {"recipe": older, "data": {}}}))
+    check_resume_fingerprint(tmp_path, {"recipe": {**older, "training.optim": "adamw_torch"}, "data": {}})
+    with pytest.raises(UserError, match="training.optim None -> 'sgd'"):
+        check_resume_fingerprint(tmp_path, {"recipe": {**older, "training.optim": "sgd"}, "data": {}})
+    with pytest.raises(UserError, match="training.new_key None -> 1"):  # a key not listed as added is a change
+        check_resume_fingerprint(tmp_path, {"recipe": {**older, "training.new_key": 1}, "data": {}})
