@@ -239,7 +239,8 @@ class TrainingConfig(Section):
     adam_beta1: float = Field(0.9, ge=0, lt=1, description="AdamW beta1.")
     adam_beta2: float = Field(0.999, ge=0, lt=1, description="AdamW beta2.")
     adam_epsilon: float = Field(1e-8, gt=0, description="AdamW epsilon.")
-    max_grad_norm: float | None = Field(1.0, gt=0, description="Clip gradients to this norm (null: no clipping).")
+    max_grad_norm: float | None = Field(
+        1.0, ge=0, description="Clip gradients to this norm (0 or null: no clipping, as the Trainer's 0).")
     num_train_epochs: float = Field(2.0, gt=0, description="Training epochs (ignored when max_steps is set).")
     max_steps: int | None = Field(None, ge=1, description="Total optimizer steps; overrides num_train_epochs.")
     lr_scheduler_type: Literal[LR_SCHEDULES] = Field(  # type: ignore[valid-type]
@@ -334,6 +335,8 @@ class TrainingConfig(Section):
         2, ge=1, description="Keep at most this many checkpoints (the best one is never deleted)."
     )
     logging_steps: int = Field(20, ge=1, description="Log loss and learning rate every N steps.")
+    logging_first_step: bool = Field(
+        False, description="Also log the first step (the Trainer's --logging_first_step): a run's starting loss.")
     metric_for_best_model: str | None = Field(
         None, description="Metric that picks the best checkpoint (e.g. f1); null uses the task's main metric."
     )

@@ -119,6 +119,7 @@ COMMON_FLAGS: tuple[Flag, ...] = (
             ("warmup-ratio", "training.warmup_ratio", float),
             ("warmup-steps", "training.warmup_steps", int),
             ("max-grad-norm", "training.max_grad_norm", float),
+            ("group-by-length", "training.group_by_length", bool),
             ("seed", "training.seed", int),
             ("mixed-precision", "training.mixed_precision"),
             ("fp16", "training.mixed_precision", bool, "fp16"),
@@ -144,6 +145,7 @@ COMMON_FLAGS: tuple[Flag, ...] = (
             ("greater-is-better", "training.greater_is_better", bool),
             ("early-stopping-patience", "training.early_stopping_patience", int),
             ("logging-steps", "training.logging_steps", int),
+            ("logging-first-step", "training.logging_first_step", bool),
             ("report-to", "training.report_to"),
             ("project", "training.project"),
             ("run-name", "training.run_name")),
@@ -197,6 +199,9 @@ UNUSED_FLAGS: dict[str, Unused] = {
     "token": Unused(True, "ssl reads the Hub token from HF_TOKEN or `hf auth login`"),
     "use-auth-token": Unused(True, "ssl reads the Hub token from HF_TOKEN or `hf auth login`"),
     "eval-accumulation-steps": Unused(True, "ssl moves evaluation outputs off the device every 32 batches"),
+    "average-tokens-across-devices": Unused(False, "ssl always averages the loss over the tokens (or rows) of the "
+                                                   "whole global batch, on every process"),
+    "half-precision-backend": Unused(True, "ssl's fp16 and bf16 are torch.amp's, as the Trainer's auto picks"),
 }
 
 BOOLEAN_WORDS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}

@@ -380,7 +380,8 @@ class Engine:
         failpoint("step", state.global_step)
         self._profiler.step()
         rate = (state.examples_seen - counts.start_examples) / max(time.perf_counter() - counts.start_time, 1e-9)
-        if state.global_step % cfg.logging_steps == 0 or state.global_step == plan.total_steps:
+        first = cfg.logging_first_step and state.global_step == 1
+        if first or state.global_step % cfg.logging_steps == 0 or state.global_step == plan.total_steps:
             mean_loss = self.losses.close_window(state)
             record = {"step": state.global_step, "epoch": round(epochs_done(state, plan.loader), 4),
                       "loss": mean_loss, "learning_rate": plan.optimizer.param_groups[0]["lr"], "examples_per_second": rate}

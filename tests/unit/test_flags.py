@@ -99,6 +99,15 @@ def test_choices_take_any_case(capsys):
         ["bf16", "epoch", "no"]
 
 
+def test_trainer_optimizer_and_batching_flags(capsys):
+    tree = resolved(capsys, "--optim", "Adafactor", "--adam_beta1", "0.8", "--adam_beta2", "0.95", "--adam_epsilon",
+                    "1e-6", "--group_by_length", "false", "--max_grad_norm", "0")
+    assert key(tree, "training.optim") == "adafactor"
+    assert [key(tree, f"training.adam_{name}") for name in ("beta1", "beta2", "epsilon")] == [0.8, 0.95, 1e-6]
+    assert key(tree, "training.group_by_length") is False
+    assert key(tree, "training.max_grad_norm") == 0  # the Trainer's "no clipping"
+
+
 def test_qa_flags_of_run_qa(capsys):
     tree = resolved(capsys, "--doc_stride", "64", "--max_answer_length", "20", "--n_best_size", "5",
                     "--version_2_with_negative", "--null_score_diff_threshold", "0.5", command="finetune-qa")
@@ -123,10 +132,11 @@ def test_a_boolean_given_a_non_boolean_value_is_one_line(capsys):
 
 def test_unused_hugging_face_flags_are_noted_and_skipped_with_their_value(capsys):
     code, out, err = ssl(capsys, "finetune-qa", "--pad_to_max_length", "--use_fast_tokenizer", "True",
-                         "--cache_dir", "/somewhere", "--seed", "5", "--dry-run")
+                         "--cache_dir", "/somewhere", "--average_tokens_across_devices", "false",
+                         "--half_precision_backend", "auto", "--seed", "5", "--dry-run")
     assert code == 0, err
     notes = err.strip().splitlines()
-    assert len(notes) == 3 and all(line.startswith("note: --") and "ignored: " in line for line in notes)
+    assert len(notes) == 5 and all(line.startswith("note: --") and "ignored: " in line for line in notes)
     assert "never pads" not in err and "longest feature" in notes[0]
     assert yaml.safe_load(out)["training"]["seed"] == 5
 
