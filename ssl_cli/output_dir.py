@@ -230,7 +230,8 @@ def _verified(checkpoint: Path) -> None:
 # batches train or how. ``training.max_steps`` is compared, but may grow (``_changed_keys``; docs/reliability.md).
 RESUME_SAFE_KEYS = frozenset({
     "training.output_dir", "training.overwrite", "training.resume", "training.resume_from_checkpoint",
-    "training.logging_steps", "training.logging_first_step", "training.eval_strategy", "training.eval_steps", "training.save_strategy",
+    "training.logging_steps", "training.logging_first_step", "training.eval_strategy", "training.eval_steps",
+    "training.save_strategy",
     "training.save_steps", "training.save_total_limit", "training.report_to", "training.project", "training.run_name",
     "training.per_device_eval_batch_size", "training.push_to_hub", "training.hub_model_id", "training.hub_private_repo",
     "training.do_eval", "training.do_predict", "training.load_best_model_at_end", "training.metric_for_best_model",
