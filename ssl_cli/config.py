@@ -206,6 +206,10 @@ class TrainingConfig(Section):
     do_predict: bool = Field(False, description="Write predictions for the test split.")
     seed: int = Field(42, ge=0, le=2**32 - 1, description="Random seed for initialisation, shuffling and dropout "
                       "(0 to 2**32-1, numpy's range).")
+    data_seed: int | None = Field(
+        None, ge=0, le=2**32 - 1, description="Seed of the training batches' order alone (the Trainer's "
+        "--data_seed), so that seeds of initialisation and dropout can vary over one data order, or the order "
+        "over one initialisation; null: seed.")
     per_device_train_batch_size: int | Literal["auto"] = Field(
         12, description="Training batch size per process. auto: the largest that fits in the device's memory, "
         "found by trying training steps on the longest rows before training (up to 32 on CPU, where bigger batches "
@@ -444,6 +448,11 @@ class TrainingConfig(Section):
             raise ValueError("static_token_batches pads each batch to a token budget, and none is set: add "
                              "--per-device-train-tokens N (or --per-device-train-batch-size auto)")
         return self
+
+    @property
+    def sampling_seed(self) -> int:
+        """What orders the training batches (and a stream's shuffle): data_seed, or seed."""
+        return self.seed if self.data_seed is None else self.data_seed
 
     @field_validator("eval_strategy", "save_strategy", "mixed_precision", "optim", mode="before")
     @classmethod

@@ -121,6 +121,7 @@ COMMON_FLAGS: tuple[Flag, ...] = (
             ("max-grad-norm", "training.max_grad_norm", float),
             ("group-by-length", "training.group_by_length", bool),
             ("seed", "training.seed", int),
+            ("data-seed", "training.data_seed", int),
             ("mixed-precision", "training.mixed_precision"),
             ("fp16", "training.mixed_precision", bool, "fp16"),
             ("bf16", "training.mixed_precision", bool, "bf16"),

@@ -68,7 +68,7 @@ def write_model_card(out: Path, task: Any, recipe: Any, splits: Any, results: di
         f"- gradient_accumulation_steps: {training.gradient_accumulation_steps}",
         f"- num_train_epochs: {training.num_train_epochs} (max_steps: {training.max_steps})",
         f"- max_seq_length: {recipe.data.max_seq_length}",
-        f"- seed: {training.seed}",
+        f"- seed: {training.seed}" + ("" if training.data_seed is None else f" (data_seed: {training.data_seed})"),
         f"- mixed_precision: {results.get('mixed_precision', training.mixed_precision)}",
         f"- num_processes: {results.get('num_processes', 1)}",
         "",

@@ -316,7 +316,7 @@ def _mean_rows(cfg: Any, lengths: Sequence[int] | None, num_processes: int) -> f
         return cfg.per_device_train_batch_size
     from ssl_cli.engine.sampling import TokenBudgetSampler
 
-    return TokenBudgetSampler(lengths, cfg.per_device_train_tokens, seed=cfg.seed,
+    return TokenBudgetSampler(lengths, cfg.per_device_train_tokens, seed=cfg.sampling_seed,
                               num_processes=num_processes).mean_rows()
 
 

@@ -154,8 +154,9 @@ class TokenBudgetSampler:
 def training_sampler(cfg: Any, lengths: Sequence[int], num_processes: int) -> BatchSampler | TokenBudgetSampler:
     """The run's training batches: a token budget (``per_device_train_tokens``) or a number of rows."""
     if cfg.per_device_train_tokens:
-        return TokenBudgetSampler(lengths, cfg.per_device_train_tokens, seed=cfg.seed, num_processes=num_processes)
-    return BatchSampler(lengths, cfg.per_device_train_batch_size, seed=cfg.seed, shuffle=True,
+        return TokenBudgetSampler(lengths, cfg.per_device_train_tokens, seed=cfg.sampling_seed,
+                                  num_processes=num_processes)
+    return BatchSampler(lengths, cfg.per_device_train_batch_size, seed=cfg.sampling_seed, shuffle=True,
                         group_by_length=cfg.group_by_length)
 
 

@@ -101,11 +101,12 @@ def test_choices_take_any_case(capsys):
 
 def test_trainer_optimizer_and_batching_flags(capsys):
     tree = resolved(capsys, "--optim", "Adafactor", "--adam_beta1", "0.8", "--adam_beta2", "0.95", "--adam_epsilon",
-                    "1e-6", "--group_by_length", "false", "--max_grad_norm", "0")
+                    "1e-6", "--group_by_length", "false", "--max_grad_norm", "0", "--seed", "3", "--data_seed", "11")
     assert key(tree, "training.optim") == "adafactor"
     assert [key(tree, f"training.adam_{name}") for name in ("beta1", "beta2", "epsilon")] == [0.8, 0.95, 1e-6]
     assert key(tree, "training.group_by_length") is False
     assert key(tree, "training.max_grad_norm") == 0  # the Trainer's "no clipping"
+    assert (key(tree, "training.seed"), key(tree, "training.data_seed")) == (3, 11)
 
 
 def test_qa_flags_of_run_qa(capsys):

@@ -69,3 +69,19 @@ def test_a_budget_must_hold_the_longest_row_and_a_stream_has_no_lengths():
         check_token_budget(cfg, [40, 101])
     with pytest.raises(UserError, match="streamed"):
         check_token_budget(cfg, None)
+
+
+@pytest.mark.parametrize("budget", [None, 600])
+def test_data_seed_alone_orders_the_batches(budget):
+    """``training.data_seed`` (the Trainer's --data_seed) decides the batch order whatever ``seed`` is; unset,
+    ``seed`` does."""
+    from ssl_cli.config import TrainingConfig
+    from ssl_cli.engine.sampling import training_sampler
+
+    def order(**settings) -> list[list[int]]:
+        cfg = TrainingConfig(per_device_train_batch_size=8, per_device_train_tokens=budget, **settings)
+        return [list(map(int, batch)) for batch in training_sampler(cfg, _lengths(), 1)]
+
+    assert order(seed=1, data_seed=7) == order(seed=2, data_seed=7)
+    assert order(seed=1, data_seed=7) != order(seed=1, data_seed=8)
+    assert order(seed=1) == order(seed=5, data_seed=1) != order(seed=2)

@@ -103,7 +103,7 @@ class PretrainingTask(Task):
                             "epochs in")
         splits = assemble_splits(self, recipe, stream=frozenset({"train"} if streaming else ()))
         if streaming:
-            splits.train = splits.train.shuffle(seed=recipe.training.seed, buffer_size=recipe.text.shuffle_buffer_size)
+            splits.train = splits.train.shuffle(seed=recipe.training.sampling_seed, buffer_size=recipe.text.shuffle_buffer_size)
         return splits
 
     def read_split(self, ds: Any, source: str, recipe: Any, info: dict[str, Any], role: str) -> Any:
