@@ -63,6 +63,13 @@ LR_SCHEDULES = ("linear", "cosine", "cosine_with_restarts", "polynomial", "const
                 "warmup_stable_decay", "greedy")
 #: The Trainer's --optim names that ssl runs (engine/optim.py builds them).
 OPTIMIZERS = ("adamw_torch", "adamw_torch_fused", "adafactor", "sgd", "adagrad", "rmsprop")
+#: The optim_args each optimizer takes, with their types: the Trainer's own lists (trainer_optimizer.py),
+#: less weight_decay, which the parameter groups set (training.weight_decay).
+OPTIM_ARGS: dict[str, dict[str, type]] = {
+    "sgd": {"momentum": float, "dampening": float, "nesterov": bool},
+    "adagrad": {"lr_decay": float, "eps": float},
+    "rmsprop": {"momentum": float, "alpha": float, "eps": float, "centered": bool},
+}
 TRACKERS = ("tensorboard", "wandb", "mlflow", "trackio", "comet_ml", "aim", "clearml")
 MAX_LOADER_WORKERS = 64  # per process: a DGX node has 16 cores per GPU
 
@@ -135,14 +142,31 @@ def parse_key_values(value: Any, example: str) -> Any:
         except yaml.YAMLError:
             raise ValueError(f"'{value}' is not a mapping (write e.g. {example})") from None
         if isinstance(parsed, dict):
-            return parsed
+            return {key: _number_if_written_as_one(v) for key, v in parsed.items()}
     pairs: dict[str, Any] = {}
     for item in filter(None, (part.strip() for part in value.split(","))):
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ValueError(f"'{item}' is not key=value (write e.g. {example})")
-        pairs[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+        pairs[key.strip()] = _number_if_written_as_one(yaml.safe_load(raw)) if raw.strip() else None
     return pairs
+
+
+def _number_if_written_as_one(value: Any) -> Any:
+    """YAML 1.1 reads ``1e-9`` (no dot) as a string; a typed field would take it as a number, so here too."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
+def _is_a(value: Any, kind: type) -> bool:
+    """A bool is a bool; a number is an int or float that is not a bool (YAML's 1 and 0.9 alike)."""
+    if kind is bool:
+        return isinstance(value, bool)
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 class DataConfig(Section):
@@ -238,6 +262,10 @@ class TrainingConfig(Section):
         "are one AdamW, fused where the device has the kernel (CPU, CUDA); adafactor is transformers' Adafactor at "
         "learning_rate (scale_parameter and relative_step off, as the Trainer sets them); sgd, adagrad and rmsprop "
         "are torch's, with its defaults. The adam_* keys apply to AdamW only.")
+    optim_args: dict[str, Any] = Field(
+        default_factory=dict, description="Settings of sgd, adagrad or rmsprop, as the Trainer's --optim_args: on the "
+        "command line 'momentum=0.9,nesterov=true' or JSON. sgd: momentum, dampening, nesterov; adagrad: lr_decay, "
+        "eps; rmsprop: momentum, alpha, eps, centered (weight decay is training.weight_decay).")
     learning_rate: float = Field(3e-5, gt=0, description="Peak learning rate.")
     weight_decay: float = Field(0.01, ge=0, description="Weight decay (not applied to biases and LayerNorm).")
     adam_beta1: float = Field(0.9, ge=0, lt=1, description="AdamW beta1.")
@@ -407,6 +435,29 @@ class TrainingConfig(Section):
     @classmethod
     def _parse_scheduler_kwargs(cls, value: Any) -> Any:
         return parse_key_values(value, "min_lr_rate=0.05")
+
+    @field_validator("optim_args", mode="before")
+    @classmethod
+    def _parse_optim_args(cls, value: Any) -> Any:
+        return parse_key_values(value, "momentum=0.9")
+
+    @model_validator(mode="after")
+    def _optim_args_of_the_optimizer(self) -> TrainingConfig:
+        """Each of optim_args is one the optimizer takes, of its type: the Trainer drops the others unread."""
+        takes, given = OPTIM_ARGS.get(self.optim, {}), self.optim_args
+        for name, value in given.items():
+            if name not in takes:
+                adam_keys = " (set adam_beta1, adam_beta2, adam_epsilon)" if self.optim.startswith("adamw") else ""
+                accepted = f"it takes {', '.join(takes)}" if takes else f"it takes none{adam_keys}"
+                raise ValueError(f"optim_args {name!r} is not a setting of {self.optim}: {accepted}"
+                                 + did_you_mean(name, list(takes)))
+            if not _is_a(value, takes[name]) or takes[name] is float and value < 0:
+                raise ValueError(f"optim_args {name}={value!r}: {self.optim}'s {name} is "
+                                 f"{'a number from 0 up' if takes[name] is float else 'true or false'}")
+        if given.get("nesterov") and (not given.get("momentum") or given.get("dampening")):
+            raise ValueError("optim_args nesterov=true needs momentum above 0 and no dampening (torch's SGD): "
+                             "add momentum=0.9")
+        return self
 
     @field_validator("report_to", mode="after")
     @classmethod

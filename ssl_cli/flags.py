@@ -107,6 +107,7 @@ COMMON_FLAGS: tuple[Flag, ...] = (
             ("auto-find-batch-size", "training.auto_find_batch_size", bool),
             ("gradient-accumulation-steps", "training.gradient_accumulation_steps", int),
             ("optim", "training.optim"),
+            ("optim-args", "training.optim_args"),
             ("learning-rate", "training.learning_rate", float),
             ("weight-decay", "training.weight_decay", float),
             ("adam-beta1", "training.adam_beta1", float),

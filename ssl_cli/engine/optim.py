@@ -36,7 +36,7 @@ def make_optimizer(cfg: Any, model: Any, device: Any) -> Any:
 
         return Adafactor(groups, lr=cfg.learning_rate, scale_parameter=False, relative_step=False)
     others = {"sgd": torch.optim.SGD, "adagrad": torch.optim.Adagrad, "rmsprop": torch.optim.RMSprop}
-    return others[cfg.optim](groups, lr=cfg.learning_rate)
+    return others[cfg.optim](groups, lr=cfg.learning_rate, **cfg.optim_args)  # checked against OPTIM_ARGS
 
 
 def _is_normalisation(module: Any) -> bool:

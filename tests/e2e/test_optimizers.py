@@ -21,13 +21,16 @@ def _weights(run: Path) -> dict:
     return load_file(run / "model.safetensors")
 
 
-@pytest.mark.parametrize("optim, state_key", [("adafactor", "exp_avg_sq_row"), ("sgd", None), ("rmsprop", "square_avg")])
-def test_optimizer_trains_and_resumes_to_the_uninterrupted_result(optim, state_key, tmp_path):
+@pytest.mark.parametrize("optim, optim_args, state_key", [
+    ("adafactor", [], "exp_avg_sq_row"), ("sgd", [], None), ("sgd", ["--optim_args", "momentum=0.9"], "momentum_buffer"),
+    ("rmsprop", [], "square_avg"),
+])
+def test_optimizer_trains_and_resumes_to_the_uninterrupted_result(optim, optim_args, state_key, tmp_path):
     import torch
 
-    args = tiny_task_args("finetune-glue", tmp_path / "data")
+    args = [*tiny_task_args("finetune-glue", tmp_path / "data"), "--optim", optim, *optim_args]
     run = tmp_path / "run"
-    run_cli(*args, *_schedule("--optim", optim), "--output-dir", str(run), check=True)
+    run_cli(*args, *_schedule(), "--output-dir", str(run), check=True)
     assert f"- optimizer: {optim}" in (run / "README.md").read_text(encoding="utf-8")
     state = torch.load(run / "checkpoint-6" / "optimizer.bin", weights_only=True)["state"]
     if state_key is not None:  # the optimizer's own state: this is that optimizer, not AdamW under another name
@@ -35,7 +38,7 @@ def test_optimizer_trains_and_resumes_to_the_uninterrupted_result(optim, state_k
     uninterrupted = _weights(run)
 
     shutil.rmtree(run / "checkpoint-6")
-    proc = run_cli(*args, *_schedule("--optim", optim), "--output-dir", str(run), "--resume", check=True)
+    proc = run_cli(*args, *_schedule(), "--output-dir", str(run), "--resume", check=True)
     assert "resumed from" in proc.stderr
     resumed = _weights(run)
     assert resumed.keys() == uninterrupted.keys()

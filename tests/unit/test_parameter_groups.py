@@ -54,8 +54,12 @@ def test_a_models_own_rms_norm_class_is_a_normalisation(norm):
     assert _names(model, no_decay) == {"0.bias", *(f"1.{n}" for n, _ in layer.named_parameters())}
 
 
-@pytest.mark.parametrize("name", ["adamw_torch", "adamw_torch_fused", "adafactor", "sgd", "adagrad", "rmsprop"])
-def test_each_optim_is_the_trainers_of_that_name(name, tmp_path):
+@pytest.mark.parametrize("name, optim_args", [
+    ("adamw_torch", ""), ("adamw_torch_fused", ""), ("adafactor", ""), ("sgd", ""),
+    ("sgd", "momentum=0.9,nesterov=true,dampening=0"), ("adagrad", "lr_decay=0.01,eps=1e-9"), ("rmsprop", ""),
+    ("rmsprop", "momentum=0.5,alpha=0.9,eps=1e-7,centered=true"),
+])
+def test_each_optim_is_the_trainers_of_that_name(name, optim_args, tmp_path):
     """``training.optim`` builds what the Trainer's ``--optim`` of that name builds: its class, and every setting
     the Trainer passes (lr, betas, eps, Adafactor's relative step off), over the same decay groups."""
     import torch
@@ -66,10 +70,11 @@ def test_each_optim_is_the_trainers_of_that_name(name, tmp_path):
 
     model = BertForMaskedLM(BertConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                                        intermediate_size=32))
-    cfg = TrainingConfig(optim=name.upper(), learning_rate=2e-4, weight_decay=0.05, adam_beta2=0.98)
+    cfg = TrainingConfig(optim=name.upper(), optim_args=optim_args, learning_rate=2e-4, weight_decay=0.05,
+                         adam_beta2=0.98)
     ours = make_optimizer(cfg, model, torch.device("cpu"))
-    args = TrainingArguments(output_dir=str(tmp_path), optim=name, learning_rate=2e-4, adam_beta2=0.98,
-                             report_to=[], use_cpu=True)
+    args = TrainingArguments(output_dir=str(tmp_path), optim=name, optim_args=optim_args or None, learning_rate=2e-4,
+                             adam_beta2=0.98, report_to=[], use_cpu=True)
     trainer_class, trainer_kwargs = Trainer.get_optimizer_cls_and_kwargs(args, model)
     assert type(ours) is trainer_class
     assert {k: ours.defaults[k] for k in trainer_kwargs} == trainer_kwargs
