@@ -242,8 +242,8 @@ RESUME_SAFE_KEYS = frozenset({
     "data.preprocessing_num_workers", "data.overwrite_cache", "peft.merge",
 })
 #: Keys added to the recipe since fingerprints began, with what a run from before them did: such a run, whose
-#: fingerprint lacks the key, resumes when the key still says that.
-ADDED_KEYS: dict[str, Any] = {"training.optim": "adamw_torch"}
+#: fingerprint lacks the key, resumes when the key still says that (a null is "None" in a fingerprint).
+ADDED_KEYS: dict[str, Any] = {"training.optim": "adamw_torch", "training.data_seed": "None"}
 _SAMPLE = 1 << 20  # bytes hashed at each end of a data file
 
 

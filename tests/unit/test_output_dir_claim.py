@@ -86,6 +86,7 @@ def test_a_checkpoint_from_before_a_recipe_key_resumes_while_the_key_keeps_the_o
     older = {"training.learning_rate": 0.001}
     (tmp_path / STATE_FILE).write_text(json.dumps({"fingerprint": {"recipe": older, "data": {}}}))
     check_resume_fingerprint(tmp_path, {"recipe": {**older, "training.optim": "adamw_torch"}, "data": {}})
+    check_resume_fingerprint(tmp_path, {"recipe": {**older, "training.data_seed": "None"}, "data": {}})
     with pytest.raises(UserError, match="training.optim None -> 'sgd'"):
         check_resume_fingerprint(tmp_path, {"recipe": {**older, "training.optim": "sgd"}, "data": {}})
     with pytest.raises(UserError, match="training.new_key None -> 1"):  # a key not listed as added is a change
