@@ -64,8 +64,8 @@ def split_by_article(train_questions: int, eval_questions: int, out: Path) -> tu
         elif n_eval + count <= eval_questions:
             evaluation.append(article)
             n_eval += count
-    smallest = min(sum(len(p["qas"]) for p in a["paragraphs"]) for a in articles)
     if not train or not evaluation:
+        smallest = min(sum(len(p["qas"]) for p in a["paragraphs"]) for a in articles)
         raise SystemExit(f"--train-questions {train_questions} / --eval-questions {eval_questions} leave a split "
                          f"empty: each takes whole articles, the smallest of {smallest} questions")
     paths = []

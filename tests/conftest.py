@@ -131,6 +131,14 @@ def tiny_run_args(demo_data) -> list[str]:
     ]
 
 
+def one_line_error(proc) -> str:
+    """A refused run's one ``error:`` line: exit code 2, no traceback, nothing else reported as an error."""
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
 def results_of(run: Path) -> dict:
     """A run's all_results.json."""
     import json

@@ -4,21 +4,12 @@ model card, and a resumed run may not switch optimizer."""
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli, tiny_task_args
+from tests.conftest import one_line_error, run_cli, run_then_resume, tiny_task_args
 
-
-def _schedule(*extra: str) -> list[str]:
-    return ["--max-steps", "6", "--save-steps", "2", "--set", "training.load_best_model_at_end=false", *extra]
-
-
-def _weights(run: Path) -> dict:
-    from safetensors.torch import load_file
-
-    return load_file(run / "model.safetensors")
+SCHEDULE = ["--max-steps", "6", "--save-steps", "2", "--set", "training.load_best_model_at_end=false"]
 
 
 @pytest.mark.parametrize("optim, optim_args, state_key", [
@@ -28,29 +19,18 @@ def _weights(run: Path) -> dict:
 def test_optimizer_trains_and_resumes_to_the_uninterrupted_result(optim, optim_args, state_key, tmp_path):
     import torch
 
-    args = [*tiny_task_args("finetune-glue", tmp_path / "data"), "--optim", optim, *optim_args]
-    run = tmp_path / "run"
-    run_cli(*args, *_schedule(), "--output-dir", str(run), check=True)
-    assert f"- optimizer: {optim}" in (run / "README.md").read_text(encoding="utf-8")
-    state = torch.load(run / "checkpoint-6" / "optimizer.bin", weights_only=True)["state"]
+    args = [*tiny_task_args("finetune-glue", tmp_path / "data"), "--optim", optim, *optim_args, *SCHEDULE]
+    full, _, _ = run_then_resume(args, tmp_path, keep="checkpoint-4", later=["checkpoint-6"])
+    assert f"- optimizer: {optim}" in (full / "README.md").read_text(encoding="utf-8")
+    state = torch.load(full / "checkpoint-6" / "optimizer.bin", weights_only=True)["state"]
     if state_key is not None:  # the optimizer's own state: this is that optimizer, not AdamW under another name
         assert any(state_key in s for s in state.values()) and not any("exp_avg" in s for s in state.values())
-    uninterrupted = _weights(run)
-
-    shutil.rmtree(run / "checkpoint-6")
-    proc = run_cli(*args, *_schedule(), "--output-dir", str(run), "--resume", check=True)
-    assert "resumed from" in proc.stderr
-    resumed = _weights(run)
-    assert resumed.keys() == uninterrupted.keys()
-    assert all(torch.equal(resumed[k], uninterrupted[k]) for k in resumed)
 
 
 def test_resume_with_another_optimizer_is_refused_naming_both(tmp_path):
-    args = tiny_task_args("finetune-glue", tmp_path / "data")
+    args = [*tiny_task_args("finetune-glue", tmp_path / "data"), *SCHEDULE]
     run = tmp_path / "run"
-    run_cli(*args, *_schedule("--optim", "sgd"), "--output-dir", str(run), check=True)
+    run_cli(*args, "--optim", "sgd", "--output-dir", str(run), check=True)
     shutil.rmtree(run / "checkpoint-6")
-    proc = run_cli(*args, *_schedule("--optim", "adafactor"), "--output-dir", str(run), "--resume")
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "training.optim 'sgd' -> 'adafactor'" in errors[0], proc.stderr
+    line = one_line_error(run_cli(*args, "--optim", "adafactor", "--output-dir", str(run), "--resume"))
+    assert "training.optim 'sgd' -> 'adafactor'" in line

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli, tiny_task_args
+from tests.conftest import one_line_error, run_cli, tiny_task_args
 
 pytestmark = pytest.mark.slow
 
@@ -44,20 +44,13 @@ def _copy(run: Path, tmp_path: Path) -> Path:
     return target
 
 
-def _one_line_error(proc) -> str:
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
-    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, proc.stderr
-    return lines[0]
-
-
 @pytest.mark.parametrize("bad", [["--model", "./no/such/model"], ["--train-file", "no-such-train.tsv"],
                                  ["--max-seq-length", "8"]])
 def test_overwrite_checks_model_data_and_recipe_before_emptying_the_dir(bad, glue_args, trained_run, tmp_path):
     run = _copy(trained_run, tmp_path)
     before = _snapshot(run)
     proc = run_cli(*glue_args, *bad, "--output-dir", str(run), "--overwrite")
-    _one_line_error(proc)
+    one_line_error(proc)
     assert _snapshot(run) == before
 
 
@@ -68,7 +61,7 @@ def test_overwrite_that_fails_setting_up_training_keeps_the_old_run(glue_args, t
     before = _snapshot(run)
     proc = run_cli(*glue_args, "--per-device-train-batch-size", "auto", "--output-dir", str(run), "--overwrite",
                    env={"SSL_FAILPOINT": "oom_above:0"})
-    assert "not even one training row" in _one_line_error(proc)
+    assert "not even one training row" in one_line_error(proc)
     assert _snapshot(run) == before
     run_cli(*glue_args, "--max-steps", "1", "--output-dir", str(run), "--overwrite", check=True)
     names = {p.name for p in run.iterdir()}
@@ -84,7 +77,7 @@ def test_overwrite_killed_before_training_is_undone_by_the_next_run(glue_args, t
     assert killed.returncode == -9
     assert not (run / "model.safetensors").exists() and (run / ".ssl-replaced" / "model.safetensors").is_file()
     proc = run_cli(*glue_args, "--output-dir", str(run))
-    assert "is not empty" in _one_line_error(proc)
+    assert "is not empty" in one_line_error(proc)
     assert "put back the run" in proc.stderr
     assert _snapshot(run) == before
 
@@ -92,9 +85,9 @@ def test_overwrite_killed_before_training_is_undone_by_the_next_run(glue_args, t
 def test_an_output_dir_that_is_or_holds_the_model_is_refused(glue_args, trained_run, tmp_path):
     run = _copy(trained_run, tmp_path)
     before = _snapshot(run)
-    line = _one_line_error(run_cli(*glue_args, "--model", str(run), "--output-dir", str(run), "--overwrite"))
+    line = one_line_error(run_cli(*glue_args, "--model", str(run), "--output-dir", str(run), "--overwrite"))
     assert "is the model's directory" in line and "--output-dir" in line
-    line = _one_line_error(run_cli(*glue_args, "--model", str(run), "--output-dir", str(tmp_path), "--overwrite"))
+    line = one_line_error(run_cli(*glue_args, "--model", str(run), "--output-dir", str(tmp_path), "--overwrite"))
     assert "holds the model" in line
     assert _snapshot(run) == before
 
@@ -105,11 +98,11 @@ def test_saved_recipe_never_overwrites_by_itself(glue_args, trained_run, tmp_pat
     saved = (run / "recipe.yaml").read_text()
     assert "overwrite: false" in saved and "resume: false" in saved and "--output-dir NEW_DIR" in saved
     before = _snapshot(run)
-    assert "is not empty" in _one_line_error(run_cli("finetune-glue", "--recipe", str(run / "recipe.yaml")))
+    assert "is not empty" in one_line_error(run_cli("finetune-glue", "--recipe", str(run / "recipe.yaml")))
     forcing = tmp_path / "forcing.yaml"
     forcing.write_text(saved.replace("overwrite: false", "overwrite: true"), encoding="utf-8")
     proc = run_cli("finetune-glue", "--recipe", str(forcing))
-    assert "is not empty" in _one_line_error(proc)
+    assert "is not empty" in one_line_error(proc)
     assert "sets training.overwrite: true, ignored" in proc.stderr
     assert _snapshot(run) == before
 
@@ -123,7 +116,7 @@ def test_a_second_run_on_a_locked_dir_exits_at_once_naming_the_first(glue_args, 
     lock.flush()
     fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     try:
-        line = _one_line_error(run_cli(*glue_args, "--max-steps", "1", "--output-dir", str(run)))
+        line = one_line_error(run_cli(*glue_args, "--max-steps", "1", "--output-dir", str(run)))
         assert "in use by another ssl run (pid 4242)" in line
     finally:
         lock.close()
@@ -149,7 +142,7 @@ def test_two_concurrent_runs_one_refused_and_the_other_intact(glue_args, tmp_pat
             time.sleep(0.2)  # training has started: the lock is held
         second = run_cli(*glue_args, "--max-steps", "1", "--output-dir", str(run), "--overwrite")
         running = first.poll() is None
-        assert f"pid {first.pid}" in _one_line_error(second)
+        assert f"pid {first.pid}" in one_line_error(second)
     finally:
         _, err = first.communicate(timeout=600)
     assert running, "the first run ended before the second was refused: lengthen it"
@@ -166,9 +159,9 @@ def test_resume_refuses_a_changed_recipe_or_data_and_names_what_changed(glue_arg
     run = tmp_path / "run"
     run_cli(*glue_args, *_schedule(), "--output-dir", str(run), check=True)
     shutil.rmtree(run / "checkpoint-6")
-    line = _one_line_error(run_cli(*glue_args, *_schedule("--learning-rate", "0.5"), "--output-dir", str(run), "--resume"))
+    line = one_line_error(run_cli(*glue_args, *_schedule("--learning-rate", "0.5"), "--output-dir", str(run), "--resume"))
     assert "training.learning_rate 0.001 -> 0.5" in line
-    line = _one_line_error(run_cli(*glue_args, *_schedule("--per-device-train-batch-size", "4"), "--output-dir", str(run),
+    line = one_line_error(run_cli(*glue_args, *_schedule("--per-device-train-batch-size", "4"), "--output-dir", str(run),
                                    "--resume"))
     assert "training.per_device_train_batch_size" in line
     train_file = Path(glue_args[glue_args.index("--train-file") + 1])
@@ -176,7 +169,7 @@ def test_resume_refuses_a_changed_recipe_or_data_and_names_what_changed(glue_arg
     changed.write_text(train_file.read_text().replace("good", "fine", 1))
     args = [*glue_args]
     args[args.index("--train-file") + 1] = str(changed)
-    line = _one_line_error(run_cli(*args, *_schedule(), "--output-dir", str(run), "--resume"))
+    line = one_line_error(run_cli(*args, *_schedule(), "--output-dir", str(run), "--resume"))
     assert "training.train_file" not in line and "data.train_file" in line and "training data train.tsv" in line
     # what decides logging, evaluation and checkpoints may change, and max_steps may grow
     proc = run_cli(*glue_args, *_schedule("--logging-steps", "1", "--max-steps", "8", "--save-total-limit", "3"),
@@ -201,7 +194,7 @@ def test_resume_skips_checkpoints_that_do_not_verify_and_says_why(glue_args, tmp
     (run / "checkpoint-2" / "manifest.json").unlink()
     for name in ("checkpoint-4", "checkpoint-6"):
         shutil.rmtree(run / name, ignore_errors=True)
-    line = _one_line_error(run_cli(*glue_args, *_schedule(), "--output-dir", str(run), "--resume"))
+    line = one_line_error(run_cli(*glue_args, *_schedule(), "--output-dir", str(run), "--resume"))
     assert "nothing to resume" in line and "no manifest.json" in line
 
 
@@ -277,7 +270,7 @@ def test_a_full_disk_is_one_line_and_keeps_the_previous_checkpoint(glue_args, sm
 
     run = small_disk / "run"
     schedule = _schedule("--set", "training.save_total_limit=3")
-    line = _one_line_error(run_cli(*glue_args, *schedule, "--output-dir", str(run)))
+    line = one_line_error(run_cli(*glue_args, *schedule, "--output-dir", str(run)))
     assert "cannot write checkpoint-4" in line and "no space left on device" in line and "--resume" in line
     assert (run / "checkpoint-2" / "manifest.json").is_file() and not list(run.glob(".checkpoint-*.tmp"))
     subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)  # space freed
@@ -296,8 +289,8 @@ def test_a_read_only_output_dir_is_one_line_and_keeps_the_run(glue_args, own_dis
     before = _snapshot(run)
     subprocess.run(["mount", "-o", "remount,ro", str(own_disk)], check=True)
     for extra in (["--resume", "--max-steps", "6"], ["--overwrite"]):
-        line = _one_line_error(run_cli(*glue_args, *_schedule(), "--output-dir", str(run), *extra))
+        line = one_line_error(run_cli(*glue_args, *_schedule(), "--output-dir", str(run), *extra))
         assert "read-only file system" in line.lower() and str(run) in line, line
-    line = _one_line_error(run_cli(*glue_args, *_schedule(), "--output-dir", str(own_disk / "new")))
+    line = one_line_error(run_cli(*glue_args, *_schedule(), "--output-dir", str(own_disk / "new")))
     assert "cannot write output_dir" in line and "read-only file system" in line.lower()
     assert _snapshot(run) == before
