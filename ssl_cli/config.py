@@ -11,6 +11,7 @@ This module must stay importable without torch or transformers.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -148,6 +149,8 @@ def parse_key_values(value: Any, example: str) -> Any:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ValueError(f"'{item}' is not key=value (write e.g. {example})")
+        if key.strip() in pairs:
+            raise ValueError(f"'{key.strip()}' is given twice: give each setting once")
         pairs[key.strip()] = _number_if_written_as_one(yaml.safe_load(raw)) if raw.strip() else None
     return pairs
 
@@ -163,10 +166,11 @@ def _number_if_written_as_one(value: Any) -> Any:
 
 
 def _is_a(value: Any, kind: type) -> bool:
-    """A bool is a bool; a number is an int or float that is not a bool (YAML's 1 and 0.9 alike)."""
+    """A bool is a bool; a number is a finite int or float that is not a bool (YAML's 1 and 0.9 alike; not
+    ``1e400``, which reads as inf, nor nan)."""
     if kind is bool:
         return isinstance(value, bool)
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class DataConfig(Section):
@@ -453,10 +457,10 @@ class TrainingConfig(Section):
                                  + did_you_mean(name, list(takes)))
             if not _is_a(value, takes[name]) or takes[name] is float and value < 0:
                 raise ValueError(f"optim_args {name}={value!r}: {self.optim}'s {name} is "
-                                 f"{'a number from 0 up' if takes[name] is float else 'true or false'}")
+                                 f"{'a finite number from 0 up' if takes[name] is float else 'true or false'}")
         if given.get("nesterov") and (not given.get("momentum") or given.get("dampening")):
-            raise ValueError("optim_args nesterov=true needs momentum above 0 and no dampening (torch's SGD): "
-                             "add momentum=0.9")
+            raise ValueError("optim_args nesterov=true needs momentum above 0 and dampening 0 (torch's SGD): "
+                             "e.g. momentum=0.9, without dampening")
         return self
 
     @field_validator("report_to", mode="after")
